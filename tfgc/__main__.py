@@ -1,0 +1,141 @@
+"""python -m tfgc: compress, decompress, info, models.
+
+Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
+arguments. No output is overwritten without --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from tfgc.errors import OutputExistsError, TfgcError
+from tfgc.utils import quiet_tensorflow
+
+
+def _check_output(path: str, force: bool) -> None:
+    if Path(path).exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
+
+
+def _default_model():
+    from tfgc.models.store import installed_models
+
+    for directory, _ in installed_models():
+        return directory
+    raise TfgcError("no --model given and no model is installed (saved_models/ or $TFGC_MODEL_PATH); "
+                    "train one with `python -m tfgc.train`")
+
+
+def cmd_compress(args) -> int:
+    _check_output(args.output, args.force)
+    from tfgc.codec import api
+    from tfgc.utils import write_atomic
+
+    result = api.encode(args.input, args.model or _default_model())
+    write_atomic(args.output, result.data, force=args.force)
+    if args.json:
+        print(json.dumps(dict(result.report(), output=args.output)))
+    elif not args.quiet:
+        print(f"{args.output}: {result.summary()}")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    _check_output(args.output, args.force)
+    from tfgc.codec import api
+    from tfgc.codec.io import encode_image
+
+    data = _read_file(args.input)
+    image = api.decode(data, args.model)
+    encoded = encode_image(image, args.output)
+    from tfgc.utils import write_atomic
+
+    write_atomic(args.output, encoded, force=args.force)
+    if not args.quiet:
+        print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from tfgc.codec import bitstream
+
+    data = _read_file(args.input)
+    header, payload = bitstream.unpack(data)
+    print(json.dumps({"family": header.family, "fingerprint": header.fingerprint.hex(), "width": header.width,
+                      "height": header.height, "coding": "fixed-length" if header.fixed_length else "entropy-coded",
+                      "bytes": len(data), "payload_bytes": len(payload),
+                      "bpp": 8 * len(data) / (header.width * header.height)}, indent=2))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from tfgc.models.store import installed_models
+
+    rows = list(installed_models())
+    if not rows:
+        print("no models installed (saved_models/ or $TFGC_MODEL_PATH)")
+    for directory, manifest in rows:
+        print(f"{directory}  {manifest.get('preset', '?')}  C={manifest.get('latent_channels')} "
+              f"L={manifest.get('levels')}  bound {manifest.get('bound_bpp', 0):.4f} bpp  "
+              f"fingerprint {manifest.get('fingerprint')}")
+    return 0
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TfgcError(f"cannot read {path}: no such file") from None
+    except OSError as e:
+        raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tfgc", description="GAN-based extreme learned image compression.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compress", help="image -> .tfgc file")
+    c.add_argument("input", help="image file (PNG, JPEG, anything Pillow reads)")
+    c.add_argument("output", help="output .tfgc file")
+    c.add_argument("--model", help="model directory (e.g. runs/gc-small/model); default: the first installed model")
+    c.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    c.add_argument("--json", action="store_true", help="print the rate report as JSON")
+    c.add_argument("--quiet", "-q", action="store_true")
+    c.set_defaults(run=cmd_compress)
+
+    d = sub.add_parser("decompress", help=".tfgc file -> image")
+    d.add_argument("input", help=".tfgc file")
+    d.add_argument("output", help="output image; the format follows the extension (PNG if none)")
+    d.add_argument("--model", help="model directory; default: the installed model whose fingerprint the file names")
+    d.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    d.add_argument("--quiet", "-q", action="store_true")
+    d.set_defaults(run=cmd_decompress)
+
+    i = sub.add_parser("info", help="print a .tfgc file's header")
+    i.add_argument("input")
+    i.set_defaults(run=cmd_info)
+
+    m = sub.add_parser("models", help="list installed models")
+    m.set_defaults(run=cmd_models)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()
+    try:
+        return args.run(args)
+    except TfgcError as e:
+        print(f"tfgc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tfgc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

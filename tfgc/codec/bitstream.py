@@ -1,0 +1,101 @@
+"""The .tfgc file format, version 1. All integers are big-endian.
+
+    offset  size  field
+    0       4     magic b"TFGC"
+    4       1     format version (1)
+    5       1     model family (1 = gc)
+    6       1     flags (bit 0: symbols stored at fixed length instead of entropy coded; other bits must be 0)
+    7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
+    15      4     image height in pixels (>= 1)
+    19      4     image width in pixels (>= 1)
+    23      4     payload length in bytes
+    27      n     payload
+    27+n    4     CRC-32 of every byte before it
+
+Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
+before anything is allocated for it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from tfgc.errors import FormatError
+
+MAGIC = b"TFGC"
+VERSION = 1
+FAMILIES = {"gc": 1}
+FLAG_FIXED_LENGTH = 0x01
+KNOWN_FLAGS = FLAG_FIXED_LENGTH
+# Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
+MAX_IMAGE_PIXELS = 178_956_970
+
+_HEADER = struct.Struct(">4sBBB8sIII")
+_CRC = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+OVERHEAD = HEADER_SIZE + _CRC.size  # bytes a file holds beside its payload
+
+
+@dataclass(frozen=True)
+class Header:
+    family: str
+    flags: int
+    fingerprint: bytes
+    height: int
+    width: int
+
+    @property
+    def fixed_length(self) -> bool:
+        return bool(self.flags & FLAG_FIXED_LENGTH)
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    if header.family not in FAMILIES:
+        raise ValueError(f"unknown family {header.family!r}")
+    if len(header.fingerprint) != 8:
+        raise ValueError("fingerprint must be 8 bytes")
+    if not (1 <= header.height < 2**32 and 1 <= header.width < 2**32):
+        raise ValueError("image size out of range")
+    if len(payload) >= 2**32:
+        raise FormatError("payload too large for the format (4 GiB)")
+    head = _HEADER.pack(MAGIC, VERSION, FAMILIES[header.family], header.flags, header.fingerprint,
+                        header.height, header.width, len(payload))
+    body = head + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def unpack(data: bytes, max_pixels: int = None):
+    """Parse and check a file; returns (Header, payload). Raises FormatError with a one-line reason."""
+    max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    data = bytes(data)
+    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+        raise FormatError("not a tfgc file (no TFGC magic at its start)")
+    if len(data) < OVERHEAD:
+        raise FormatError(f"truncated tfgc file ({len(data)} bytes, the header alone takes {OVERHEAD})")
+    version = data[4]
+    if version > VERSION:
+        raise FormatError(f"tfgc format version {version} is newer than this tfgc reads ({VERSION}): upgrade tfgc")
+    if version != VERSION:
+        raise FormatError(f"unknown tfgc format version {version}")
+    magic, version, family_code, flags, fingerprint, height, width, length = _HEADER.unpack_from(data)
+    if len(data) < OVERHEAD + length:
+        raise FormatError(f"truncated tfgc file ({len(data)} bytes, its header announces {OVERHEAD + length})")
+    if len(data) > OVERHEAD + length:
+        raise FormatError(f"tfgc file has {len(data) - OVERHEAD - length} stray bytes after its checksum")
+    (crc,) = _CRC.unpack_from(data, HEADER_SIZE + length)
+    if zlib.crc32(data[:HEADER_SIZE + length]) != crc:
+        raise FormatError("checksum mismatch: the tfgc file is corrupted")
+    families = {code: name for name, code in FAMILIES.items()}
+    if family_code not in families:
+        raise FormatError(f"unknown model family code {family_code}")
+    if flags & ~KNOWN_FLAGS:
+        raise FormatError(f"unknown flags 0x{flags:02x}")
+    if height < 1 or width < 1:
+        raise FormatError(f"invalid image size {width}x{height}")
+    if height * width > max_pixels:
+        raise FormatError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} "
+                          "(tfgc.codec.bitstream.MAX_IMAGE_PIXELS)")
+    header = Header(families[family_code], flags, fingerprint, height, width)
+    return header, data[HEADER_SIZE:HEADER_SIZE + length]

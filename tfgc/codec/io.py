@@ -1,0 +1,88 @@
+"""Reading images into RGB uint8 arrays and writing reconstructions, through Pillow."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tfgc.errors import ImageError
+from tfgc.utils import write_atomic
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow image as RGB uint8 [H, W, 3], upright (EXIF orientation applied)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Pillow's own conversion clips 16-bit and float images to 0..255 instead of scaling them.
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I") else max(1.0, float(values.max()))
+        grey = np.clip(np.round(values / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent pixels are composited over white, as a viewer shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(source) -> np.ndarray:
+    """A path, bytes, a Pillow image or an array ([H, W], [H, W, 1|3|4], uint8) as RGB uint8 [H, W, 3]."""
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    if isinstance(source, Image.Image):
+        return to_rgb_array(source)
+    name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
+        with opened as image:
+            image.load()
+            return to_rgb_array(image)
+    except FileNotFoundError:
+        raise ImageError(f"cannot read {name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"cannot read {name}: it is a directory") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"cannot read {name}: not an image format Pillow knows") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"cannot read {name}: {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"cannot read {name}: {str(e) or type(e).__name__} (truncated or corrupt?)") from None
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.uint8:
+        raise ImageError(f"image arrays must be uint8, not {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageError(f"image arrays must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], not {list(array.shape)}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageError("image is empty")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.shape[2] == 4:
+        return to_rgb_array(Image.fromarray(array, "RGBA"))
+    return np.ascontiguousarray(array)
+
+
+def encode_image(array: np.ndarray, path) -> bytes:
+    """The bytes of `array` in the format that `path`'s extension names (PNG by default, lossless)."""
+    extension = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    image_format = formats.get(extension, "PNG") if extension else "PNG"
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(array, "RGB").save(buffer, format=image_format)
+    except (KeyError, OSError, ValueError) as e:
+        raise ImageError(f"cannot write {path} as {image_format}: {e}") from None
+    return buffer.getvalue()
+
+
+def save_image(array: np.ndarray, path, force: bool = False) -> None:
+    path = os.fspath(path)
+    write_atomic(path, encode_image(array, path), force=force)

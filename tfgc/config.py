@@ -1,0 +1,236 @@
+"""Configs as dataclasses, the named presets, and their JSON form.
+
+A `Config` is saved beside every checkpoint and every exported model, so a model directory always says how it was
+built and trained. Presets are the one place where the architecture and training defaults of a named model live.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from tfgc.errors import ConfigError
+
+CONFIG_FORMAT = 1
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and losses of one model.
+
+    Widths scale from `width`: the encoder runs width, 2w, 4w, 8w, 16w channels; the generator 16w (with its residual
+    blocks), then 8w, 4w, 2w, w. Agustsson et al. 2019 use width=60 (60..960).
+    """
+
+    family: str = "gc"
+    width: int = 60
+    latent_channels: int = 8  # C
+    levels: int = 5  # L: quantizer centres -(L-1)/2 .. (L-1)/2
+    residual_blocks: int = 9
+    noise_channels: int = 0  # extra Gaussian channels concatenated to the quantized latent before the generator
+    quantizer_sigma: float = 1.0  # softness of the soft-to-hard gradient; 0 means plain straight-through
+    # Discriminator (multi-scale PatchGAN, pix2pixHD style).
+    discriminator_width: int = 64
+    discriminator_scales: int = 3
+    discriminator_layers: int = 3
+    # Loss weights. adversarial_weight = 0 trains without a discriminator (rate + distortion only).
+    distortion_weight: float = 10.0  # lambda on MSE of images scaled to [-1, 1]
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 10.0
+    perceptual_weight: float = 0.0  # VGG19 feature loss; needs perceptual_weights
+    perceptual_weights: Optional[str] = None  # "imagenet" (downloads once) or a path to a Keras VGG19 weights file
+    rate_weight: float = 0.0  # beta: 0 is the paper's bounded-rate setting, > 0 adds the entropy model's bits/pixel
+
+    @property
+    def downsampling(self) -> int:
+        return 16
+
+    @property
+    def bound_bpp(self) -> float:
+        """The fixed-length rate bound dim(w) * log2(L) per pixel."""
+        return self.latent_channels * math.log2(self.levels) / self.downsampling**2
+
+
+@dataclass
+class TrainConfig:
+    crop_size: int = 256
+    batch_size: int = 1  # the global batch, split over replicas
+    steps: int = 150_000
+    steps_per_epoch: int = 1000
+    learning_rate: float = 2e-4
+    discriminator_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    mixed_precision: str = "off"  # off | float16 | bfloat16
+    strategy: str = "default"  # default | mirrored | multiworker
+    jit_compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 500  # steps between BackupAndRestore saves
+    validation_images: int = 4
+    time_limit_minutes: float = 0.0  # 0: no limit; otherwise stop cleanly (checkpoint + export) after this long
+
+
+@dataclass
+class Config:
+    preset: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    format: int = CONFIG_FORMAT
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Config":
+        if not isinstance(data, dict):
+            raise ConfigError("config must be a JSON object")
+        fmt = data.get("format", CONFIG_FORMAT)
+        if not isinstance(fmt, int) or fmt > CONFIG_FORMAT:
+            raise ConfigError(f"config format {fmt!r} is newer than this tfgc understands ({CONFIG_FORMAT}); upgrade tfgc")
+        try:
+            model = _dataclass_from(ModelConfig, data.get("model", {}))
+            train = _dataclass_from(TrainConfig, data.get("train", {}))
+        except TypeError as e:
+            raise ConfigError(f"invalid config: {e}") from None
+        config = cls(preset=str(data.get("preset", "custom")), model=model, train=train, format=fmt)
+        config.validate()
+        return config
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        return cls.from_dict(data)
+
+    def save(self, path) -> None:
+        from tfgc.utils import write_atomic
+
+        write_atomic(path, self.to_json().encode() + b"\n", force=True)
+
+    def validate(self) -> None:
+        m, t = self.model, self.train
+        _require(m.family in ("gc",), f"unknown model family {m.family!r}")
+        _require(m.width >= 1, "width must be >= 1")
+        _require(1 <= m.latent_channels <= 1024, "latent_channels must be in 1..1024")
+        _require(2 <= m.levels <= 256, "levels must be in 2..256")
+        _require(m.residual_blocks >= 0, "residual_blocks must be >= 0")
+        _require(m.noise_channels >= 0, "noise_channels must be >= 0")
+        _require(m.quantizer_sigma >= 0, "quantizer_sigma must be >= 0")
+        _require(m.discriminator_scales >= 1 and m.discriminator_layers >= 1, "discriminator needs >= 1 scale and layer")
+        for name in ("distortion_weight", "adversarial_weight", "feature_matching_weight", "perceptual_weight",
+                     "rate_weight"):
+            _require(getattr(m, name) >= 0, f"{name} must be >= 0")
+        _require(m.perceptual_weight == 0 or m.perceptual_weights,
+                 "perceptual_weight > 0 needs perceptual_weights ('imagenet' or a path to VGG19 weights)")
+        _require(t.crop_size >= 16 and t.crop_size % 16 == 0, "crop_size must be a multiple of 16, at least 16")
+        _require(t.batch_size >= 1, "batch_size must be >= 1")
+        _require(t.steps >= 1 and t.steps_per_epoch >= 1, "steps and steps_per_epoch must be >= 1")
+        _require(t.learning_rate > 0 and t.discriminator_learning_rate > 0, "learning rates must be > 0")
+        _require(t.mixed_precision in ("off", "float16", "bfloat16"), "mixed_precision must be off, float16 or bfloat16")
+        _require(t.strategy in ("default", "mirrored", "multiworker"), "strategy must be default, mirrored or multiworker")
+        _require(t.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+        _require(t.time_limit_minutes >= 0, "time_limit_minutes must be >= 0")
+
+    def replace(self, **overrides) -> "Config":
+        """A copy with fields of `model` or `train` replaced by name; unknown names raise ConfigError."""
+        model = dataclasses.asdict(self.model)
+        train = dataclasses.asdict(self.train)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in model:
+                model[key] = value
+            elif key in train:
+                train[key] = value
+            else:
+                raise ConfigError(f"unknown setting {key!r}")
+        config = Config(preset=self.preset, model=ModelConfig(**model), train=TrainConfig(**train))
+        config.validate()
+        return config
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _dataclass_from(cls, values: Dict[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} settings: {', '.join(unknown)}")
+    return cls(**values)
+
+
+def _paper(latent_channels: int) -> Config:
+    # Architecture, L=5, lambda=10 and the pix2pixHD-style multi-scale discriminator with feature matching follow
+    # Agustsson et al. 2019; optimizer settings are pix2pixHD's (Adam 2e-4, beta1 0.5), batch 1.
+    return Config(
+        preset=f"gc-paper-c{latent_channels}",
+        model=ModelConfig(width=60, latent_channels=latent_channels, levels=5, residual_blocks=9),
+        train=TrainConfig(crop_size=256, batch_size=1, steps=150_000, steps_per_epoch=1000),
+    )
+
+
+def _small() -> Config:
+    # Narrow enough for 2 CPU cores: encoder 16-32-64-128-256, 4 residual blocks, no discriminator by default
+    # (rate-bounded MSE training, the first stage of a two-stage schedule); C=8, L=5 gives the 0.0726 bpp bound.
+    return Config(
+        preset="gc-small",
+        model=ModelConfig(width=16, latent_channels=8, levels=5, residual_blocks=4, discriminator_width=16,
+                          discriminator_layers=3, adversarial_weight=0.0, feature_matching_weight=0.0),
+        train=TrainConfig(crop_size=128, batch_size=8, steps=240, steps_per_epoch=40, learning_rate=1e-3,
+                          beta_1=0.9, checkpoint_every=40, validation_images=4, time_limit_minutes=6.0),
+    )
+
+
+def _small_gan() -> Config:
+    config = _small()
+    config.preset = "gc-small-gan"
+    config.model.adversarial_weight = 1.0
+    config.model.feature_matching_weight = 10.0
+    config.train.learning_rate = 2e-4
+    config.train.beta_1 = 0.5
+    return config
+
+
+def _tiny() -> Config:
+    # For tests and smoke runs only: seconds per step on any machine, no claim of quality.
+    return Config(
+        preset="gc-tiny",
+        model=ModelConfig(width=4, latent_channels=4, levels=5, residual_blocks=1, discriminator_width=4,
+                          discriminator_scales=2, discriminator_layers=2),
+        train=TrainConfig(crop_size=32, batch_size=2, steps=4, steps_per_epoch=2, learning_rate=1e-3,
+                          checkpoint_every=1, validation_images=2),
+    )
+
+
+PRESETS = {
+    "gc-paper": lambda: dataclasses.replace(_paper(8), preset="gc-paper"),
+    "gc-paper-c2": lambda: _paper(2),
+    "gc-paper-c4": lambda: _paper(4),
+    "gc-paper-c8": lambda: _paper(8),
+    "gc-small": _small,
+    "gc-small-gan": _small_gan,
+    "gc-tiny": _tiny,
+}
+
+
+def preset(name: str) -> Config:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None

@@ -1,0 +1,1 @@
+"""Model families (one file each), the shared GAN training core (`gan.py`), and model directories (`store.py`)."""

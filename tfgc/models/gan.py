@@ -1,0 +1,158 @@
+"""The training core every model family shares.
+
+`GANModel.train_step` runs one forward pass of the generator side, scores real and generated images with the
+discriminator, and updates both from the same pass (pix2pixHD's simultaneous update). It owns the three things that
+must not differ between model families: loss scaling for mixed float16, averaging over the global batch under
+`tf.distribute`, and metric bookkeeping. A model family supplies its networks and its losses:
+
+- `generate(batch, training)` -> dict of tensors (its forward pass);
+- `discriminator_inputs(batch, outputs)` -> (real, fake) images for the discriminator;
+- `generator_loss_terms(batch, outputs, disc_real, disc_fake)` -> {name: per-example weighted loss};
+- `batch_metrics(batch, outputs)` -> {name: per-example value} for logs;
+- `loss_term_names()`, `metric_names()` (fixed, so metric trackers exist before tracing);
+- optionally `generator_variables` (default: every trainable variable outside the discriminator).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+
+
+def lsgan_discriminator_loss(disc_real, disc_fake):
+    """Least-squares GAN loss of the discriminator, per example, averaged over scales."""
+    losses = []
+    for real, fake in zip(disc_real, disc_fake):
+        losses.append(0.5 * (_spatial_mean(tf.square(real[-1] - 1.0)) + _spatial_mean(tf.square(fake[-1]))))
+    return tf.add_n(losses) / len(losses)
+
+
+def lsgan_generator_loss(disc_fake):
+    return tf.add_n([_spatial_mean(tf.square(fake[-1] - 1.0)) for fake in disc_fake]) / len(disc_fake)
+
+
+def feature_matching_loss(disc_real, disc_fake):
+    """pix2pixHD's feature matching: L1 between discriminator activations (all but the scores), each of the n layers
+    weighted 4/n, averaged over scales."""
+    total = 0.0
+    for real, fake in zip(disc_real, disc_fake):
+        layer_weight = 4.0 / (len(real) - 1)
+        for r, f in zip(real[:-1], fake[:-1]):
+            total += layer_weight * _spatial_mean(tf.abs(tf.stop_gradient(r) - f))
+    return total / len(disc_real)
+
+
+def _spatial_mean(x):
+    return tf.reduce_mean(x, axis=list(range(1, len(x.shape))))
+
+
+def _is_loss_scaled(optimizer) -> bool:
+    return isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+
+
+class GANModel(tf.keras.Model):
+    discriminator: Optional[tf.keras.layers.Layer] = None
+
+    # ---- what a model family provides -------------------------------------------------------------------------
+    def generate(self, batch, training: bool) -> Dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def discriminator_inputs(self, batch, outputs):
+        raise NotImplementedError
+
+    def generator_loss_terms(self, batch, outputs, disc_real, disc_fake) -> Dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def batch_metrics(self, batch, outputs) -> Dict[str, tf.Tensor]:
+        return {}
+
+    def loss_term_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def metric_names(self) -> List[str]:
+        return []
+
+    @property
+    def adversarial(self) -> bool:
+        return self.discriminator is not None
+
+    @property
+    def generator_variables(self):
+        excluded = {id(v) for v in self.discriminator.trainable_variables} if self.adversarial else set()
+        return [v for v in self.trainable_variables if id(v) not in excluded]
+
+    # ---- the shared core ----------------------------------------------------------------------------------------
+    def compile(self, optimizer, discriminator_optimizer=None, **kwargs):
+        """`optimizer` updates the generator side, `discriminator_optimizer` the discriminator.
+
+        Under the mixed_float16 policy both are wrapped in a LossScaleOptimizer: the losses are scaled inside
+        `train_step` and the gradients unscaled before they are applied, so float16 gradients neither underflow nor
+        overflow silently (steps with non-finite gradients are skipped and the scale lowered).
+        """
+        if self.adversarial and discriminator_optimizer is None:
+            raise ValueError("an adversarial model needs a discriminator_optimizer")
+        if tf.keras.mixed_precision.global_policy().compute_dtype == "float16":
+            optimizer = _loss_scaled(optimizer)
+            if discriminator_optimizer is not None:
+                discriminator_optimizer = _loss_scaled(discriminator_optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
+        self.discriminator_optimizer = discriminator_optimizer
+        names = ["loss"] + (["d_loss"] if self.adversarial else []) + self.loss_term_names() + self.metric_names()
+        self._trackers = {name: tf.keras.metrics.Mean(name=name) for name in names}
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "_trackers", {}).values())
+
+    def train_step(self, data):
+        generator_variables = self.generator_variables
+        discriminator_variables = self.discriminator.trainable_variables if self.adversarial else []
+        with tf.GradientTape(watch_accessed_variables=False) as g_tape, \
+                tf.GradientTape(watch_accessed_variables=False) as d_tape:
+            g_tape.watch(generator_variables)
+            d_tape.watch(discriminator_variables)
+            outputs = self.generate(data, training=True)
+            disc_real = disc_fake = None
+            if self.adversarial:
+                real, fake = self.discriminator_inputs(data, outputs)
+                disc_real = self.discriminator(real, training=True)
+                disc_fake = self.discriminator(tf.cast(fake, real.dtype), training=True)
+                d_per_example = lsgan_discriminator_loss(disc_real, disc_fake)
+                d_loss = tf.nn.compute_average_loss(d_per_example)
+                d_objective = self._scaled(self.discriminator_optimizer, d_loss)
+            terms = self.generator_loss_terms(data, outputs, disc_real, disc_fake)
+            g_per_example = tf.add_n(list(terms.values()))
+            g_loss = tf.nn.compute_average_loss(g_per_example)
+            g_objective = self._scaled(self.optimizer, g_loss)
+
+        self._apply(self.optimizer, g_tape, g_objective, generator_variables)
+        updates = dict(terms, loss=g_per_example, **self.batch_metrics(data, outputs))
+        if self.adversarial:
+            self._apply(self.discriminator_optimizer, d_tape, d_objective, discriminator_variables)
+            updates["d_loss"] = d_per_example
+        return self._update_trackers(updates)
+
+    def test_step(self, data):
+        outputs = self.generate(data, training=False)
+        return self._update_trackers(self.batch_metrics(data, outputs))
+
+    def _update_trackers(self, values):
+        for name, value in values.items():
+            self._trackers[name].update_state(value)
+        return {name: self._trackers[name].result() for name in values}
+
+    @staticmethod
+    def _scaled(optimizer, loss):
+        return optimizer.get_scaled_loss(loss) if _is_loss_scaled(optimizer) else loss
+
+    @staticmethod
+    def _apply(optimizer, tape, objective, variables):
+        gradients = tape.gradient(objective, variables)
+        if _is_loss_scaled(optimizer):
+            gradients = optimizer.get_unscaled_gradients(gradients)
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+
+
+def _loss_scaled(optimizer):
+    return optimizer if _is_loss_scaled(optimizer) else tf.keras.mixed_precision.LossScaleOptimizer(optimizer)

@@ -1,0 +1,226 @@
+"""Generative compression (GC) of Agustsson et al. 2019, "Generative Adversarial Networks for Extreme Learned Image
+Compression".
+
+E: c7s1-w, d2w, d4w, d8w, d16w, c3s1-C  -> latent H/16 x W/16 x C  (w = 60 in the paper)
+q: L-level scalar quantizer (L = 5), hard forward pass, soft-to-hard gradient
+G: c3s1-16w, residual blocks of 16w, u8w, u4w, u2w, uw, c7s1-3 (tanh)
+D: multi-scale PatchGAN (pix2pixHD), least-squares GAN loss, feature matching
+Loss: LSGAN + lambda * MSE (+ feature matching, + VGG19, + beta * bits/pixel from the entropy model).
+
+Images enter as 0..255 (any float or uint8) and are scaled to [-1, 1] inside; the MSE term is on that scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from tfgc.config import Config
+from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
+from tfgc.nn.discriminators import MultiScaleDiscriminator
+from tfgc.nn.entropy import CategoricalPrior
+from tfgc.nn.layers import ConvNormAct, ResidualBlock
+from tfgc.nn.perceptual import VGGFeatureLoss
+from tfgc.nn.quantizer import Quantizer
+
+# Decoding must not depend on anything but the file and the model: the optional noise channels are drawn from this
+# fixed seed at inference.
+NOISE_SEED = (20190, 2958)
+
+
+class Encoder(tf.keras.Sequential):
+    def __init__(self, width: int, latent_channels: int):
+        super().__init__([
+            ConvNormAct(width, 7),
+            ConvNormAct(2 * width, 3, strides=2),
+            ConvNormAct(4 * width, 3, strides=2),
+            ConvNormAct(8 * width, 3, strides=2),
+            ConvNormAct(16 * width, 3, strides=2),
+            # The latent goes to the quantizer unnormalized and unrectified: its sign carries information.
+            tf.keras.layers.Conv2D(latent_channels, 3, padding="same"),
+        ], name="encoder")
+
+
+class Generator(tf.keras.Sequential):
+    def __init__(self, width: int, residual_blocks: int):
+        super().__init__(
+            [ConvNormAct(16 * width, 3)]
+            + [ResidualBlock(16 * width) for _ in range(residual_blocks)]
+            + [ConvNormAct(f * width, 3, strides=2, transpose=True) for f in (8, 4, 2, 1)]
+            + [tf.keras.layers.Conv2D(3, 7, padding="same"),
+               tf.keras.layers.Activation("tanh", dtype="float32")],
+            name="generator")
+
+
+def to_unit_range(image):
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(x):
+    return tf.cast(tf.round(tf.clip_by_value((tf.cast(x, tf.float32) + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
+def pad_to_multiple(image, multiple: int):
+    """Edge-replicate an image [B, H, W, 3] to sizes divisible by `multiple` (works for a 1x1 image too)."""
+    shape = tf.shape(image)
+    height, width = shape[1], shape[2]
+    padded_h = (height + multiple - 1) // multiple * multiple
+    padded_w = (width + multiple - 1) // multiple * multiple
+    rows = tf.minimum(tf.range(padded_h), height - 1)
+    cols = tf.minimum(tf.range(padded_w), width - 1)
+    return tf.gather(tf.gather(image, rows, axis=1), cols, axis=2)
+
+
+class GCModel(GANModel):
+    family = "gc"
+
+    def __init__(self, config: Config, for_training: bool = True, **kwargs):
+        super().__init__(name="gc", **kwargs)
+        self.config = config
+        m = config.model
+        self.encoder = Encoder(m.width, m.latent_channels)
+        self.quantizer = Quantizer(m.levels, m.quantizer_sigma)
+        self.prior = CategoricalPrior(m.latent_channels, m.levels, name="prior")
+        self.generator = Generator(m.width, m.residual_blocks)
+        self.discriminator = None
+        self.perceptual = None
+        if for_training and m.adversarial_weight > 0:
+            self.discriminator = MultiScaleDiscriminator(m.discriminator_width, m.discriminator_layers,
+                                                         m.discriminator_scales, name="discriminator")
+        if for_training and m.perceptual_weight > 0:
+            self.perceptual = VGGFeatureLoss(m.perceptual_weights, name="perceptual")
+        self._build_networks()
+
+        latent = m.latent_channels
+        self.analysis = tf.function(self._analysis, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+        self.synthesis = tf.function(self._synthesis, input_signature=[
+            tf.TensorSpec([None, None, None, latent], tf.int32),
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+
+    def _build_networks(self):
+        m = self.config.model
+        image = tf.zeros([1, 32, 32, 3])
+        self.encoder(image)
+        self.generator(tf.zeros([1, 2, 2, m.latent_channels + m.noise_channels]))
+        if self.discriminator is not None:
+            self.discriminator(image)
+
+    # ---- forward pass ---------------------------------------------------------------------------------------------
+    def _with_noise(self, quantized, training: bool):
+        channels = self.config.model.noise_channels
+        if channels == 0:
+            return quantized
+        shape = tf.concat([tf.shape(quantized)[:3], [channels]], 0)
+        if training:
+            noise = tf.random.normal(shape)
+        else:
+            noise = tf.random.stateless_normal(shape, seed=NOISE_SEED)
+        return tf.concat([quantized, noise], axis=-1)
+
+    def call(self, images, training=False):
+        return self.generate(images, training=training)["x_hat"]
+
+    def generate(self, batch, training: bool):
+        x = to_unit_range(batch)
+        y = self.encoder(x, training=training)
+        quantized, symbols, onehot = self.quantizer(y)
+        x_hat = self.generator(self._with_noise(quantized, training), training=training)
+        return {"x": x, "x_hat": x_hat, "onehot": onehot}
+
+    # ---- losses ---------------------------------------------------------------------------------------------------
+    def loss_term_names(self) -> List[str]:
+        m = self.config.model
+        names = ["distortion", "entropy_model"]
+        if m.rate_weight > 0:
+            names.append("rate")
+        if self.adversarial:
+            names.append("adversarial")
+            if m.feature_matching_weight > 0:
+                names.append("feature_matching")
+        if self.perceptual is not None:
+            names.append("perceptual")
+        return names
+
+    def metric_names(self) -> List[str]:
+        return ["psnr", "bpp"]
+
+    def discriminator_inputs(self, batch, outputs):
+        return outputs["x"], outputs["x_hat"]
+
+    def generator_loss_terms(self, batch, outputs, disc_real, disc_fake) -> Dict[str, tf.Tensor]:
+        m = self.config.model
+        x, x_hat = outputs["x"], outputs["x_hat"]
+        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+        terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3]),
+                 # The prior always learns the symbol statistics (so files are entropy coded well), whatever beta:
+                 # this term reaches only its logits.
+                 "entropy_model": self.prior.bits(tf.stop_gradient(outputs["onehot"])) / pixels}
+        if m.rate_weight > 0:
+            terms["rate"] = m.rate_weight * self.prior.bits(outputs["onehot"], stop_prior_gradient=True) / pixels
+        if self.adversarial:
+            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
+            if m.feature_matching_weight > 0:
+                terms["feature_matching"] = m.feature_matching_weight * feature_matching_loss(disc_real, disc_fake)
+        if self.perceptual is not None:
+            terms["perceptual"] = m.perceptual_weight * self.perceptual(x, x_hat)
+        return terms
+
+    def batch_metrics(self, batch, outputs):
+        x, x_hat = outputs["x"], outputs["x_hat"]
+        mse = tf.reduce_mean(tf.square((x - x_hat) * 127.5), axis=[1, 2, 3])
+        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+        return {"psnr": 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0),
+                "bpp": self.prior.bits(outputs["onehot"]) / pixels}
+
+    # ---- the codec's transforms -----------------------------------------------------------------------------------
+    def _analysis(self, image):
+        """uint8 images [B, H, W, 3] -> symbols 0..L-1, int32 [B, ceil(H/16), ceil(W/16), C]."""
+        x = to_unit_range(pad_to_multiple(image, self.config.model.downsampling))
+        _, symbols, _ = self.quantizer(self.encoder(x, training=False))
+        return symbols
+
+    def _synthesis(self, symbols, height, width):
+        """Symbols -> uint8 images [B, height, width, 3]."""
+        quantized = self.quantizer.dequantize(symbols)
+        x_hat = self.generator(self._with_noise(quantized, training=False), training=False)
+        return to_uint8(x_hat[:, :height, :width, :])
+
+    def reconstruct(self, image):
+        """The model's own reconstruction of uint8 images [B, H, W, 3], without the bitstream."""
+        image = tf.convert_to_tensor(image, tf.uint8)
+        shape = tf.shape(image)
+        return self.synthesis(self.analysis(image), shape[1], shape[2])
+
+    def estimate_bits(self, symbols) -> float:
+        onehot = tf.one_hot(symbols, self.config.model.levels, dtype=tf.float32)
+        return float(tf.reduce_sum(self.prior.bits(onehot)))
+
+    def coding_table(self) -> np.ndarray:
+        return self.prior.coding_table.numpy()
+
+    def update_coding_tables(self) -> None:
+        self.prior.update_coding_table()
+
+    # ---- identity of the bitstream --------------------------------------------------------------------------------
+    def export_parts(self):
+        """The networks an exported model keeps (the discriminator and VGG are for training only)."""
+        return {"encoder": self.encoder, "prior": self.prior, "generator": self.generator}
+
+    def fingerprint(self) -> bytes:
+        """8 bytes naming what a file's symbols mean: the encoder, the quantizer and the coding table.
+
+        The generator is left out on purpose, so a fine-tuned or interpolated decoder still reads the same files.
+        """
+        m = self.config.model
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"family": self.family, "width": m.width, "latent_channels": m.latent_channels,
+                                  "levels": m.levels}, sort_keys=True).encode())
+        for variable in self.encoder.weights + [self.prior.coding_table]:
+            # Variable names depend on how many layers the process built before; shapes and order do not.
+            digest.update(str(tuple(variable.shape)).encode())
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+        return digest.digest()[:8]

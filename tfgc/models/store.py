@@ -1,0 +1,138 @@
+"""Model directories: what `python -m tfgc.train` exports and `compress`/`decompress` load.
+
+    DIR/config.json     the full Config the model was built and trained with
+    DIR/manifest.json   format version, family, fingerprint, rate bound, training step, tfgc version
+    DIR/weights.*       a TensorFlow checkpoint of the inference networks and the entropy coding table
+
+A directory is written beside its destination and renamed into place, and loading checks the format version, the
+config and the fingerprint before the model is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+from tfgc.config import Config
+from tfgc.errors import ConfigError, ModelError, OutputExistsError
+
+MODEL_FORMAT = 1
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+WEIGHTS = "weights"
+MODEL_PATH_ENV = "TFGC_MODEL_PATH"
+
+
+def save_model(model, directory, *, force: bool = False, extra: Optional[dict] = None) -> Path:
+    """Export `model`'s inference networks to `directory` (replaced only with `force`)."""
+    import tensorflow as tf
+
+    import tfgc
+
+    directory = Path(directory)
+    if directory.exists() and not force:
+        raise OutputExistsError(f"{directory} exists; pass --force to overwrite it")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    model.update_coding_tables()
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        model.config.save(staging / CONFIG)
+        tf.train.Checkpoint(**model.export_parts()).write(str(staging / WEIGHTS))
+        manifest = {
+            "format": MODEL_FORMAT,
+            "family": model.family,
+            "fingerprint": model.fingerprint().hex(),
+            "preset": model.config.preset,
+            "latent_channels": model.config.model.latent_channels,
+            "levels": model.config.model.levels,
+            "bound_bpp": model.config.model.bound_bpp,
+            "tfgc_version": tfgc.__version__,
+        }
+        manifest.update(extra or {})
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(staging, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_manifest(directory) -> dict:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelError(f"model directory {directory} does not exist")
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{directory} is not a tfgc model: it has no {MANIFEST}") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {directory / MANIFEST}: {e}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
+        raise ModelError(f"{directory / MANIFEST} is not a tfgc manifest")
+    if manifest["format"] > MODEL_FORMAT:
+        raise ModelError(f"{directory} is a format-{manifest['format']} model; this tfgc reads format "
+                         f"{MODEL_FORMAT} and older: upgrade tfgc")
+    return manifest
+
+
+def load_model(directory):
+    """Load an exported model for compression and decompression, checking it before use."""
+    import tensorflow as tf
+
+    from tfgc.models.registry import build_model
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    try:
+        config = Config.load(directory / CONFIG)
+    except ConfigError as e:
+        raise ModelError(f"model {directory}: {e}") from None
+    if config.model.family != manifest.get("family"):
+        raise ModelError(f"model {directory}: config family {config.model.family!r} disagrees with the manifest")
+    model = build_model(config, for_training=False)
+    try:
+        status = tf.train.Checkpoint(**model.export_parts()).read(str(directory / WEIGHTS))
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+        raise ModelError(f"cannot read the weights of {directory}: {str(e).splitlines()[0]}") from None
+    if model.fingerprint().hex() != manifest.get("fingerprint"):
+        raise ModelError(f"model {directory}: weights do not match the manifest's fingerprint (corrupted or mixed up)")
+    model.directory = directory
+    model.manifest = manifest
+    return model
+
+
+def search_paths():
+    """Where models are looked up by fingerprint: $TFGC_MODEL_PATH (os.pathsep-separated), then saved_models/."""
+    paths = [Path(p) for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
+    paths.append(Path(__file__).resolve().parents[2] / "saved_models")
+    return paths
+
+
+def installed_models() -> Iterator[Tuple[Path, dict]]:
+    for root in search_paths():
+        if not root.is_dir():
+            continue
+        for manifest_path in sorted(root.glob(f"**/{MANIFEST}")):
+            try:
+                yield manifest_path.parent, read_manifest(manifest_path.parent)
+            except ModelError:
+                continue
+
+
+def find_model(fingerprint: bytes) -> Optional[Path]:
+    for directory, manifest in installed_models():
+        if manifest.get("fingerprint") == fingerprint.hex():
+            return directory
+    return None

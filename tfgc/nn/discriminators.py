@@ -1,0 +1,51 @@
+"""Discriminators."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfgc.nn.layers import instance_norm
+
+
+class PatchDiscriminator(tf.keras.layers.Layer):
+    """pix2pixHD's PatchGAN: 4x4 convs, stride 2 for `layers` steps, then one stride-1 conv and a 1-channel output.
+
+    Returns every intermediate activation (for feature matching) with the patch scores last, all in float32.
+    """
+
+    def __init__(self, width: int = 64, layers: int = 3, name=None):
+        super().__init__(name=name)
+        blocks = [tf.keras.Sequential([tf.keras.layers.Conv2D(width, 4, 2, padding="same"),
+                                       tf.keras.layers.LeakyReLU(0.2)])]
+        filters = width
+        for i in range(1, layers + 1):
+            filters = min(filters * 2, 512)
+            stride = 2 if i < layers else 1
+            blocks.append(tf.keras.Sequential([tf.keras.layers.Conv2D(filters, 4, stride, padding="same", use_bias=False),
+                                               instance_norm(), tf.keras.layers.LeakyReLU(0.2)]))
+        blocks.append(tf.keras.layers.Conv2D(1, 4, 1, padding="same"))
+        self.blocks = blocks
+
+    def call(self, x):
+        features = []
+        for block in self.blocks:
+            x = block(x)
+            features.append(tf.cast(x, tf.float32))
+        return features
+
+
+class MultiScaleDiscriminator(tf.keras.layers.Layer):
+    """`scales` PatchGANs, each seeing the image downsampled once more (3x3 average pooling, stride 2)."""
+
+    def __init__(self, width: int = 64, layers: int = 3, scales: int = 3, name=None):
+        super().__init__(name=name)
+        self.discriminators = [PatchDiscriminator(width, layers, name=f"scale{i}") for i in range(scales)]
+        self.downsample = tf.keras.layers.AveragePooling2D(3, strides=2, padding="same")
+
+    def call(self, x):
+        outputs = []
+        for i, discriminator in enumerate(self.discriminators):
+            if i > 0:
+                x = self.downsample(x)
+            outputs.append(discriminator(x))
+        return outputs

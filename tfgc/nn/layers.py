@@ -1,0 +1,42 @@
+"""Convolutional building blocks in the notation of pix2pixHD and Agustsson et al. 2019.
+
+`c7s1-k`: 7x7 conv, stride 1, k filters; `dk`: 3x3 conv, stride 2; `uk`: 3x3 transposed conv, stride 2; each followed by
+instance normalization and ReLU. Instance norm is Keras' `GroupNormalization(groups=-1)`: one group per channel.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def instance_norm(name=None) -> tf.keras.layers.Layer:
+    return tf.keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+
+
+class ConvNormAct(tf.keras.Sequential):
+    """Conv (or transposed conv) - instance norm - activation."""
+
+    def __init__(self, filters, kernel_size, strides=1, transpose=False, norm=True, activation="relu", name=None):
+        conv = tf.keras.layers.Conv2DTranspose if transpose else tf.keras.layers.Conv2D
+        layers = [conv(filters, kernel_size, strides=strides, padding="same", use_bias=not norm)]
+        if norm:
+            layers.append(instance_norm())
+        if activation == "lrelu":
+            layers.append(tf.keras.layers.LeakyReLU(0.2))
+        elif activation is not None:
+            layers.append(tf.keras.layers.Activation(activation))
+        super().__init__(layers, name=name)
+
+
+class ResidualBlock(tf.keras.layers.Layer):
+    """Two 3x3 conv-norm layers (ReLU between them) and an identity skip."""
+
+    def __init__(self, filters, name=None):
+        super().__init__(name=name)
+        self.body = tf.keras.Sequential([
+            ConvNormAct(filters, 3),
+            ConvNormAct(filters, 3, activation=None),
+        ])
+
+    def call(self, x):
+        return x + self.body(x)

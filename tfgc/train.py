@@ -1,0 +1,278 @@
+"""python -m tfgc.train: flags -> config -> data -> strategy -> model.fit -> exported model.
+
+With no arguments it trains the `gc-small` preset on the photographs bundled with tfgc for a few minutes and exports
+the result. A run directory holds everything of one run and resumes where it stopped when the same command is run
+again (Keras' BackupAndRestore):
+
+    OUT/config.json    the run's config
+    OUT/backup/        BackupAndRestore's state (model, optimizers, epoch and step)
+    OUT/checkpoints/   weights and optimizer state at the end of each epoch (the last 3)
+    OUT/logs/          TensorBoard: losses, bpp, PSNR, validation reconstructions
+    OUT/model/         the exported model (for `python -m tfgc compress --model OUT/model`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from tfgc.config import PRESETS, Config, preset
+from tfgc.errors import ConfigError, TfgcError
+from tfgc.utils import quiet_tensorflow
+
+DEFAULT_PRESET = "gc-small"
+
+# Flags that override a config field, with the field they set.
+_OVERRIDES = {
+    "width": int, "latent_channels": int, "levels": int, "residual_blocks": int, "noise_channels": int,
+    "rate_weight": float, "distortion_weight": float, "adversarial_weight": float, "feature_matching_weight": float,
+    "perceptual_weight": float, "perceptual_weights": str,
+    "steps": int, "steps_per_epoch": int, "batch_size": int, "crop_size": int, "learning_rate": float,
+    "discriminator_learning_rate": float, "mixed_precision": str, "strategy": str, "seed": int,
+    "checkpoint_every": int, "time_limit_minutes": float,
+}
+# Settings a resumed run may change; any other difference means a different run.
+_RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tfgc.train",
+        description="Train a tfgc model. Without arguments: the gc-small preset on the bundled photographs, for a few "
+                    "minutes on a CPU, exported to runs/gc-small/model. Run the same command again to resume.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help=f"named model and training settings (default: {DEFAULT_PRESET}, or the run's own config "
+                        "when --out holds one)")
+    g.add_argument("--config", default=None, help="a config JSON file (as written to OUT/config.json) instead of a preset")
+    g.add_argument("--data", nargs="+", default=None,
+                   help="training folders of PNG/JPEG photographs, searched recursively (default: the bundled images)")
+    g.add_argument("--val-data", nargs="+", default=None,
+                   help="validation folders (default: the first training images, centre-cropped)")
+    g.add_argument("--out", default=None, help="run directory (default: runs/PRESET)")
+    g.add_argument("--force", action="store_true",
+                   help="start over in --out even if it holds a run with a different config (deletes its backup)")
+    g = p.add_argument_group("model (override the preset)")
+    g.add_argument("--width", type=int, help="base width w: encoder w..16w, generator 16w..w (paper: 60)")
+    g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, help="latent channels C (paper: 2, 4, 8)")
+    g.add_argument("--levels", "-L", dest="levels", type=int, help="quantizer levels L (paper: 5)")
+    g.add_argument("--residual-blocks", type=int, help="generator residual blocks (paper: 9)")
+    g.add_argument("--noise-channels", type=int, help="Gaussian noise channels concatenated to the latent")
+    g.add_argument("--beta", dest="rate_weight", type=float,
+                   help="rate weight beta: 0 trains at the bounded rate dim*log2(L) (the paper), > 0 adds bits/pixel")
+    g.add_argument("--distortion-weight", type=float, help="lambda on MSE (paper: 10)")
+    g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")
+    g.add_argument("--feature-matching-weight", type=float, help="pix2pixHD feature matching weight")
+    g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")
+    g.add_argument("--vgg-weights", dest="perceptual_weights",
+                   help="'imagenet' (Keras downloads them; needs the network) or a VGG19 .h5 weights file")
+    g = p.add_argument_group("training (override the preset)")
+    g.add_argument("--steps", type=int, help="total training steps (rounded up to whole epochs)")
+    g.add_argument("--steps-per-epoch", type=int, help="steps between validation, checkpoints and image logs")
+    g.add_argument("--batch-size", type=int, help="global batch size, split over replicas")
+    g.add_argument("--crop-size", type=int, help="training crop side in pixels (multiple of 16)")
+    g.add_argument("--learning-rate", type=float, help="generator-side Adam learning rate")
+    g.add_argument("--discriminator-learning-rate", type=float, help="discriminator Adam learning rate")
+    g.add_argument("--mixed-precision", choices=["off", "float16", "bfloat16"],
+                   help="precision policy: float16 adds loss scaling (GPUs); bfloat16 (TPUs, recent GPUs); off on CPUs")
+    g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
+                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = machines named in TF_CONFIG")
+    g.add_argument("--jit-compile", action="store_true", default=None, help="compile the train step with XLA")
+    g.add_argument("--seed", type=int, help="random seed of weights and data order")
+    g.add_argument("--checkpoint-every", type=int, help="steps between BackupAndRestore saves")
+    g.add_argument("--time-limit", dest="time_limit_minutes", type=float,
+                   help="stop after this many minutes (0: no limit), then export; rerun to continue")
+    return p
+
+
+def resolve_config(args) -> Config:
+    out = Path(args.out) if args.out else None
+    existing = Config.load(out / "config.json") if out and (out / "config.json").is_file() else None
+    if args.config:
+        config = Config.load(args.config)
+    elif args.preset:
+        config = preset(args.preset)
+    elif existing is not None:
+        config = existing
+    else:
+        config = preset(DEFAULT_PRESET)
+    overrides = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name, None) is not None}
+    if args.jit_compile:
+        overrides["jit_compile"] = True
+    return config.replace(**overrides)
+
+
+def check_resumable(existing: Config, config: Config) -> Optional[str]:
+    """Why `config` cannot continue the run `existing` describes, or None if it can."""
+    old, new = existing.to_dict(), config.to_dict()
+    for section in ("model", "train"):
+        for key, value in new[section].items():
+            if key not in _RESUMABLE_CHANGES and old[section].get(key) != value:
+                return f"{section}.{key} was {old[section].get(key)!r}, now {value!r}"
+    return None
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def set_precision(mode: str) -> None:
+    import tensorflow as tf
+
+    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[mode]
+    tf.keras.mixed_precision.set_global_policy(policy)
+
+
+def compile_model(model, config: Config) -> None:
+    import tensorflow as tf
+
+    t = config.train
+    optimizer = tf.keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, beta_2=t.beta_2)
+    d_optimizer = None
+    if model.adversarial:
+        d_optimizer = tf.keras.optimizers.Adam(t.discriminator_learning_rate, beta_1=t.beta_1, beta_2=t.beta_2)
+    model.compile(optimizer, d_optimizer, jit_compile=t.jit_compile)
+
+
+def _callbacks(model, config: Config, out: Path, validation_batch, started: float):
+    import tensorflow as tf
+
+    from tfgc.models.gc import to_uint8
+
+    t = config.train
+
+    class EpochCheckpoint(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                             discriminator_optimizer=model.discriminator_optimizer or model.optimizer)
+            self.manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=3)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.manager.save(checkpoint_number=int(model.optimizer.iterations))
+
+    class ReconstructionImages(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.writer = tf.summary.create_file_writer(str(out / "logs" / "images"))
+
+        def on_epoch_end(self, epoch, logs=None):
+            reconstruction = model(validation_batch, training=False)
+            pair = tf.concat([tf.cast(validation_batch, tf.uint8), to_uint8(reconstruction)], axis=2)
+            with self.writer.as_default():
+                tf.summary.image("original | reconstruction", pair, step=int(model.optimizer.iterations),
+                                 max_outputs=t.validation_images)
+
+    class TimeLimit(tf.keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if t.time_limit_minutes and time.monotonic() - started > 60 * t.time_limit_minutes:
+                self.model.stop_training = True
+
+    return [
+        tf.keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq=t.checkpoint_every, delete_checkpoint=False),
+        tf.keras.callbacks.TerminateOnNaN(),
+        tf.keras.callbacks.TensorBoard(str(out / "logs"), update_freq=max(1, min(50, t.steps_per_epoch // 4))),
+        EpochCheckpoint(),
+        ReconstructionImages(),
+        TimeLimit(),
+    ]
+
+
+def run(args) -> int:
+    config = resolve_config(args)
+    out = Path(args.out or Path("runs") / config.preset)
+    existing = out / "config.json"
+    if existing.is_file():
+        reason = check_resumable(Config.load(existing), config)
+        if reason is not None:
+            if not args.force:
+                raise ConfigError(f"{out} holds a run with another config ({reason}); use another --out, or --force "
+                                  "to start over there")
+            import shutil
+
+            for sub in ("backup", "checkpoints"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+    from tfgc import data
+
+    data_paths = data.list_images(args.data) if args.data else data.bundled_images()
+    val_paths = data.list_images(args.val_data) if args.val_data else data_paths
+    val_paths = val_paths[:config.train.validation_images]
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.json")
+    t = config.train
+    tf.keras.utils.set_random_seed(t.seed)
+    set_precision(t.mixed_precision)
+    strategy = make_strategy(t.strategy)
+    with strategy.scope():
+        model = build_model(config)
+        compile_model(model, config)
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed).with_options(options)
+    val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths)).with_options(options)
+    validation_batch = next(iter(val_ds))
+
+    epochs = math.ceil(t.steps / t.steps_per_epoch)
+    print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
+          f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, bound {config.model.bound_bpp:.4f} bpp, "
+          f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
+    started = time.monotonic()
+    model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,
+              callbacks=_callbacks(model, config, out, validation_batch, started), verbose=1 if sys.stdout.isatty() else 2)
+    elapsed = time.monotonic() - started
+    steps = int(model.optimizer.iterations)
+
+    weights = [w for w in model.trainable_weights]
+    if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights):
+        raise TfgcError(f"training diverged (non-finite weights at step {steps}); the last good state is in "
+                        f"{out / 'checkpoints'}; no model exported")
+    model_dir = save_model(model, out / "model", force=True, extra={
+        "steps": steps, "train_seconds_this_session": round(elapsed, 1),
+        "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
+        "data": [str(p) for p in (args.data or ["(bundled images)"])],
+    })
+    print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session). Exported {model_dir}")
+    print("Next:")
+    print(f"  tensorboard --logdir {out / 'logs'}")
+    print(f"  python -m tfgc compress IMAGE.png image.tfgc --model {model_dir}")
+    print(f"  python -m tfgc decompress image.tfgc image.png --model {model_dir}")
+    print(f"  python -m tfgc.train --out {out} --steps {steps * 2}    # continue training from step {steps}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return run(args)
+    except TfgcError as e:
+        print(f"tfgc.train: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tfgc.train: interrupted; run the same command again to resume from the last backup", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

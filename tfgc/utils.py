@@ -1,0 +1,43 @@
+"""Small host-side helpers shared by the codec, training and the command lines."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from tfgc.errors import OutputExistsError, TfgcError
+
+
+def write_atomic(path, data: bytes, force: bool = False) -> None:
+    """Write `data` to `path` through a temporary file and a rename, so a reader never sees half a file.
+
+    Refuses to replace an existing file unless `force`.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise TfgcError(f"cannot write {path}: folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter (CUDA stubs and plugin registration, logged as errors on machines
+    without a GPU) in the command lines, unless the user set TF_CPP_MIN_LOG_LEVEL. Python exceptions still surface."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
