@@ -104,8 +104,9 @@ def load_model(directory):
     try:
         status = tf.train.Checkpoint(**model.export_parts()).read(str(directory / WEIGHTS))
         status.assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
-        raise ModelError(f"cannot read the weights of {directory}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # the checkpoint reader raises IndexError, ValueError, OpError... on damaged files
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"cannot read the weights of {directory}: {reason}") from None
     if model.fingerprint().hex() != manifest.get("fingerprint"):
         raise ModelError(f"model {directory}: weights do not match the manifest's fingerprint (corrupted or mixed up)")
     model.directory = directory

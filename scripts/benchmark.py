@@ -1,0 +1,101 @@
+"""Speed figures of tfgc on this machine: training steps/s per preset, and codec seconds for one image.
+
+    python scripts/benchmark.py                                   # gc-small and gc-paper, a bundled photo at 768x512
+    python scripts/benchmark.py --image ../shared/data/kodak/kodim01.png --presets gc-small
+
+Training is timed after warm-up steps (tracing excluded), on random crops of the bundled photographs, with each
+preset's own batch size and GAN setting at the crop size given. Encode and decode are timed through the public API
+(`tfgc.codec.api`), so they include entropy coding and the file format; the first call (tracing) is excluded and the
+median of the repeats is printed. Weights are random: speed does not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tfgc.codec import api  # noqa: E402
+from tfgc.codec.io import load_image  # noqa: E402
+from tfgc.config import preset  # noqa: E402
+from tfgc.data import bundled_images, training_dataset  # noqa: E402
+from tfgc.models.registry import build_model  # noqa: E402
+from tfgc.train import compile_model  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, TensorFlow {tf.__version__}"
+
+
+def bench_training(name: str, crop: int, warmup: int, steps: int) -> None:
+    config = preset(name).replace(crop_size=crop)
+    model = build_model(config)
+    compile_model(model, config)
+    dataset = iter(training_dataset(bundled_images(), crop, config.train.batch_size))
+    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = (time.perf_counter() - started) / steps
+    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    print(f"train  {name:12s} {crop}x{crop} batch {config.train.batch_size:2d} "
+          f"{'GAN' if model.adversarial else 'MSE':3s} {params / 1e6:6.1f} M params: "
+          f"{1 / seconds:7.3f} steps/s ({seconds:7.2f} s/step, {config.train.batch_size / seconds:6.2f} images/s)",
+          flush=True)
+
+
+def bench_codec(name: str, image: np.ndarray, repeats: int) -> None:
+    model = build_model(preset(name), for_training=False)
+    result = api.encode(image, model)
+    api.decode(result.data, model)
+    encode, decode = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = api.encode(image, model)
+        encode.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        api.decode(result.data, model)
+        decode.append(time.perf_counter() - started)
+    h, w = image.shape[:2]
+    print(f"codec  {name:12s} {w}x{h}: encode {statistics.median(encode):6.3f} s, "
+          f"decode {statistics.median(decode):6.3f} s (median of {repeats})", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", nargs="+", default=["gc-small", "gc-paper"])
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--image", help="image for encode/decode timing (default: a bundled photo resized to 768x512)")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    print(f"machine: {machine()}")
+    print(f"command: python {' '.join(sys.argv)}")
+    if args.image:
+        image = load_image(args.image)
+    else:
+        image = np.asarray(Image.open(bundled_images()[0]).convert("RGB").resize((768, 512), Image.BICUBIC))
+    for name in args.presets:
+        bench_training(name, args.crop, args.warmup, args.steps)
+    for name in args.presets:
+        bench_codec(name, image, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgc.__main__ import main
+
+
+@pytest.fixture
+def image_file(tmp_path, photos):
+    path = tmp_path / "in.png"
+    Image.fromarray(photos["chelsea"][:45, :61]).save(path)
+    return path
+
+
+def test_compress_decompress(trained, image_file, tmp_path, capsys):
+    model, directory = trained
+    out, rec = tmp_path / "a.tfgc", tmp_path / "rec.png"
+    assert main(["compress", str(image_file), str(out), "--model", str(directory), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bytes"] == out.stat().st_size
+    assert report["bpp"] == pytest.approx(8 * out.stat().st_size / (45 * 61))
+    assert main(["decompress", str(out), str(rec), "--model", str(directory)]) == 0
+    decoded = np.asarray(Image.open(rec))
+    expected = model.reconstruct(np.asarray(Image.open(image_file))[None]).numpy()[0]
+    np.testing.assert_array_equal(decoded, expected)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["width"], info["height"], info["bytes"]) == (61, 45, out.stat().st_size)
+
+
+def test_outputs_are_never_overwritten_without_force(trained, image_file, tmp_path, capsys):
+    _, directory = trained
+    out = tmp_path / "a.tfgc"
+    out.write_bytes(b"precious")
+    assert main(["compress", str(image_file), str(out), "--model", str(directory)]) == 1
+    assert out.read_bytes() == b"precious"
+    assert "exists" in capsys.readouterr().err
+    assert main(["compress", str(image_file), str(out), "--model", str(directory), "--force"]) == 0
+    assert out.read_bytes()[:4] == b"TFGC"
+    rec = tmp_path / "rec.png"
+    rec.write_bytes(b"mine")
+    assert main(["decompress", str(out), str(rec), "--model", str(directory)]) == 1
+    assert rec.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing"])
+def test_bad_files_give_one_line_errors(trained, image_file, tmp_path, capsys, damage):
+    _, directory = trained
+    out = tmp_path / "a.tfgc"
+    assert main(["compress", str(image_file), str(out), "--model", str(directory), "-q"]) == 0
+    data = out.read_bytes()
+    bad = tmp_path / "bad.tfgc"
+    if damage == "truncate":
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        bad.write_bytes(data[:20] + bytes([data[20] ^ 4]) + data[21:])
+    elif damage == "garbage":
+        bad.write_bytes(os.urandom(100))
+    capsys.readouterr()
+    assert main(["decompress", str(bad), str(tmp_path / "rec.png"), "--model", str(directory)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tfgc: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "rec.png").exists()
+
+
+def test_wrong_model_and_bad_image(trained, tiny_model, image_file, tmp_path, capsys):
+    from tfgc.models.store import save_model
+
+    _, directory = trained
+    other = save_model(tiny_model, tmp_path / "other")
+    out = tmp_path / "a.tfgc"
+    assert main(["compress", str(image_file), str(out), "--model", str(directory), "-q"]) == 0
+    assert main(["decompress", str(out), str(tmp_path / "r.png"), "--model", str(other)]) == 1
+    assert "written by model" in capsys.readouterr().err
+    (tmp_path / "notimage.png").write_text("hello")
+    assert main(["compress", str(tmp_path / "notimage.png"), str(tmp_path / "b.tfgc"), "--model", str(directory)]) == 1
+    err = capsys.readouterr().err
+    assert "not an image" in err and err.count("\n") == 1
+    assert not (tmp_path / "b.tfgc").exists()
+    assert main(["compress", str(image_file), str(tmp_path / "c.tfgc"), "--model", str(tmp_path / "nope")]) == 1
+
+
+def test_command_line_in_a_fresh_process(trained, image_file, tmp_path):
+    """The real entry point: exit codes, no traceback, a bit-exact round trip across processes."""
+    model, directory = trained
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out, rec = tmp_path / "a.tfgc", tmp_path / "rec.png"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "tfgc", *map(str, args)], capture_output=True,  # noqa
+                                       text=True, env=env, timeout=300)
+    done = run("compress", image_file, out, "--model", directory)
+    assert done.returncode == 0, done.stderr
+    done = run("decompress", out, rec, "--model", directory)
+    assert done.returncode == 0, done.stderr
+    expected = model.reconstruct(np.asarray(Image.open(image_file))[None]).numpy()[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(rec)), expected)
+    out.write_bytes(out.read_bytes()[:-3])
+    done = run("decompress", out, tmp_path / "x.png", "--model", directory)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("tfgc: error: truncated") and "Traceback" not in done.stderr
+    assert run("compress").returncode == 2

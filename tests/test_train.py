@@ -1,0 +1,168 @@
+import glob
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgc import train
+from tfgc.config import preset
+from tfgc.data import bundled_images, training_dataset
+from tfgc.models.registry import build_model
+from tfgc.train import compile_model, set_precision
+
+
+def _fixed_batch(photos, n=4, size=32):
+    crops = [photos[name][:size, :size] for name in sorted(photos)][:n]
+    return tf.constant(np.stack(crops).astype(np.float32))
+
+
+def _distortion(model, batch):
+    outputs = model.generate(batch, training=False)
+    return float(tf.reduce_mean(tf.square(outputs["x"] - outputs["x_hat"])))
+
+
+def test_short_training_on_a_fixed_tiny_set_lowers_distortion(photos):
+    config = preset("gc-tiny").replace(adversarial_weight=0.0, feature_matching_weight=0.0, learning_rate=3e-3)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(config)
+    compile_model(model, config)
+    batch = _fixed_batch(photos)
+    before = _distortion(model, batch)
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=40, epochs=1, verbose=0)
+    after = _distortion(model, batch)
+    assert after < 0.5 * before, (before, after)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_gan_training_updates_both_networks(photos):
+    config = preset("gc-tiny")
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(config)
+    compile_model(model, config)
+    assert model.adversarial
+    g_before = [v.numpy().copy() for v in model.generator.trainable_variables]
+    d_before = [v.numpy().copy() for v in model.discriminator.trainable_variables]
+    history = model.fit(tf.data.Dataset.from_tensors(_fixed_batch(photos)).repeat(), steps_per_epoch=2, epochs=1,
+                        verbose=0)
+    assert {"loss", "d_loss", "adversarial", "feature_matching", "distortion", "psnr", "bpp"} <= set(history.history)
+    assert int(model.optimizer.iterations) == 2 and int(model.discriminator_optimizer.iterations) == 2
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(g_before, model.generator.trainable_variables))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(d_before, model.discriminator.trainable_variables))
+
+
+@pytest.mark.parametrize("mode,dtype", [("float16", "float16"), ("bfloat16", "bfloat16")])
+def test_mixed_precision_steps_keep_weights_finite(photos, mode, dtype):
+    set_precision(mode)
+    try:
+        config = preset("gc-tiny")
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(config)
+        compile_model(model, config)
+        assert model.encoder.layers[0].layers[0].compute_dtype == dtype
+        scaled = isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        assert scaled == (mode == "float16")
+        assert isinstance(model.discriminator_optimizer, tf.keras.mixed_precision.LossScaleOptimizer) == scaled
+        history = model.fit(tf.data.Dataset.from_tensors(_fixed_batch(photos)).repeat(), steps_per_epoch=3,
+                            epochs=1, verbose=0)
+        assert all(np.isfinite(v[0]) for v in history.history.values())
+        assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+        assert all(np.all(np.isfinite(v.numpy())) for v in model.trainable_variables)
+        outputs = model.generate(_fixed_batch(photos), training=False)
+        assert outputs["x_hat"].dtype == tf.float32 and outputs["onehot"].dtype == tf.float32
+    finally:
+        set_precision("off")
+
+
+def test_mirrored_strategy_step_matches_single_device_step(photos):
+    config = preset("gc-tiny")
+    batch = _fixed_batch(photos, n=4)
+
+    def one_step(strategy, initial=None):
+        with strategy.scope():
+            tf.keras.utils.set_random_seed(7)
+            model = build_model(config)
+            # SGD keeps the update linear in the gradient, so the comparison tests the gradients themselves.
+            model.compile(tf.keras.optimizers.SGD(0.05), tf.keras.optimizers.SGD(0.05))
+        if initial is not None:
+            model.set_weights(initial)
+        start = [w.copy() for w in model.get_weights()]
+        history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+        return start, model.get_weights(), history.history
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    start, single, single_logs = one_step(tf.distribute.get_strategy())
+    _, replicated, replicated_logs = one_step(mirrored, initial=start)
+    moved = sum(float(np.abs(a - b).sum()) for a, b in zip(single, start))
+    assert moved > 0
+    for a, b in zip(single, replicated):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for name in ("loss", "d_loss", "distortion", "psnr"):
+        assert replicated_logs[name][0] == pytest.approx(single_logs[name][0], rel=1e-4)
+
+
+class _Interrupt(tf.keras.callbacks.Callback):
+    def __init__(self, at_step):
+        super().__init__()
+        self.at_step = at_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.at_step:
+            raise KeyboardInterrupt
+
+
+class _RecordStart(tf.keras.callbacks.Callback):
+    started_at = []
+
+    def on_train_begin(self, logs=None):
+        _RecordStart.started_at.append(int(self.model.optimizer.iterations))
+
+
+def test_interrupted_run_resumes_from_the_saved_step(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    argv = ["--preset", "gc-tiny", "--out", str(out), "--steps", "6", "--steps-per-epoch", "3",
+            "--checkpoint-every", "1"]
+    original = train._callbacks
+
+    def with_extra(extra):
+        monkeypatch.setattr(train, "_callbacks", lambda *a, **k: original(*a, **k) + [extra])
+
+    with_extra(_Interrupt(at_step=4))
+    assert train.main(argv) == 130
+    assert "resume" in capsys.readouterr().err
+    assert not (out / "model").exists()
+
+    with_extra(_RecordStart())
+    assert train.main(argv) == 0
+    assert _RecordStart.started_at == [4]
+    from tfgc.models.store import load_model
+
+    model = load_model(out / "model")
+    assert model.manifest["steps"] == 6
+    assert glob.glob(str(out / "logs" / "**" / "events.out.tfevents.*"), recursive=True)
+    assert glob.glob(str(out / "checkpoints" / "ckpt-6.index"))
+
+    # A finished run is not trained again, and a different config is refused instead of mixed in.
+    _RecordStart.started_at.clear()
+    assert train.main(argv) == 0
+    assert _RecordStart.started_at == [6]
+    assert train.main(argv + ["--levels", "3"]) == 1
+    assert "another config" in capsys.readouterr().err
+
+
+def test_help_documents_every_flag():
+    parser = train.build_parser()
+    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert len(flags) >= 25
+    for action in flags:
+        assert action.help and len(action.help) > 10, action.option_strings
+    text = parser.format_help()
+    for action in flags:
+        assert action.option_strings[0] in text
+
+
+def test_training_dataset_shapes():
+    dataset = training_dataset(bundled_images(), crop_size=48, batch_size=3)
+    batch = next(iter(dataset))
+    assert batch.shape == (3, 48, 48, 3) and batch.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) <= 255.0
