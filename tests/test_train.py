@@ -166,3 +166,14 @@ def test_training_dataset_shapes():
     batch = next(iter(dataset))
     assert batch.shape == (3, 48, 48, 3) and batch.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) <= 255.0
+
+
+def test_command_line_training_under_mirrored_strategy(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--preset", "gc-tiny", "--out", str(out), "--strategy", "mirrored", "--steps", "2",
+            "--steps-per-epoch", "1"]
+    assert train.main(argv) == 0
+    assert "2 replica(s)" in capsys.readouterr().out
+    from tfgc.models.store import load_model
+
+    assert load_model(out / "model").manifest["steps"] == 2

@@ -193,7 +193,7 @@ def _small() -> Config:
         model=ModelConfig(width=16, latent_channels=8, levels=5, residual_blocks=4, discriminator_width=16,
                           discriminator_layers=3, adversarial_weight=0.0, feature_matching_weight=0.0),
         train=TrainConfig(crop_size=128, batch_size=8, steps=240, steps_per_epoch=40, learning_rate=1e-3,
-                          beta_1=0.9, checkpoint_every=40, validation_images=4, time_limit_minutes=6.0),
+                          beta_1=0.9, checkpoint_every=40, validation_images=4),
     )
 
 
