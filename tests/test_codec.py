@@ -44,7 +44,7 @@ def test_badly_fitting_prior_falls_back_to_fixed_length(photos):
     # far more than the bound.
     logits = np.full(model.prior.logits.shape, -30.0, np.float32)
     logits[:, 0] = 30.0
-    model.prior.logits.assign(logits)
+    model.prior.set_logits(logits)
     model.update_coding_tables()
     image = photos["astronaut"][:128, :128]
     symbols = model.analysis(image[None]).numpy()
@@ -163,3 +163,15 @@ def test_decode_finds_an_installed_model_by_fingerprint(trained, photos, monkeyp
     monkeypatch.setenv("TFGC_MODEL_PATH", str(directory.parent))
     data = api.compress(photos["coffee"][:32, :32], model)
     np.testing.assert_array_equal(api.decode(data), api.decode(data, model))
+
+
+def test_noise_channels_decode_deterministically(photos):
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+
+    model = build_model(preset("gc-tiny").replace(noise_channels=2), for_training=False)
+    image = photos["coffee"][:40, :56]
+    data = api.compress(image, model)
+    first = api.decode(data, model)
+    np.testing.assert_array_equal(first, api.decode(data, model))
+    np.testing.assert_array_equal(first, model.reconstruct(image[None]).numpy()[0])

@@ -29,7 +29,7 @@ def test_fixed_length_extremes():
 def test_range_coding_round_trip_matches_the_model_estimate(rng):
     channels, levels = 4, 5
     prior = CategoricalPrior(channels, levels)
-    prior.logits.assign(rng.normal(size=(channels, levels)).astype(np.float32) * 2)
+    prior.set_logits(rng.normal(size=(channels, levels)).astype(np.float32) * 2)
     prior.update_coding_table()
     pmf = prior.pmf().numpy()
     symbols = np.stack([rng.choice(levels, size=(64, 64), p=pmf[c] / pmf[c].sum()) for c in range(channels)],

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from tfgc.errors import OutputExistsError, TfgcError
-from tfgc.utils import quiet_tensorflow
+from tfgc.utils import run_command
 
 
 def _check_output(path: str, force: bool) -> None:
@@ -126,15 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
-    try:
-        return args.run(args)
-    except TfgcError as e:
-        print(f"tfgc: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("tfgc: interrupted", file=sys.stderr)
-        return 130
+    return run_command("tfgc", lambda: args.run(args))
 
 
 if __name__ == "__main__":

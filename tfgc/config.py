@@ -42,7 +42,8 @@ class ModelConfig:
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 0.0  # VGG19 feature loss; needs perceptual_weights
-    perceptual_weights: Optional[str] = None  # "imagenet" (downloads once) or a path to a Keras VGG19 weights file
+    # "imagenet" (Keras downloads them once), a path to a Keras VGG19 weights file, or "random" (tests only)
+    perceptual_weights: Optional[str] = None
     rate_weight: float = 0.0  # beta: 0 is the paper's bounded-rate setting, > 0 adds the entropy model's bits/pixel
 
     @property

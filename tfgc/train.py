@@ -23,7 +23,7 @@ from typing import List, Optional
 
 from tfgc.config import PRESETS, Config, preset
 from tfgc.errors import ConfigError, TfgcError
-from tfgc.utils import quiet_tensorflow
+from tfgc.utils import run_command
 
 DEFAULT_PRESET = "gc-small"
 # `python -m tfgc.train` without arguments is a demonstration that must end soon on any machine.
@@ -277,15 +277,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
-    quiet_tensorflow()
-    try:
-        return run(args)
-    except TfgcError as e:
-        print(f"tfgc.train: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("tfgc.train: interrupted; run the same command again to resume from the last backup", file=sys.stderr)
-        return 130
+    return run_command("tfgc.train", lambda: run(args),
+                       interrupted="interrupted; run the same command again to resume from the last backup")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,3 +42,16 @@ def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter (CUDA stubs and plugin registration, logged as errors on machines
     without a GPU) in the command lines, unless the user set TF_CPP_MIN_LOG_LEVEL. Python exceptions still surface."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run_command(prog: str, command, interrupted: str = "interrupted") -> int:
+    """Run a command-line tool's body: a TfgcError becomes one line on stderr and its exit code, never a traceback."""
+    quiet_tensorflow()
+    try:
+        return command()
+    except TfgcError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130

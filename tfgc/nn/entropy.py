@@ -13,6 +13,9 @@ import tensorflow_compression as tfc
 
 # Range coder precision: CDFs are integers out of 2**16, the coder's maximum.
 PRECISION = 16
+# The logits are this multiple of the trained variable, so Adam moves them about this many times the learning rate per
+# step: the prior then follows the symbol statistics within a few hundred steps, which short CPU runs need.
+LOGIT_SCALE = 10.0
 # Every symbol keeps at least this probability, so its quantized CDF step is never zero (it would be uncodable).
 PMF_FLOOR = 2.0**-12
 
@@ -22,10 +25,18 @@ class CategoricalPrior(tf.keras.layers.Layer):
         super().__init__(name=name, dtype="float32")
         self.channels = channels
         self.levels = levels
-        self.logits = self.add_weight(name="logits", shape=(channels, levels), initializer="zeros", trainable=True)
+        self.scaled_logits = self.add_weight(name="logits", shape=(channels, levels), initializer="zeros",
+                                             trainable=True)
         self.coding_table = self.add_weight(
             name="coding_table", shape=(channels, levels + 2), dtype=tf.int32, trainable=False,
             initializer=tf.keras.initializers.Constant(_quantized_table(np.full((channels, levels), 1.0 / levels))))
+
+    @property
+    def logits(self):
+        return LOGIT_SCALE * self.scaled_logits
+
+    def set_logits(self, logits) -> None:
+        self.scaled_logits.assign(tf.convert_to_tensor(logits, tf.float32) / LOGIT_SCALE)
 
     def pmf(self):
         p = tf.nn.softmax(self.logits, axis=-1)

@@ -16,17 +16,19 @@ class VGGFeatureLoss(tf.keras.layers.Layer):
     """Weighted L1 distance between VGG19 activations of two images in [-1, 1]; returns one value per example.
 
     `weights`: "imagenet" (Keras downloads them once, needs the network), a path to a VGG19 weights file (.h5, with or
-    without the classifier top), or None for random weights (tests).
+    without the classifier top), or "random" / None for random weights (tests only: random features are no
+    perceptual measure).
     """
 
     def __init__(self, weights=None, name=None):
         super().__init__(name=name, dtype="float32", trainable=False)
+        weights = None if weights == "random" else weights
         if weights not in (None, "imagenet") and not os.path.isfile(weights):
             raise ConfigError(f"VGG19 weights file {weights} does not exist")
         try:
-            vgg = tf.keras.applications.VGG19(include_top=False, weights=None if weights != "imagenet" else "imagenet")
+            vgg = tf.keras.applications.VGG19(include_top=False, weights="imagenet" if weights == "imagenet" else None)
             if weights not in (None, "imagenet"):
-                vgg.load_weights(weights, skip_mismatch=False, by_name=True)
+                vgg.load_weights(weights, by_name=True)
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot load VGG19 weights {weights}: {e}") from None
         vgg.trainable = False
