@@ -84,6 +84,11 @@ def test_wrong_model_and_bad_image(trained, tiny_model, image_file, tmp_path, ca
     assert "not an image" in err and err.count("\n") == 1
     assert not (tmp_path / "b.tfgc").exists()
     assert main(["compress", str(image_file), str(tmp_path / "c.tfgc"), "--model", str(tmp_path / "nope")]) == 1
+    capsys.readouterr()
+    assert main(["decompress", str(out), str(tmp_path / "r.xyz"), "--model", str(directory)]) == 1
+    assert "extension .xyz" in capsys.readouterr().err and not (tmp_path / "r.xyz").exists()
+    assert main(["decompress", str(out), str(tmp_path / "r.jpg"), "--model", str(directory), "-q"]) == 0
+    assert Image.open(tmp_path / "r.jpg").format == "JPEG"
 
 
 def test_command_line_in_a_fresh_process(trained, image_file, tmp_path):

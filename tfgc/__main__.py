@@ -47,14 +47,11 @@ def cmd_compress(args) -> int:
 def cmd_decompress(args) -> int:
     _check_output(args.output, args.force)
     from tfgc.codec import api
-    from tfgc.codec.io import encode_image
+    from tfgc.codec.io import output_format, save_image
 
-    data = _read_file(args.input)
-    image = api.decode(data, args.model)
-    encoded = encode_image(image, args.output)
-    from tfgc.utils import write_atomic
-
-    write_atomic(args.output, encoded, force=args.force)
+    output_format(args.output)  # an unknown extension fails before the decoding work
+    image = api.decode(_read_file(args.input), args.model)
+    save_image(image, args.output, force=args.force)
     if not args.quiet:
         print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
     return 0

@@ -70,11 +70,20 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def output_format(path) -> str:
+    """The Pillow format that `path`'s extension names (PNG when it has none); an unknown one is an ImageError."""
+    extension = Path(path).suffix.lower()
+    if not extension:
+        return "PNG"
+    image_format = Image.registered_extensions().get(extension)
+    if image_format is None or image_format not in Image.SAVE:
+        raise ImageError(f"cannot write {path}: Pillow writes no image format with the extension {extension}")
+    return image_format
+
+
 def encode_image(array: np.ndarray, path) -> bytes:
     """The bytes of `array` in the format that `path`'s extension names (PNG by default, lossless)."""
-    extension = Path(path).suffix.lower()
-    formats = Image.registered_extensions()
-    image_format = formats.get(extension, "PNG") if extension else "PNG"
+    image_format = output_format(path)
     buffer = io.BytesIO()
     try:
         Image.fromarray(array, "RGB").save(buffer, format=image_format)
