@@ -91,6 +91,26 @@ def _read_file(path: str) -> bytes:
         raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
 
 
+def _data_arguments(parser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", help="folders of PNG/JPEG images (searched recursively)")
+    source.add_argument("--tfds", help="a tensorflow-datasets name instead (e.g. kodak, clic; needs tfgc[tfds] and "
+                                       "the network on first use)")
+    parser.add_argument("--limit", type=int, help="use only the first N images")
+    parser.add_argument("--inception-weights", help="InceptionV3 weights for FID/KID: a Keras .h5 without top, or "
+                                                    "'imagenet' (Keras downloads them); without, FID/KID are skipped")
+    parser.add_argument("--force", action="store_true", help="overwrite existing results")
+
+
+def _evaluate(name: str):
+    def run(args):
+        from tfgc import evaluate
+
+        return getattr(evaluate, name)(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tfgc", description="GAN-based extreme learned image compression.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a .tfgc file's header")
     i.add_argument("input")
     i.set_defaults(run=cmd_info)
+
+    e = sub.add_parser("eval", help="compress and decompress every image of a folder with one model; report rate, "
+                                     "PSNR, MS-SSIM, detail, speed (and FID/KID)")
+    _data_arguments(e)
+    e.add_argument("--model", required=True, help="model directory")
+    e.add_argument("--out", default="results.json", help="results JSON (a CSV is written beside it)")
+    e.set_defaults(run=_evaluate("run_eval"))
+
+    b = sub.add_parser("bench", help="tfgc models against JPEG, WebP, AVIF, HEIC (x265) and JPEG XL: RD plots, table "
+                                     "at matched bpp, speed, crops figure")
+    _data_arguments(b)
+    b.add_argument("--model", nargs="+", help="tfgc model directories to include")
+    b.add_argument("--codecs", default="jpeg,webp,avif,heic,jxl", help="comma-separated classic codecs")
+    b.add_argument("--out", default="bench", help="folder for the report NAME.md and its assets NAME/")
+    b.add_argument("--name", default="benchmarks", help="report name")
+    b.add_argument("--crop-image", help="image of the crops figure (default: the first)")
+    b.add_argument("--crop-bpp", type=float, help="rate of the crops figure (default: the first model's, else 0.1)")
+    b.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
+    b.set_defaults(run=_evaluate("run_bench"))
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)

@@ -1,0 +1,149 @@
+import argparse
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgc import evaluate, metrics
+from tfgc.codec import api
+from tfgc.codec.classic import CODECS, get_codec
+from tfgc.errors import ConfigError, TfgcError
+
+
+def test_psnr_of_a_known_mse(photos):
+    a = photos["coffee"][:64, :64].astype(np.int16)
+    a = np.clip(a, 10, 240).astype(np.uint8)
+    b = (a.astype(np.int16) + 4).astype(np.uint8)  # every value off by 4: MSE 16
+    assert metrics.psnr(a, b) == pytest.approx(10 * math.log10(255**2 / 16), abs=1e-9)
+    assert metrics.psnr(a, a) == float("inf")
+
+
+def test_ms_ssim_and_detail_of_identical_and_degraded_images(photos):
+    for image in (photos["astronaut"][:200, :240], photos["chelsea"][:40, :50]):
+        assert metrics.ms_ssim(image, image) == pytest.approx(1.0, abs=1e-6)
+        assert metrics.detail_ratio(image, image) == pytest.approx(1.0)
+        blurred = np.asarray(Image.fromarray(image).resize((image.shape[1] // 4, image.shape[0] // 4))
+                             .resize((image.shape[1], image.shape[0]), Image.BILINEAR))
+        assert metrics.ms_ssim(image, blurred) < 0.98
+        assert metrics.detail_ratio(image, blurred) < 0.6
+    assert metrics.ms_ssim_scales(512, 768) == 5 and metrics.ms_ssim_scales(40, 50) == 2
+
+
+def test_interpolation_at_target_rates():
+    curve = [(0.2, 30.0), (0.1, 26.0), (0.4, 33.0)]
+    assert evaluate.interpolate(curve, 0.1) == 26.0
+    assert evaluate.interpolate(curve, 0.15) == pytest.approx(28.0)
+    assert evaluate.interpolate(curve, 0.3) == pytest.approx(31.5)
+    assert evaluate.interpolate(curve, 0.05) is None and evaluate.interpolate(curve, 0.5) is None
+
+
+def test_fid_and_kid_on_features():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8))
+    assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-6)
+    shifted = x + np.array([3.0] + [0.0] * 7)
+    assert metrics.fid(x, shifted) == pytest.approx(9.0, rel=1e-6)
+    y = rng.normal(size=(400, 8))
+    assert abs(metrics.kid(x, y, subsets=5, subset_size=200)) < 0.05
+    assert metrics.kid(x, shifted, subsets=5, subset_size=200) > 1.0
+
+
+def test_fid_pipeline_with_random_inception_weights(photos):
+    images = [photos["astronaut"][:256, :256], photos["astronaut"][256:, 256:]]
+    assert len(metrics.patches(photos["astronaut"])) == 4 + 1  # 2x2 grid, plus the one shifted by 128
+    features = metrics.InceptionFeatures("random")
+    result = metrics.fid_kid(features, images, images[::-1])
+    assert result["patches"] == 2 and np.isfinite(result["fid"]) and np.isfinite(result["kid"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        metrics.InceptionFeatures("/nonexistent/inception.h5")
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_classic_codecs_round_trip_and_sweep_monotonic_rates(name, photos):
+    codec = get_codec(name)
+    image = photos["chelsea"][:96, :128]
+    sizes = [len(codec.encode(image, q)) for q in (codec.qualities[0], codec.qualities[-1])]
+    assert sizes[0] < sizes[1]
+    data = codec.encode(image, codec.qualities[-1])
+    decoded = codec.decode(data)
+    assert decoded.shape == image.shape and metrics.psnr(image, decoded) > 25
+
+
+def test_unknown_codec():
+    with pytest.raises(ConfigError, match="unknown codec"):
+        get_codec("bpg")
+
+
+@pytest.fixture
+def folder(tmp_path, photos):
+    data = tmp_path / "images"
+    data.mkdir()
+    Image.fromarray(photos["coffee"][:96, :128]).save(data / "a.png")
+    Image.fromarray(photos["rocket"][100:180, 200:300]).save(data / "b.png")
+    Image.fromarray(photos["chelsea"][:64, :64]).save(data / "c.jpg", quality=95)
+    return data
+
+
+def _args(**kwargs):
+    defaults = dict(tfds=None, limit=None, inception_weights=None, force=False)
+    defaults.update(kwargs)
+    return argparse.Namespace(**defaults)
+
+
+def test_eval_reports_bpp_of_the_real_files(trained, folder, tmp_path):
+    model, directory = trained
+    out = tmp_path / "results.json"
+    assert evaluate.run_eval(_args(data=[str(folder)], model=str(directory), out=str(out))) == 0
+    result = json.loads(out.read_text())
+    assert [r["image"] for r in result["images"]] == ["a.png", "b.png", "c.jpg"]
+    for row in result["images"]:
+        from tfgc.codec.io import load_image
+
+        image = load_image(folder / row["image"])
+        size = len(api.compress(image, model))
+        assert row["bytes"] == size and row["bpp"] == pytest.approx(8 * size / image.shape[0] / image.shape[1])
+        assert row["bound_bpp"] > 0 and row["encode_seconds"] > 0 and 0 < row["ms_ssim"] <= 1
+    assert result["mean"]["bpp"] == pytest.approx(np.mean([r["bpp"] for r in result["images"]]))
+    assert result["environment"]["versions"]["tensorflow"] == "2.14.1"
+    with open(out.with_suffix(".csv")) as f:
+        assert len(list(csv.DictReader(f))) == 3
+    with pytest.raises(TfgcError, match="exists"):
+        evaluate.run_eval(_args(data=[str(folder)], model=str(directory), out=str(out)))
+
+
+def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
+    _, directory = trained
+    out = tmp_path / "bench"
+    args = _args(data=[str(folder)], model=[str(directory)], codecs="jpeg,webp", out=str(out), name="report",
+                 crop_image=None, crop_bpp=None, crop_size=48)
+    assert evaluate.run_bench(args) == 0
+    report = (out / "report.md").read_text()
+    for asset in ("rd_psnr.png", "rd_msssim.png", "crops.png", "results.json", "results.csv"):
+        assert (out / "report" / asset).stat().st_size > 0
+        assert f"report/{asset}" in report
+    assert "| JPEG (libjpeg, 4:2:0) |" in report and "| WebP (libwebp) |" in report
+    assert "encode MP/s" in report and "python -m tfgc" in report
+    result = json.loads((out / "report" / "results.json").read_text())
+    assert set(result["codecs"]) == {"jpeg", "webp", "tiny"}
+    assert "commit" in result["environment"] and result["environment"]["machine"]["cores"] >= 1
+    jpeg = result["codecs"]["jpeg"]
+    assert len(jpeg) == len(CODECS["jpeg"].qualities)
+    # The table's interpolated PSNR agrees with the curve it was read from.
+    curve = [(p["bpp"], p["psnr"]) for p in jpeg]
+    for target in evaluate.TARGET_BPPS:
+        value = evaluate.interpolate(curve, target)
+        cell = "not reachable" if value is None else f"{value:.2f}"
+        assert cell in report.split("| JPEG (libjpeg, 4:2:0) |")[1].split("\n")[0]
+    # bpp comes from the real file.
+    row = next(m for m in result["measurements"] if m["codec"] == "webp" and m["image"] == "b.png"
+               and m["setting"] == "q50")
+    from tfgc.codec.io import load_image
+
+    image = load_image(folder / "b.png")
+    assert row["bytes"] == len(CODECS["webp"].encode(image, 50))
+    assert json.loads(json.dumps(row))["bpp"] == pytest.approx(8 * row["bytes"] / (100 * 80))
+    with pytest.raises(TfgcError, match="exists"):
+        evaluate.run_bench(args)

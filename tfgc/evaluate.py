@@ -1,0 +1,470 @@
+"""`python -m tfgc eval` (one model on a folder) and `python -m tfgc bench` (models against the classic codecs).
+
+Every number comes from a real file: tfgc models go through `tfgc.codec.api` (the .tfgc file, header and checksum
+included), the classic codecs through Pillow's encoders. bpp = 8 * file bytes / pixels.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfgc import metrics
+from tfgc.errors import DataError, TfgcError
+from tfgc.utils import write_atomic
+
+TARGET_BPPS = (0.05, 0.1, 0.2, 0.4)
+
+
+@dataclass
+class Measurement:
+    """One image coded once: by a tfgc model, or by a classic codec at one quality setting."""
+
+    image: str
+    codec: str
+    setting: str
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    detail: float
+    encode_seconds: float
+    decode_seconds: float
+    extra: Dict[str, float] = field(default_factory=dict)  # tfgc: bound_bpp, estimated_bpp
+
+    def row(self) -> dict:
+        row = asdict(self)
+        row.update(row.pop("extra"))
+        return row
+
+
+def measure(name: str, codec: str, setting: str, original: np.ndarray, data: bytes, reconstruction: np.ndarray,
+            encode_seconds: float, decode_seconds: float, **extra) -> Measurement:
+    height, width = original.shape[:2]
+    return Measurement(name, codec, setting, width, height, len(data), 8 * len(data) / (width * height),
+                       metrics.psnr(original, reconstruction), metrics.ms_ssim(original, reconstruction),
+                       metrics.detail_ratio(original, reconstruction), encode_seconds, decode_seconds, dict(extra))
+
+
+def load_images(folders: Sequence[str], limit: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
+    from tfgc.codec.io import load_image
+    from tfgc.data import list_images
+
+    paths = list_images(folders)[:limit]
+    root = os.path.commonpath([os.path.abspath(f) for f in folders])
+    return [(os.path.relpath(os.path.abspath(p), root), load_image(p)) for p in paths]
+
+
+def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise TfgcError("--tfds needs tensorflow-datasets: pip install 'tfgc[tfds]'") from None
+    try:
+        dataset = tfds.load(name, split="test" if "test" in tfds.builder(name).info.splits else "train")
+    except Exception as e:  # tfds raises many kinds: unknown name, no network, checksum
+        raise DataError(f"cannot load tfds dataset {name}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    images = []
+    for i, example in enumerate(tfds.as_numpy(dataset)):
+        if limit is not None and i >= limit:
+            break
+        images.append((f"{name}/{i:04d}", np.asarray(example["image"], np.uint8)))
+    return images
+
+
+# ---- one tfgc model -----------------------------------------------------------------------------------------------
+
+def evaluate_model(model, images, label: str, progress=None, keep=None) -> List[Measurement]:
+    from tfgc.codec import api
+
+    rows = []
+    for name, original in images:
+        started = time.perf_counter()
+        result = api.encode(original, model)
+        encoded = time.perf_counter()
+        reconstruction = api.decode(result.data, model)
+        decoded = time.perf_counter()
+        report = result.report()
+        rows.append(measure(name, label, label, original, result.data, reconstruction, encoded - started,
+                            decoded - encoded, bound_bpp=report["bound_bpp"], estimated_bpp=report["estimated_bpp"]))
+        if keep is not None:
+            keep.append(reconstruction)
+        if progress is not None:
+            progress.add(1)
+    return rows
+
+
+def summarize(rows: Sequence[Measurement]) -> dict:
+    keys = ["bpp", "psnr", "ms_ssim", "detail", "encode_seconds", "decode_seconds"]
+    keys += [k for k in rows[0].extra] if rows else []
+    summary = {k: float(np.mean([r.row()[k] for r in rows])) for k in keys}
+    pixels = sum(r.width * r.height for r in rows)
+    summary["encode_mpixels_per_second"] = pixels / 1e6 / max(1e-12, sum(r.encode_seconds for r in rows))
+    summary["decode_mpixels_per_second"] = pixels / 1e6 / max(1e-12, sum(r.decode_seconds for r in rows))
+    summary["images"] = len(rows)
+    return summary
+
+
+def environment() -> dict:
+    """Package versions, the machine and the commit, for the results JSON."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("tfgc", "tensorflow", "tensorflow-compression", "keras", "numpy", "pillow", "pillow-heif",
+                    "pillow-jxl-plugin", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    return {"versions": versions, "python": platform.python_version(),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory, "platform": platform.platform()},
+            "commit": _commit()}
+
+
+def _commit() -> Optional[str]:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_csv(path, rows: Sequence[Measurement], force: bool = True) -> None:
+    buffer = io.StringIO()
+    dicts = [r.row() for r in rows]
+    fields = list(dict.fromkeys(k for d in dicts for k in d))
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(dicts)
+    write_atomic(path, buffer.getvalue().encode(), force=force)
+
+
+def inception_or_none(weights: Optional[str]):
+    if not weights:
+        print("FID/KID skipped: no --inception-weights (a Keras InceptionV3 .h5 without top, or 'imagenet' to let "
+              "Keras download them)", file=sys.stderr)
+        return None
+    return metrics.InceptionFeatures(weights)
+
+
+def progress_bar(total: int):
+    import tensorflow as tf
+
+    return tf.keras.utils.Progbar(total, unit_name="image", verbose=1 if sys.stderr.isatty() else 2)
+
+
+def run_eval(args) -> int:
+    from tfgc.models.store import load_model
+
+    out = Path(args.out)
+    csv_path = out.with_suffix(".csv")
+    for path in (out, csv_path):
+        if path.exists() and not args.force:
+            raise TfgcError(f"{path} exists; pass --force to overwrite it")
+    images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
+    model = load_model(args.model)
+    inception = inception_or_none(args.inception_weights)
+    reconstructions: List[np.ndarray] = []
+    rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images)),
+                          keep=reconstructions if inception else None)
+    summary = summarize(rows)
+    if inception is not None:
+        summary.update(metrics.fid_kid(inception, [im for _, im in images], reconstructions) or {})
+    result = {"command": _command_line(), "model": {"directory": str(args.model), **model.manifest},
+              "environment": environment(), "mean": summary, "images": [r.row() for r in rows]}
+    write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
+    write_csv(csv_path, rows)
+    print(f"{len(rows)} images: {summary['bpp']:.4f} bpp (bound {summary['bound_bpp']:.4f}), "
+          f"{summary['psnr']:.2f} dB PSNR, {summary['ms_ssim']:.4f} MS-SSIM, detail ratio {summary['detail']:.3f}, "
+          f"encode {summary['encode_seconds']:.3f} s, decode {summary['decode_seconds']:.3f} s per image"
+          + (f", FID {summary['fid']:.2f}, KID {summary['kid']:.4f}" if "fid" in summary else ""))
+    print(f"wrote {out} and {csv_path}")
+    return 0
+
+
+def model_label(directory) -> str:
+    """A model's name in tables: its directory, or the run's when the directory is a run's `model/`."""
+    path = Path(directory).resolve()
+    return path.parent.name if path.name == "model" else path.name
+
+
+def _command_line() -> str:
+    return "python -m tfgc " + " ".join(sys.argv[1:])
+
+
+# ---- bench: models against the classic codecs ---------------------------------------------------------------------
+
+def interpolate(curve: Sequence[Tuple[float, float]], bpp: float) -> Optional[float]:
+    """Linear interpolation of a (bpp, value) curve at `bpp`; None outside the bpp range the curve reaches."""
+    points = sorted(curve)
+    rates = [p[0] for p in points]
+    if not points or bpp < rates[0] or bpp > rates[-1]:
+        return None
+    return float(np.interp(bpp, rates, [p[1] for p in points]))
+
+
+def run_bench(args) -> int:
+    from tfgc.codec.classic import get_codec
+    from tfgc.models.store import load_model
+
+    out = Path(args.out)
+    report_path = out / f"{args.name}.md"
+    assets = out / args.name
+    if (report_path.exists() or assets.exists()) and not args.force:
+        raise TfgcError(f"{report_path} or {assets}/ exists; pass --force to overwrite them")
+    codecs = [get_codec(name) for name in args.codecs.split(",") if name]
+    try:
+        import matplotlib  # noqa: F401  (checked before the long run, used by the plots)
+    except ImportError:
+        raise TfgcError("bench draws its plots with matplotlib: pip install 'tfgc[bench]'") from None
+    images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
+    models = [(model_label(d), load_model(d)) for d in (args.model or [])]
+    inception = inception_or_none(args.inception_weights)
+    real_features = inception([p for _, im in images for p in metrics.patches(im)]) if inception else None
+    crop_name = args.crop_image or images[0][0]
+    if crop_name not in dict(images):
+        raise TfgcError(f"--crop-image {crop_name} is not among the images")
+
+    total = len(images) * (sum(len(c.qualities) for c in codecs) + len(models))
+    progress = progress_bar(total)
+    rows: List[Measurement] = []
+    group_stats: Dict[Tuple[str, str], dict] = {}
+    crop_candidates: Dict[Tuple[str, str], Tuple[Measurement, np.ndarray]] = {}
+
+    def finish_group(codec: str, setting: str, group_rows, reconstructions):
+        stats = summarize(group_rows)
+        if inception is not None and len(real_features) >= 2:
+            fake = inception([p for im in reconstructions for p in metrics.patches(im)])
+            stats.update(fid=metrics.fid(real_features, fake), kid=metrics.kid(real_features, fake))
+        group_stats[(codec, setting)] = stats
+        rows.extend(group_rows)
+
+    for codec in codecs:
+        for quality in codec.qualities:
+            group_rows, reconstructions = [], []
+            for name, original in images:
+                started = time.perf_counter()
+                data = codec.encode(original, quality)
+                encoded = time.perf_counter()
+                reconstruction = codec.decode(data)
+                decoded = time.perf_counter()
+                row = measure(name, codec.name, f"q{quality}", original, data, reconstruction, encoded - started,
+                              decoded - encoded)
+                group_rows.append(row)
+                if inception is not None:
+                    reconstructions.append(reconstruction)
+                if name == crop_name:
+                    crop_candidates[(codec.name, row.setting)] = (row, reconstruction)
+                progress.add(1)
+            finish_group(codec.name, f"q{quality}", group_rows, reconstructions)
+    for label, model in models:
+        kept: List[np.ndarray] = []
+        group_rows = evaluate_model(model, images, label, progress, keep=kept)
+        crop_index = [n for n, _ in images].index(crop_name)
+        crop_candidates[(label, label)] = (group_rows[crop_index], kept[crop_index])
+        finish_group(label, label, group_rows, kept)
+
+    curves = {}
+    for (codec, setting), stats in group_stats.items():
+        curves.setdefault(codec, []).append((setting, stats))
+    for codec in curves:
+        curves[codec].sort(key=lambda item: item[1]["bpp"])
+
+    assets.mkdir(parents=True, exist_ok=True)
+    labels = {c.name: c.label for c in codecs}
+    labels.update({label: f"tfgc {label}" for label, _ in models})
+    model_labels = {label for label, _ in models}
+    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png")
+    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png")
+    crop_bpp = args.crop_bpp or (group_stats[(models[0][0], models[0][0])]["bpp"] if models else 0.1)
+    _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
+                assets / "crops.png")
+
+    result = {"command": _command_line(), "environment": environment(), "images": [n for n, _ in images],
+              "targets_bpp": list(TARGET_BPPS),
+              "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
+              "measurements": [r.row() for r in rows]}
+    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
+    write_csv(assets / "results.csv", rows)
+    markdown = _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets.name)
+    write_atomic(report_path, markdown.encode(), force=True)
+    print(_table(curves, labels, model_labels))
+    print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, crops.png, results.json, results.csv)")
+    return 0
+
+
+def _format(value: Optional[float], digits: int) -> str:
+    return "not reachable" if value is None else f"{value:.{digits}f}"
+
+
+def _table(curves, labels, model_labels) -> str:
+    header = "| codec | " + " | ".join(f"PSNR @ {t} bpp | MS-SSIM @ {t} bpp" for t in TARGET_BPPS) + " |"
+    lines = [header, "|---" * (1 + 2 * len(TARGET_BPPS)) + "|"]
+    for codec, points in curves.items():
+        if codec in model_labels:
+            continue
+        cells = []
+        for target in TARGET_BPPS:
+            cells.append(_format(interpolate([(s["bpp"], s["psnr"]) for _, s in points], target), 2))
+            cells.append(_format(interpolate([(s["bpp"], s["ms_ssim"]) for _, s in points], target), 4))
+        lines.append(f"| {labels[codec]} | " + " | ".join(cells) + " |")
+    if model_labels:
+        lines += ["", "| tfgc model | bpp (file) | bound bpp | PSNR | MS-SSIM | detail ratio |", "|---|---|---|---|---|---|"]
+        for codec, points in curves.items():
+            if codec in model_labels:
+                s = points[0][1]
+                lines.append(f"| {labels[codec]} | {s['bpp']:.4f} | {s['bound_bpp']:.4f} | {s['psnr']:.2f} | "
+                             f"{s['ms_ssim']:.4f} | {s['detail']:.3f} |")
+    return "\n".join(lines)
+
+
+def _throughput_table(rows: Sequence[Measurement], labels) -> str:
+    lines = ["| codec | encode MP/s | decode MP/s |", "|---|---|---|"]
+    for codec in dict.fromkeys(r.codec for r in rows):
+        own = [r for r in rows if r.codec == codec]
+        megapixels = sum(r.width * r.height for r in own) / 1e6
+        lines.append(f"| {labels[codec]} | {megapixels / sum(r.encode_seconds for r in own):.2f} | "
+                     f"{megapixels / sum(r.decode_seconds for r in own):.2f} |")
+    return "\n".join(lines)
+
+
+def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
+    for codec, points in curves.items():
+        rates = [s["bpp"] for _, s in points]
+        values = [s[key] for _, s in points]
+        if codec in model_labels:
+            axes.plot(rates, values, marker="*", markersize=14, linestyle="none", label=labels[codec])
+        else:
+            axes.plot(rates, values, marker="o", markersize=3, label=labels[codec])
+    for target in TARGET_BPPS:
+        axes.axvline(target, color="0.85", linewidth=0.8, zorder=0)
+    axes.set_xscale("log")
+    axes.set_xlabel("bits per pixel (real files, log scale)")
+    axes.set_ylabel(ylabel)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue(), force=True)
+
+
+def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> None:
+    """The same crop of one image across codecs, each at the setting whose bpp on that image is closest to target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = {}
+    for (codec, setting), (row, reconstruction) in candidates.items():
+        best = chosen.get(codec)
+        if best is None or abs(np.log(row.bpp / target_bpp)) < abs(np.log(best[0].bpp / target_bpp)):
+            chosen[codec] = (row, reconstruction)
+    height, width = original.shape[:2]
+    size = min(size, height, width)
+    top, left = (height - size) // 2, (width - size) // 2
+    panels = [("original", original)] + [
+        (f"{labels[c]}\n{row.setting}: {row.bpp:.3f} bpp, {row.psnr:.1f} dB", rec) for c, (row, rec) in chosen.items()]
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.3 * rows + 0.4), dpi=120, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, image) in zip(axes.ravel(), panels):
+        ax.imshow(image[top:top + size, left:left + size], interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+    figure.suptitle(f"{name}, centre {size}x{size} crop, each codec at the setting nearest {target_bpp:.3f} bpp",
+                    fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue(), force=True)
+
+
+def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets) -> str:
+    env = result["environment"]
+    machine = env["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
+    lines = [
+        f"# Benchmark: {len(result['images'])} images",
+        "",
+        "Generated by:",
+        "",
+        f"    {result['command']}",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores{memory}; {machine['platform']}. "
+        f"Python {env['python']}; {versions}. Commit {env['commit']}.",
+        "",
+        "Every point is a real file: bpp = 8 x file bytes / pixels, averaged over the images at each quality setting "
+        "(tfgc models: one point each, their .tfgc files with header and checksum). PSNR on 8-bit RGB; MS-SSIM is "
+        "tf.image.ssim_multiscale; detail ratio = gradient energy of the reconstruction / that of the original "
+        "(1 = as much fine detail as the original, < 1 = blurrier; it measures amount of detail, not faithfulness).",
+        "",
+        "## Rate–distortion",
+        "",
+        f"![bpp vs PSNR]({assets}/rd_psnr.png)",
+        f"![bpp vs MS-SSIM]({assets}/rd_msssim.png)",
+        "",
+        "Each codec's mean curve interpolated linearly at the target rates (\"not reachable\": the codec's sweep does "
+        "not reach that rate on these images):",
+        "",
+        _table(curves, labels, model_labels),
+        "",
+        "## Speed (this run, one thread of Python driving each codec)",
+        "",
+        _throughput_table(rows, labels),
+        "",
+        "Megapixels per second: all pixels of the sweep over all the time spent encoding (decoding) them, "
+        "in-process, file bytes in memory.",
+        "",
+        "## The same crop across codecs",
+        "",
+        f"![crops]({assets}/crops.png)",
+        "",
+        f"{crop_name}: each codec at its setting nearest {crop_bpp:.3f} bpp on this image.",
+        "",
+        f"Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions and machine: "
+        f"[{assets}/results.json]({assets}/results.json).",
+        "",
+    ]
+    if any("fid" in s for points in curves.values() for _, s in points):
+        lines += ["FID/KID (256x256 patches, HiFiC protocol) are in results.json per codec setting.", ""]
+    return "\n".join(lines)
