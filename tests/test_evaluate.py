@@ -147,3 +147,21 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert json.loads(json.dumps(row))["bpp"] == pytest.approx(8 * row["bytes"] / (100 * 80))
     with pytest.raises(TfgcError, match="exists"):
         evaluate.run_bench(args)
+
+
+def test_tfds_without_the_package_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    with pytest.raises(TfgcError, match=r"tfgc\[tfds\]"):
+        evaluate.load_tfds("kodak")
+
+
+def test_command_line_errors(folder, tmp_path, capsys):
+    from tfgc.__main__ import main
+
+    assert main(["bench", "--data", str(folder), "--codecs", "jpeg,bpg", "--out", str(tmp_path)]) == 1
+    assert "unknown codec 'bpg'" in capsys.readouterr().err
+    assert main(["eval", "--data", str(tmp_path / "none"), "--model", str(tmp_path), "--out",
+                 str(tmp_path / "r.json")]) == 1
+    assert "does not exist" in capsys.readouterr().err

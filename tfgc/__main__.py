@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.

@@ -175,10 +175,26 @@ def inception_or_none(weights: Optional[str]):
     return metrics.InceptionFeatures(weights)
 
 
+class _LogProgress:
+    """Progress for logs (not a terminal): a line at every tenth of the work, with the time so far."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.step = max(1, total // 10)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.done % self.step == 0 or self.done == self.total:
+            print(f"{self.done}/{self.total} images coded, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
+                  flush=True)
+
+
 def progress_bar(total: int):
+    if not sys.stderr.isatty():
+        return _LogProgress(total)
     import tensorflow as tf
 
-    return tf.keras.utils.Progbar(total, unit_name="image", verbose=1 if sys.stderr.isatty() else 2)
+    return tf.keras.utils.Progbar(total, unit_name="image")
 
 
 def run_eval(args) -> int:
@@ -191,6 +207,7 @@ def run_eval(args) -> int:
             raise TfgcError(f"{path} exists; pass --force to overwrite it")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     model = load_model(args.model)
+    started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     reconstructions: List[np.ndarray] = []
     rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images)),
@@ -199,7 +216,7 @@ def run_eval(args) -> int:
     if inception is not None:
         summary.update(metrics.fid_kid(inception, [im for _, im in images], reconstructions) or {})
     result = {"command": _command_line(), "model": {"directory": str(args.model), **model.manifest},
-              "environment": environment(), "mean": summary, "images": [r.row() for r in rows]}
+              "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
     write_csv(csv_path, rows)
     print(f"{len(rows)} images: {summary['bpp']:.4f} bpp (bound {summary['bound_bpp']:.4f}), "
@@ -247,6 +264,7 @@ def run_bench(args) -> int:
         raise TfgcError("bench draws its plots with matplotlib: pip install 'tfgc[bench]'") from None
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     models = [(model_label(d), load_model(d)) for d in (args.model or [])]
+    started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     real_features = inception([p for _, im in images for p in metrics.patches(im)]) if inception else None
     crop_name = args.crop_image or images[0][0]
@@ -308,7 +326,7 @@ def run_bench(args) -> int:
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
                 assets / "crops.png")
 
-    result = {"command": _command_line(), "environment": environment(), "images": [n for n, _ in images],
+    result = {"command": _command_line(), "environment": started_in, "images": [n for n, _ in images],
               "targets_bpp": list(TARGET_BPPS),
               "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
               "measurements": [r.row() for r in rows]}
@@ -448,7 +466,7 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "",
         _table(curves, labels, model_labels),
         "",
-        "## Speed (this run, one thread of Python driving each codec)",
+        "## Speed (this run; one codec call at a time, each codec free to use its own threads)",
         "",
         _throughput_table(rows, labels),
         "",
