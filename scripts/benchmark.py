@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,25 +20,21 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tfgc.codec import api  # noqa: E402
 from tfgc.codec.io import load_image  # noqa: E402
 from tfgc.config import preset  # noqa: E402
 from tfgc.data import bundled_images, training_dataset  # noqa: E402
+from tfgc.evaluate import environment  # noqa: E402
 from tfgc.models.registry import build_model  # noqa: E402
 from tfgc.train import compile_model  # noqa: E402
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, TensorFlow {tf.__version__}"
+    env = environment()
+    return (f"{env['machine']['cpu']}, {env['machine']['cores']} cores, Python {env['python']}, "
+            f"TensorFlow {env['versions']['tensorflow']}, commit {env['commit']}")
 
 
 def bench_training(name: str, crop: int, warmup: int, steps: int) -> None:
