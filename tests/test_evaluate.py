@@ -55,7 +55,7 @@ def test_fid_pipeline_with_random_inception_weights(photos):
     images = [photos["astronaut"][:256, :256], photos["astronaut"][256:, 256:]]
     assert len(metrics.patches(photos["astronaut"])) == 4 + 1  # 2x2 grid, plus the one shifted by 128
     features = metrics.InceptionFeatures("random")
-    result = metrics.fid_kid(features, images, images[::-1])
+    result = metrics.fid_kid(features, metrics.patch_features(features, images), images[::-1])
     assert result["patches"] == 2 and np.isfinite(result["fid"]) and np.isfinite(result["kid"])
     with pytest.raises(ConfigError, match="does not exist"):
         metrics.InceptionFeatures("/nonexistent/inception.h5")
@@ -165,3 +165,24 @@ def test_command_line_errors(folder, tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path / "none"), "--model", str(tmp_path), "--out",
                  str(tmp_path / "r.json")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_eval_and_bench_compute_fid_kid_when_given_weights(trained, photos, tmp_path):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)  # the Inception weights are random: fix them
+    _, directory = trained
+    data = tmp_path / "large"
+    data.mkdir()
+    Image.fromarray(photos["astronaut"][:256, :256]).save(data / "a.png")
+    Image.fromarray(photos["astronaut"][256:, 256:]).save(data / "b.png")
+    out = tmp_path / "r.json"
+    evaluate.run_eval(_args(data=[str(data)], model=str(directory), out=str(out), inception_weights="random"))
+    mean = json.loads(out.read_text())["mean"]
+    assert mean["patches"] == 2 and np.isfinite(mean["fid"]) and np.isfinite(mean["kid"])
+    args = _args(data=[str(data)], model=None, codecs="jpeg", out=str(tmp_path / "b"), name="r", crop_image=None,
+                 crop_bpp=None, crop_size=64, inception_weights="random")
+    evaluate.run_bench(args)
+    points = json.loads((tmp_path / "b" / "r" / "results.json").read_text())["codecs"]["jpeg"]
+    assert all(np.isfinite(p["fid"]) for p in points)
+    assert points[0]["fid"] > points[-1]["fid"]  # the lowest JPEG quality is furthest from the originals

@@ -214,7 +214,8 @@ def run_eval(args) -> int:
                           keep=reconstructions if inception else None)
     summary = summarize(rows)
     if inception is not None:
-        summary.update(metrics.fid_kid(inception, [im for _, im in images], reconstructions) or {})
+        real_features = metrics.patch_features(inception, [im for _, im in images])
+        summary.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
     result = {"command": _command_line(), "model": {"directory": str(args.model), **model.manifest},
               "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
@@ -266,7 +267,7 @@ def run_bench(args) -> int:
     models = [(model_label(d), load_model(d)) for d in (args.model or [])]
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
-    real_features = inception([p for _, im in images for p in metrics.patches(im)]) if inception else None
+    real_features = metrics.patch_features(inception, [im for _, im in images]) if inception else None
     crop_name = args.crop_image or images[0][0]
     if crop_name not in dict(images):
         raise TfgcError(f"--crop-image {crop_name} is not among the images")
@@ -279,9 +280,8 @@ def run_bench(args) -> int:
 
     def finish_group(codec: str, setting: str, group_rows, reconstructions):
         stats = summarize(group_rows)
-        if inception is not None and len(real_features) >= 2:
-            fake = inception([p for im in reconstructions for p in metrics.patches(im)])
-            stats.update(fid=metrics.fid(real_features, fake), kid=metrics.kid(real_features, fake))
+        if inception is not None:
+            stats.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
         group_stats[(codec, setting)] = stats
         rows.extend(group_rows)
 

@@ -138,12 +138,16 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int 
     return float(np.mean(values))
 
 
-def fid_kid(features: InceptionFeatures, originals: Sequence[np.ndarray],
+def patch_features(features: InceptionFeatures, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Inception features of every 256x256 patch of the images."""
+    return features([p for image in images for p in patches(image)])
+
+
+def fid_kid(features: InceptionFeatures, real_features: np.ndarray,
             reconstructions: Sequence[np.ndarray]) -> Optional[dict]:
-    """FID and KID between the 256x256 patches of originals and reconstructions; None if fewer than 2 patches."""
-    real = [p for image in originals for p in patches(image)]
-    fake = [p for image in reconstructions for p in patches(image)]
-    if len(real) < 2:
+    """FID and KID between the originals' patch features and the reconstructions' patches; None under 2 patches."""
+    if len(real_features) < 2:
         return None
-    real_features, fake_features = features(real), features(fake)
-    return {"fid": fid(real_features, fake_features), "kid": kid(real_features, fake_features), "patches": len(real)}
+    fake_features = patch_features(features, reconstructions)
+    return {"fid": fid(real_features, fake_features), "kid": kid(real_features, fake_features),
+            "patches": len(real_features)}
