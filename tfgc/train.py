@@ -29,15 +29,13 @@ DEFAULT_PRESET = "gc-small"
 # `python -m tfgc.train` without arguments is a demonstration that must end soon on any machine.
 DEFAULT_TIME_LIMIT_MINUTES = 6.0
 
-# Flags that override a config field, with the field they set.
-_OVERRIDES = {
-    "width": int, "latent_channels": int, "levels": int, "residual_blocks": int, "noise_channels": int,
-    "rate_weight": float, "distortion_weight": float, "adversarial_weight": float, "feature_matching_weight": float,
-    "perceptual_weight": float, "perceptual_weights": str,
-    "steps": int, "steps_per_epoch": int, "batch_size": int, "crop_size": int, "learning_rate": float,
-    "discriminator_learning_rate": float, "mixed_precision": str, "strategy": str, "seed": int,
-    "checkpoint_every": int, "time_limit_minutes": float,
-}
+# Flags that override the config field of the same name.
+_OVERRIDES = (
+    "width", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight", "distortion_weight",
+    "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
+    "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
+    "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes",
+)
 # Settings a resumed run may change; any other difference means a different run.
 _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every"}
 
