@@ -12,13 +12,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from tfgc.errors import OutputExistsError, TfgcError
-from tfgc.utils import run_command
-
-
-def _check_output(path: str, force: bool) -> None:
-    if Path(path).exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
+from tfgc.errors import TfgcError
+from tfgc.utils import refuse_existing, run_command
 
 
 def _default_model():
@@ -31,7 +26,7 @@ def _default_model():
 
 
 def cmd_compress(args) -> int:
-    _check_output(args.output, args.force)
+    refuse_existing(args.output, args.force)
     from tfgc.codec import api
     from tfgc.utils import write_atomic
 
@@ -45,7 +40,7 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
-    _check_output(args.output, args.force)
+    refuse_existing(args.output, args.force)
     from tfgc.codec import api
     from tfgc.codec.io import output_format, save_image
 

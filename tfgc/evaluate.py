@@ -22,7 +22,7 @@ import numpy as np
 
 from tfgc import metrics
 from tfgc.errors import DataError, TfgcError
-from tfgc.utils import write_atomic
+from tfgc.utils import first_line, refuse_existing, write_atomic
 
 TARGET_BPPS = (0.05, 0.1, 0.2, 0.4)
 
@@ -76,7 +76,7 @@ def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndar
     try:
         dataset = tfds.load(name, split="test" if "test" in tfds.builder(name).info.splits else "train")
     except Exception as e:  # tfds raises many kinds: unknown name, no network, checksum
-        raise DataError(f"cannot load tfds dataset {name}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+        raise DataError(f"cannot load tfds dataset {name}: {first_line(e)}") from None
     images = []
     for i, example in enumerate(tfds.as_numpy(dataset)):
         if limit is not None and i >= limit:
@@ -203,8 +203,7 @@ def run_eval(args) -> int:
     out = Path(args.out)
     csv_path = out.with_suffix(".csv")
     for path in (out, csv_path):
-        if path.exists() and not args.force:
-            raise TfgcError(f"{path} exists; pass --force to overwrite it")
+        refuse_existing(path, args.force)
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     model = load_model(args.model)
     started_in = environment()  # taken at the start: the commit whose code runs
@@ -256,8 +255,8 @@ def run_bench(args) -> int:
     out = Path(args.out)
     report_path = out / f"{args.name}.md"
     assets = out / args.name
-    if (report_path.exists() or assets.exists()) and not args.force:
-        raise TfgcError(f"{report_path} or {assets}/ exists; pass --force to overwrite them")
+    for path in (report_path, assets):
+        refuse_existing(path, args.force)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
     try:
         import matplotlib  # noqa: F401  (checked before the long run, used by the plots)
@@ -374,12 +373,24 @@ def _throughput_table(rows: Sequence[Measurement], labels) -> str:
     return "\n".join(lines)
 
 
-def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(plt, figure, path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue(), force=True)
+
+
+def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
     for codec, points in curves.items():
         rates = [s["bpp"] for _, s in points]
@@ -396,19 +407,12 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue(), force=True)
+    _save_figure(plt, figure, path)
 
 
 def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> None:
     """The same crop of one image across codecs, each at the setting whose bpp on that image is closest to target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     chosen = {}
     for (codec, setting), (row, reconstruction) in candidates.items():
         best = chosen.get(codec)
@@ -430,10 +434,7 @@ def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> N
     figure.suptitle(f"{name}, centre {size}x{size} crop, each codec at the setting nearest {target_bpp:.3f} bpp",
                     fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.95))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue(), force=True)
+    _save_figure(plt, figure, path)
 
 
 def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets) -> str:

@@ -10,14 +10,24 @@ from pathlib import Path
 from tfgc.errors import OutputExistsError, TfgcError
 
 
+def refuse_existing(path, force: bool) -> None:
+    """An OutputExistsError if `path` exists and `force` is not set: checked before long work, and again on writing."""
+    if Path(path).exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to one line (TensorFlow's and the checkpoint reader's run to many)."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def write_atomic(path, data: bytes, force: bool = False) -> None:
     """Write `data` to `path` through a temporary file and a rename, so a reader never sees half a file.
 
     Refuses to replace an existing file unless `force`.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
+    refuse_existing(path, force)
     if path.is_dir():
         raise OutputExistsError(f"{path} is a directory")
     directory = path.parent if str(path.parent) else Path(".")

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tfgc.errors import FormatError
+from tfgc.utils import first_line
 
 
 def _channel_index(shape):
@@ -34,7 +35,7 @@ def range_decode(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
         handle, symbols = tfc.entropy_decode_index(handle, _channel_index(tuple(shape)), shape, tf.int32)
         ok = tfc.entropy_decode_finalize(handle)
     except tf.errors.OpError as e:
-        raise FormatError(f"entropy-coded payload does not decode: {e.message.splitlines()[0]}") from None
+        raise FormatError(f"entropy-coded payload does not decode: {first_line(e)}") from None
     if not bool(ok):
         raise FormatError("entropy-coded payload does not decode (range decoder sanity check failed)")
     return symbols.numpy()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 from tfgc.config import Config
-from tfgc.errors import ConfigError, ModelError, OutputExistsError
+from tfgc.errors import ConfigError, ModelError
+from tfgc.utils import first_line, refuse_existing
 
 MODEL_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -34,8 +35,7 @@ def save_model(model, directory, *, force: bool = False, extra: Optional[dict] =
     import tfgc
 
     directory = Path(directory)
-    if directory.exists() and not force:
-        raise OutputExistsError(f"{directory} exists; pass --force to overwrite it")
+    refuse_existing(directory, force)
     directory.parent.mkdir(parents=True, exist_ok=True)
     model.update_coding_tables()
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
@@ -105,8 +105,7 @@ def load_model(directory):
         status = tf.train.Checkpoint(**model.export_parts()).read(str(directory / WEIGHTS))
         status.assert_existing_objects_matched()
     except Exception as e:  # the checkpoint reader raises IndexError, ValueError, OpError... on damaged files
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ModelError(f"cannot read the weights of {directory}: {reason}") from None
+        raise ModelError(f"cannot read the weights of {directory}: {first_line(e)}") from None
     if model.fingerprint().hex() != manifest.get("fingerprint"):
         raise ModelError(f"model {directory}: weights do not match the manifest's fingerprint (corrupted or mixed up)")
     model.directory = directory
