@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py                                   # gc-small and gc-paper, a bundled photo at 768x512
     python scripts/benchmark.py --image ../shared/data/kodak/kodim01.png --presets gc-small
+    python scripts/benchmark.py --presets --export EXPORTS   # each runtime of a `python -m tfgc export --format all`
 
 Training is timed after warm-up steps (tracing excluded), on random crops of the bundled photographs, with each
 preset's own batch size and GAN setting at the crop size given. Encode and decode are timed through the public API
@@ -54,7 +55,24 @@ def bench_training(name: str, crop: int, warmup: int, steps: int) -> None:
 
 
 def bench_codec(name: str, image: np.ndarray, repeats: int) -> None:
-    model = build_model(preset(name), for_training=False)
+    time_codec(name, build_model(preset(name), for_training=False), image, repeats)
+
+
+def bench_backends(export_dir: str, image: np.ndarray, repeats: int) -> None:
+    """Encode and decode through tfgc.codec.api with the transforms run by TensorFlow, TFLite and onnxruntime."""
+    from pathlib import Path
+
+    from tfgc.export import load_backend
+
+    serving = sorted(Path(export_dir).glob("serving/*/*/manifest.json"))
+    if not serving:
+        raise SystemExit(f"{export_dir} is not the folder of `python -m tfgc export --format all`")
+    for backend in ("tensorflow", "tflite", "tflite-fp16", "onnx"):
+        model = load_backend(serving[-1].parent if backend == "tensorflow" else export_dir, backend)
+        time_codec(f"{backend}", model, image, repeats)
+
+
+def time_codec(label: str, model, image: np.ndarray, repeats: int) -> None:
     result = api.encode(image, model)
     api.decode(result.data, model)
     encode, decode = [], []
@@ -66,13 +84,14 @@ def bench_codec(name: str, image: np.ndarray, repeats: int) -> None:
         api.decode(result.data, model)
         decode.append(time.perf_counter() - started)
     h, w = image.shape[:2]
-    print(f"codec  {name:12s} {w}x{h}: encode {statistics.median(encode):6.3f} s, "
+    print(f"codec  {label:12s} {w}x{h}: encode {statistics.median(encode):6.3f} s, "
           f"decode {statistics.median(decode):6.3f} s (median of {repeats})", flush=True)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--presets", nargs="+", default=["gc-small", "gc-paper"])
+    p.add_argument("--presets", nargs="*", default=["gc-small", "gc-paper"])
+    p.add_argument("--export", help="a `python -m tfgc export --format all` folder: time the codec with each runtime")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
@@ -89,6 +108,8 @@ def main(argv=None) -> int:
         bench_training(name, args.crop, args.warmup, args.steps)
     for name in args.presets:
         bench_codec(name, image, args.repeats)
+    if args.export:
+        bench_backends(args.export, image, args.repeats)
     return 0
 
 

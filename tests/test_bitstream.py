@@ -20,8 +20,8 @@ def test_round_trip():
     data = pack(HEADER, PAYLOAD)
     assert len(data) == bitstream.OVERHEAD + len(PAYLOAD)
     assert unpack(data) == (HEADER, PAYLOAD)
-    fixed = Header("gc", bitstream.FLAG_FIXED_LENGTH, HEADER.fingerprint, 1, 1)
-    assert unpack(pack(fixed, b""))[0].fixed_length
+    uniform = Header("gc", bitstream.FLAG_UNIFORM_TABLE, HEADER.fingerprint, 1, 1)
+    assert unpack(pack(uniform, b""))[0].uniform_table
 
 
 def test_every_truncation_is_refused():
@@ -42,12 +42,21 @@ def test_every_single_bit_flip_is_refused():
 
 
 @pytest.mark.parametrize("offset,value,message", [
-    (4, 2, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
+    (4, 3, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
 ])
 def test_bad_fields_with_valid_checksum(offset, value, message):
     data = bytearray(pack(HEADER, PAYLOAD))
     data[offset] = value
     with pytest.raises(FormatError, match=message):
+        unpack(_recrc(bytes(data)))
+
+
+def test_format_1_files_are_read_unless_they_use_the_dropped_fixed_length_form():
+    data = bytearray(pack(HEADER, PAYLOAD))
+    data[4] = 1
+    assert unpack(_recrc(bytes(data))) == (HEADER, PAYLOAD)
+    data[6] = 0x01
+    with pytest.raises(FormatError, match="fixed length"):
         unpack(_recrc(bytes(data)))
 
 

@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, eval, bench, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, export, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.
@@ -25,12 +25,28 @@ def _default_model():
                     "train one with `python -m tfgc.train`")
 
 
+def _check_backend(args) -> None:
+    if args.backend != "tensorflow" and not args.model:
+        raise TfgcError(f"--backend {args.backend} needs --model: the folder of a `python -m tfgc export` with that "
+                        "format (or of --format all)")
+
+
+def _backend_model(args, default):
+    """The model a command runs: a tfgc model directory, or with --backend an export run by TFLite or ONNX."""
+    if args.backend == "tensorflow":
+        return args.model or default()
+    from tfgc.export import load_backend
+
+    return load_backend(args.model, args.backend)
+
+
 def cmd_compress(args) -> int:
     refuse_existing(args.output, args.force)
+    _check_backend(args)
     from tfgc.codec import api
     from tfgc.utils import write_atomic
 
-    result = api.encode(args.input, args.model or _default_model())
+    result = api.encode(args.input, _backend_model(args, _default_model))
     write_atomic(args.output, result.data, force=args.force)
     if args.json:
         print(json.dumps(dict(result.report(), output=args.output)))
@@ -41,11 +57,12 @@ def cmd_compress(args) -> int:
 
 def cmd_decompress(args) -> int:
     refuse_existing(args.output, args.force)
+    _check_backend(args)
     from tfgc.codec import api
     from tfgc.codec.io import output_format, save_image
 
     output_format(args.output)  # an unknown extension fails before the decoding work
-    image = api.decode(_read_file(args.input), args.model)
+    image = api.decode(_read_file(args.input), _backend_model(args, lambda: None))
     save_image(image, args.output, force=args.force)
     if not args.quiet:
         print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
@@ -58,9 +75,23 @@ def cmd_info(args) -> int:
     data = _read_file(args.input)
     header, payload = bitstream.unpack(data)
     print(json.dumps({"family": header.family, "fingerprint": header.fingerprint.hex(), "width": header.width,
-                      "height": header.height, "coding": "fixed-length" if header.fixed_length else "entropy-coded",
+                      "height": header.height, "coding": "uniform table" if header.uniform_table else "model prior",
                       "bytes": len(data), "payload_bytes": len(payload),
                       "bpp": 8 * len(data) / (header.width * header.height)}, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tfgc import export
+
+    formats = export.FORMATS if args.format == "all" else (args.format,)
+    folders = export.export(args.model, args.out, formats, name=args.name, version=args.version, force=args.force,
+                            check_image=args.check_image, check=not args.no_check,
+                            progress=None if args.quiet else lambda line: print(line, flush=True))
+    for export_format, folder in folders.items():
+        manifest = json.loads((folder / export.EXPORT_MANIFEST).read_text())
+        if not args.quiet:
+            print(f"{export_format}: {folder}  {export.describe_parity(manifest.get('parity'))}")
     return 0
 
 
@@ -84,6 +115,13 @@ def _read_file(path: str) -> bytes:
         raise TfgcError(f"cannot read {path}: no such file") from None
     except OSError as e:
         raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _backend_argument(parser) -> None:
+    parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "tflite", "tflite-fp16", "onnx"],
+                        help="what runs the transforms: TensorFlow with a model directory, or TFLite (float32 or "
+                             "float16 weights) or onnxruntime with the folder of a `python -m tfgc export`; entropy "
+                             "coding is the same in all")
 
 
 def _data_arguments(parser) -> None:
@@ -115,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("output", help="output .tfgc file")
     c.add_argument("--model", help="model directory (e.g. runs/gc-small/model); default: the first installed model")
     c.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    _backend_argument(c)
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     c.add_argument("--quiet", "-q", action="store_true")
     c.set_defaults(run=cmd_compress)
@@ -124,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("output", help="output image; the format follows the extension (PNG if none)")
     d.add_argument("--model", help="model directory; default: the installed model whose fingerprint the file names")
     d.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    _backend_argument(d)
     d.add_argument("--quiet", "-q", action="store_true")
     d.set_defaults(run=cmd_decompress)
 
@@ -149,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--crop-bpp", type=float, help="rate of the crops figure (default: the first model's, else 0.1)")
     b.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
     b.set_defaults(run=_evaluate("run_bench"))
+
+    x = sub.add_parser("export", help="export a model: a codec SavedModel, a TF Serving SavedModel, TFLite, ONNX")
+    x.add_argument("--model", required=True, help="model directory")
+    x.add_argument("--format", default="all", choices=["codec", "serving", "tflite", "onnx", "all"],
+                   help="what to export (default: all, each in OUT/FORMAT)")
+    x.add_argument("--out", required=True, help="output folder (for serving: OUT/NAME/VERSION)")
+    x.add_argument("--name", help="model name in the serving layout and the manifests (default: the preset)")
+    x.add_argument("--version", type=int, help="serving version (default: one more than the highest in OUT/NAME)")
+    x.add_argument("--check-image", help="image for the parity check (default: a bundled photograph at 768x512)")
+    x.add_argument("--no-check", action="store_true", help="skip running the exports for the parity check")
+    x.add_argument("--force", action="store_true", help="replace existing exports")
+    x.add_argument("--quiet", "-q", action="store_true")
+    x.set_defaults(run=cmd_export)
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +47,36 @@ def write_atomic(path, data: bytes, force: bool = False) -> None:
         except OSError:
             pass
         raise
+
+
+def write_directory(destination, write, force: bool = False) -> Path:
+    """Run write(staging_folder) beside `destination`, then move the folder into place, so `destination` is either
+    the old folder or the complete new one, never half of either. Refuses to replace it unless `force`."""
+    destination = Path(destination)
+    refuse_existing(destination, force)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    try:
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; the result should be like any other folder
+        write(staging)
+        if destination.exists():
+            old = destination.with_name(f".{destination.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(destination, old)
+            os.replace(staging, destination)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def quiet_tensorflow() -> None:

@@ -1,8 +1,11 @@
 """compress(image, model) -> bytes and decompress(bytes, model) -> image, with the rate report behind them.
 
 The model's transforms (`analysis`, `synthesis`) never see bytes, and this module never sees weights: it gets symbols
-and the model's integer coding table, and chooses per file between range coding and fixed-length storage, whichever
-is shorter, so no file exceeds the rate bound plus the fixed overhead of the format.
+and the model's integer coding table, and range codes each file with that table or with the uniform one, whichever is
+shorter, so no file exceeds the rate bound by more than the format's fixed overhead and a few bytes.
+
+Anything with the model's interface serves as `model`: a loaded tfgc model, or the TFLite and ONNX runtimes of
+tfgc.export (`family`, `config`, `fingerprint()`, `coding_table()`, `analysis`, `synthesis`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class EncodeResult:
     data: bytes
     height: int
     width: int
-    fixed_length: bool
+    uniform_table: bool  # coded with the uniform table (the learned prior would have cost more)
     symbols: int  # how many latent symbols the file holds
     bound_bits: float  # symbols * log2(L): the paper's rate bound
     estimated_bits: float  # what the model's entropy model predicts for these symbols
@@ -51,7 +54,7 @@ class EncodeResult:
             "height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
             "payload_bpp": self.payload_bits / self.pixels, "bound_bpp": self.bound_bits / self.pixels,
             "estimated_bpp": self.estimated_bits / self.pixels,
-            "coding": "fixed-length" if self.fixed_length else "entropy-coded",
+            "coding": "uniform table" if self.uniform_table else "model prior",
         }
 
     def summary(self) -> str:
@@ -81,18 +84,16 @@ def encode(image, model: ModelLike) -> EncodeResult:
     model = _as_model(model)
     pixels = load_image(image)
     height, width = pixels.shape[:2]
-    symbols = model.analysis(pixels[None]).numpy()[0]
+    symbols = np.asarray(model.analysis(pixels[None]))[0]
     levels = model.config.model.levels
-    estimated = model.estimate_bits(symbols[None])
-
-    entropy_payload = entropy.range_encode(symbols, model.coding_table())
-    fixed_payload_size = entropy.fixed_length_bytes(symbols.size, levels)
-    fixed_length = len(entropy_payload) > fixed_payload_size
-    payload = entropy.fixed_encode(symbols, levels) if fixed_length else entropy_payload
-    header = bitstream.Header(model.family, bitstream.FLAG_FIXED_LENGTH if fixed_length else 0,
+    table = model.coding_table()
+    learned = entropy.range_encode(symbols, table)
+    uniform = entropy.range_encode(symbols, entropy.uniform_table(table.shape[0], levels))
+    use_uniform = len(uniform) < len(learned)
+    header = bitstream.Header(model.family, bitstream.FLAG_UNIFORM_TABLE if use_uniform else 0,
                               _fingerprint(model), height, width)
-    return EncodeResult(bitstream.pack(header, payload), height, width, fixed_length, int(symbols.size),
-                        symbols.size * math.log2(levels), estimated)
+    return EncodeResult(bitstream.pack(header, uniform if use_uniform else learned), height, width, use_uniform,
+                        int(symbols.size), symbols.size * math.log2(levels), entropy.ideal_bits(symbols, table))
 
 
 def compress(image, model: ModelLike) -> bytes:
@@ -125,11 +126,11 @@ def decode(data: bytes, model: Optional[ModelLike] = None) -> np.ndarray:
                                  f"({expected.hex()})")
     m = model.config.model
     shape = (-(-header.height // m.downsampling), -(-header.width // m.downsampling), m.latent_channels)
-    if header.fixed_length:
-        symbols = entropy.fixed_decode(payload, m.levels, shape)
-    else:
-        symbols = entropy.range_decode(payload, model.coding_table(), shape)
-    return model.synthesis(symbols[None], header.height, header.width).numpy()[0]
+    table = model.coding_table()
+    if header.uniform_table:
+        table = entropy.uniform_table(table.shape[0], m.levels)
+    symbols = entropy.range_decode(payload, table, shape)
+    return np.asarray(model.synthesis(symbols[None], header.height, header.width))[0]
 
 
 decompress = decode

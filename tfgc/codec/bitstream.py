@@ -1,10 +1,10 @@
-"""The .tfgc file format, version 1. All integers are big-endian.
+"""The .tfgc file format, version 2. All integers are big-endian.
 
     offset  size  field
     0       4     magic b"TFGC"
-    4       1     format version (1)
+    4       1     format version (2)
     5       1     model family (1 = gc)
-    6       1     flags (bit 0: symbols stored at fixed length instead of entropy coded; other bits must be 0)
+    6       1     flags (bit 0: payload range coded with the uniform table, not the model's; other bits must be 0)
     7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
     15      4     image height in pixels (>= 1)
     19      4     image width in pixels (>= 1)
@@ -13,7 +13,10 @@
     27+n    4     CRC-32 of every byte before it
 
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
-before anything is allocated for it.
+before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
+
+Version 1 differed only in flag bit 0, which stored the symbols as one base-L number; version-1 files without that
+flag are read as they are, and those with it are refused with a clear message.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from dataclasses import dataclass
 from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
-VERSION = 1
+VERSION = 2
 FAMILIES = {"gc": 1}
-FLAG_FIXED_LENGTH = 0x01
-KNOWN_FLAGS = FLAG_FIXED_LENGTH
+FLAG_UNIFORM_TABLE = 0x01
+KNOWN_FLAGS = FLAG_UNIFORM_TABLE
 # Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
 MAX_IMAGE_PIXELS = 178_956_970
 
@@ -47,8 +50,8 @@ class Header:
     width: int
 
     @property
-    def fixed_length(self) -> bool:
-        return bool(self.flags & FLAG_FIXED_LENGTH)
+    def uniform_table(self) -> bool:
+        return bool(self.flags & FLAG_UNIFORM_TABLE)
 
 
 def pack(header: Header, payload: bytes) -> bytes:
@@ -77,7 +80,7 @@ def unpack(data: bytes, max_pixels: int = None):
     version = data[4]
     if version > VERSION:
         raise FormatError(f"tfgc format version {version} is newer than this tfgc reads ({VERSION}): upgrade tfgc")
-    if version != VERSION:
+    if version not in (1, VERSION):
         raise FormatError(f"unknown tfgc format version {version}")
     magic, version, family_code, flags, fingerprint, height, width, length = _HEADER.unpack_from(data)
     if len(data) < OVERHEAD + length:
@@ -92,6 +95,8 @@ def unpack(data: bytes, max_pixels: int = None):
         raise FormatError(f"unknown model family code {family_code}")
     if flags & ~KNOWN_FLAGS:
         raise FormatError(f"unknown flags 0x{flags:02x}")
+    if version == 1 and flags & FLAG_UNIFORM_TABLE:
+        raise FormatError("this format-1 file stores its symbols at fixed length, which tfgc no longer reads")
     if height < 1 or width < 1:
         raise FormatError(f"invalid image size {width}x{height}")
     if height * width > max_pixels:

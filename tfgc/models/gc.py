@@ -180,8 +180,7 @@ class GCModel(GANModel):
     def _analysis(self, image):
         """uint8 images [B, H, W, 3] -> symbols 0..L-1, int32 [B, ceil(H/16), ceil(W/16), C]."""
         x = to_unit_range(pad_to_multiple(image, self.config.model.downsampling))
-        _, symbols, _ = self.quantizer(self.encoder(x, training=False))
-        return symbols
+        return self.quantizer.symbols(self.encoder(x, training=False))
 
     def _synthesis(self, symbols, height, width):
         """Symbols -> uint8 images [B, height, width, 3]."""
@@ -195,15 +194,34 @@ class GCModel(GANModel):
         shape = tf.shape(image)
         return self.synthesis(self.analysis(image), shape[1], shape[2])
 
-    def estimate_bits(self, symbols) -> float:
-        onehot = tf.one_hot(symbols, self.config.model.levels, dtype=tf.float32)
-        return float(tf.reduce_sum(self.prior.bits(onehot)))
-
     def coding_table(self) -> np.ndarray:
         return self.prior.coding_table.numpy()
 
     def update_coding_tables(self) -> None:
         self.prior.update_coding_table()
+
+    def deployed_functions(self) -> Dict[str, tf.types.experimental.GenericFunction]:
+        """The transforms a deployment runs, in TensorFlow's standard ops: name -> function of named tensors that
+        returns a dict of named tensors. tfgc.export turns them into TF Serving signatures, TFLite and ONNX graphs.
+
+        analysis:  image uint8 [B, H, W, 3] -> symbols int32 [B, ceil(H/16), ceil(W/16), C], image_size int32 [2]
+        synthesis: symbols int32 [B, h, w, C], image_size int32 [2] (H, W) -> image uint8 [B, H, W, 3]
+        """
+        latent = self.config.model.latent_channels
+
+        def analysis(image):
+            return {"symbols": self._analysis(image), "image_size": tf.shape(image)[1:3]}
+
+        def synthesis(symbols, image_size):
+            return {"image": self._synthesis(symbols, image_size[0], image_size[1])}
+
+        return {
+            "analysis": tf.function(analysis, input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")]),
+            "synthesis": tf.function(synthesis, input_signature=[
+                tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
+                tf.TensorSpec([2], tf.int32, name="image_size")]),
+        }
 
     # ---- identity of the bitstream --------------------------------------------------------------------------------
     def export_parts(self):

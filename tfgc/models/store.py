@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 from tfgc.config import Config
 from tfgc.errors import ConfigError, ModelError
-from tfgc.utils import first_line, refuse_existing
+from tfgc.utils import first_line, write_directory
 
 MODEL_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -30,42 +28,30 @@ MODEL_PATH_ENV = "TFGC_MODEL_PATH"
 
 def save_model(model, directory, *, force: bool = False, extra: Optional[dict] = None) -> Path:
     """Export `model`'s inference networks to `directory` (replaced only with `force`)."""
+    model.update_coding_tables()
+    return write_directory(directory, lambda staging: write_model_files(model, staging, extra), force=force)
+
+
+def write_model_files(model, directory: Path, extra: Optional[dict] = None) -> None:
+    """config.json, manifest.json and the weights, into an existing `directory` (the model's coding table as it is)."""
     import tensorflow as tf
 
     import tfgc
 
-    directory = Path(directory)
-    refuse_existing(directory, force)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    model.update_coding_tables()
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    try:
-        model.config.save(staging / CONFIG)
-        tf.train.Checkpoint(**model.export_parts()).write(str(staging / WEIGHTS))
-        manifest = {
-            "format": MODEL_FORMAT,
-            "family": model.family,
-            "fingerprint": model.fingerprint().hex(),
-            "preset": model.config.preset,
-            "latent_channels": model.config.model.latent_channels,
-            "levels": model.config.model.levels,
-            "bound_bpp": model.config.model.bound_bpp,
-            "tfgc_version": tfgc.__version__,
-        }
-        manifest.update(extra or {})
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
+    model.config.save(directory / CONFIG)
+    tf.train.Checkpoint(**model.export_parts()).write(str(directory / WEIGHTS))
+    manifest = dict(extra or {})
+    manifest.update({
+        "format": MODEL_FORMAT,
+        "family": model.family,
+        "fingerprint": model.fingerprint().hex(),
+        "preset": model.config.preset,
+        "latent_channels": model.config.model.latent_channels,
+        "levels": model.config.model.levels,
+        "bound_bpp": model.config.model.bound_bpp,
+        "tfgc_version": tfgc.__version__,
+    })
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(directory) -> dict:

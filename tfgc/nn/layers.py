@@ -1,7 +1,7 @@
 """Convolutional building blocks in the notation of pix2pixHD and Agustsson et al. 2019.
 
 `c7s1-k`: 7x7 conv, stride 1, k filters; `dk`: 3x3 conv, stride 2; `uk`: 3x3 transposed conv, stride 2; each followed by
-instance normalization and ReLU. Instance norm is Keras' `GroupNormalization(groups=-1)`: one group per channel.
+instance normalization and ReLU.
 """
 
 from __future__ import annotations
@@ -9,8 +9,26 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+class InstanceNormalization(tf.keras.layers.GroupNormalization):
+    """Keras' `GroupNormalization(groups=-1)` (one group per channel), with its weights, computed with plain moments.
+
+    Keras weights its moments by an all-ones mask, which costs time and, with dynamic image sizes, converts to TFLite
+    broadcasts that fail at run time. Moments are taken in float32 under any mixed-precision policy.
+    """
+
+    def __init__(self, epsilon: float = 1e-5, name=None):
+        super().__init__(groups=-1, epsilon=epsilon, name=name)
+
+    def call(self, inputs):
+        x = tf.cast(inputs, tf.float32)
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        y = tf.nn.batch_normalization(x, mean, variance, tf.cast(self.beta, tf.float32),
+                                      tf.cast(self.gamma, tf.float32), self.epsilon)
+        return tf.cast(y, self.compute_dtype)
+
+
 def instance_norm(name=None) -> tf.keras.layers.Layer:
-    return tf.keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+    return InstanceNormalization(name=name)
 
 
 class ConvNormAct(tf.keras.Sequential):

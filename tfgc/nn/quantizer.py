@@ -37,5 +37,12 @@ class Quantizer(tf.keras.layers.Layer):
         onehot = soft_onehot + tf.stop_gradient(hard_onehot - soft_onehot)
         return quantized, symbols, onehot
 
+    def symbols(self, y):
+        """The symbols alone, as `call` assigns them (ties go to the lower level, as argmin's do), in ops that TFLite
+        and ONNX convert (`call`'s five-dimensional distance tensor is not one of them)."""
+        offset = tf.cast(y, tf.float32) + (self.levels - 1) / 2
+        return tf.cast(tf.clip_by_value(tf.math.ceil(offset - 0.5), 0.0, self.levels - 1.0), tf.int32)
+
     def dequantize(self, symbols):
-        return tf.gather(self.centers, symbols)
+        # Arithmetic, not a gather from self.centers: converters take a captured tensor for an input.
+        return tf.cast(symbols, tf.float32) - (self.levels - 1) / 2

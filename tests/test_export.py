@@ -1,0 +1,285 @@
+"""Exports of a tiny trained model to every format, each run as a user would run it (fresh processes where the
+issue asks for them)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgc import export
+from tfgc.codec import api
+from tfgc.codec.io import load_image
+from tfgc.errors import ModelError, OutputExistsError, TfgcError
+
+from serving_stub import ServingStub
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def exports(trained, tmp_path_factory):
+    _, directory = trained
+    out = tmp_path_factory.mktemp("exports") / "all"
+    folders = export.export(directory, out, export.FORMATS, name="tiny")
+    return folders
+
+
+@pytest.fixture(scope="session")
+def photo_file(photos, tmp_path_factory):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("images") / "coffee.png"
+    Image.fromarray(photos["coffee"][:120, :200]).save(path)
+    return path
+
+
+def _manifest(folder):
+    return json.loads((folder / export.EXPORT_MANIFEST).read_text())
+
+
+def _python(code: str, *args, check=True):
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_layout_and_manifests(exports, trained):
+    model, _ = trained
+    assert exports["serving"].parts[-3:] == ("serving", "tiny", "1")
+    for export_format, folder in exports.items():
+        manifest = _manifest(folder)
+        assert manifest["format"] == export_format and manifest["name"] == "tiny"
+        assert manifest["fingerprint"] == model.fingerprint().hex()
+        np.testing.assert_array_equal(manifest["coding_table"], model.coding_table())
+        assert manifest["usage"] and manifest["parity"]["image_size"] == [512, 768]
+    analysis = _manifest(exports["serving"])["signatures"]["analysis"]
+    assert analysis["inputs"] == {"image": {"dtype": "uint8", "shape": [None, None, None, 3]}}
+    assert analysis["outputs"]["symbols"] == {"dtype": "int32", "shape": [None, None, None, 4]}
+    assert set(_manifest(exports["tflite"])["files"]) == {"analysis.float32", "analysis.float16",
+                                                          "synthesis.float32", "synthesis.float16"}
+    for folder in (exports["codec"], exports["serving"]):
+        assert (folder / "saved_model.pb").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder in exports.values():  # readable by others (a TF Serving container's user, say), as mkdir makes them
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_codec_savedmodel_round_trips_in_a_fresh_process_exactly_as_the_package(exports, trained, photo_file,
+                                                                                 tmp_path):
+    model, _ = trained
+    code = """
+import sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_compression  # registers the range coding ops the SavedModel holds
+m = tf.saved_model.load(sys.argv[1])
+data = m.compress(tf.io.read_file(sys.argv[2]))["bitstream"].numpy()
+open(sys.argv[3], "wb").write(data)
+np.save(sys.argv[4], m.decompress(tf.constant(open(sys.argv[5], "rb").read()))["image"].numpy())
+"""
+    reference = api.compress(photo_file, model)
+    (tmp_path / "package.tfgc").write_bytes(reference)
+    _python(code, exports["codec"], photo_file, tmp_path / "savedmodel.tfgc", tmp_path / "decoded.npy",
+            tmp_path / "package.tfgc")
+    assert (tmp_path / "savedmodel.tfgc").read_bytes() == reference
+    np.testing.assert_array_equal(np.load(tmp_path / "decoded.npy"), api.decode(reference, model))
+    assert _manifest(exports["codec"])["parity"]["bitstream_identical"] is True
+
+
+def test_codec_savedmodel_refuses_bad_files(exports, trained, photos):
+    model, _ = trained
+    loaded = tf.saved_model.load(str(exports["codec"]))
+    data = api.compress(photos["chelsea"][:40, :50], model)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2] ^= 0x10
+    for bad, message in ((data[:-1], "truncated"), (bytes(corrupt), "checksum"), (b"GIF89a", "not a tfgc file"),
+                         (data + b"\0", "stray bytes")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.decompress(tf.constant(bad))
+    other = export.codec_functions(_other_model())["compress_pixels"](tf.constant(photos["chelsea"][:40, :50]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="another model"):
+        loaded.decompress(other["bitstream"])
+
+
+def _other_model():
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+
+    tf.keras.utils.set_random_seed(7)
+    return build_model(preset("gc-tiny"), for_training=False)
+
+
+def test_serving_savedmodel_runs_without_tensorflow_compression(exports, trained, photos, tmp_path):
+    model, _ = trained
+    image = photos["astronaut"][:70, :90]
+    np.save(tmp_path / "image.npy", image)
+    code = """
+import sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+image = np.load(sys.argv[2])[None]
+analysed = m.signatures["analysis"](image=tf.constant(image))
+out = m.signatures["serving_default"](symbols=analysed["symbols"], image_size=analysed["image_size"])
+np.save(sys.argv[3], analysed["symbols"].numpy())
+np.save(sys.argv[4], out["image"].numpy())
+assert "tensorflow_compression" not in sys.modules and "tfgc" not in sys.modules, "imported the codec"
+"""
+    _python(code, exports["serving"], tmp_path / "image.npy", tmp_path / "symbols.npy", tmp_path / "image_out.npy")
+    symbols = model.analysis(image[None]).numpy()
+    np.testing.assert_array_equal(np.load(tmp_path / "symbols.npy"), symbols)
+    np.testing.assert_array_equal(np.load(tmp_path / "image_out.npy"), model.synthesis(symbols, 70, 90).numpy())
+
+
+def test_saved_model_cli_lists_the_serving_signatures(exports):
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(command + ["show", "--all", "--dir", str(exports["serving"])], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("analysis", "synthesis", "serving_default"):
+        assert f"signature_def['{name}']" in result.stdout
+    assert "inputs['image_size'] tensor_info" in result.stdout
+
+
+def test_serving_export_is_a_tfgc_model_directory_too(exports, trained, photos):
+    from tfgc.models.store import load_model
+
+    model, _ = trained
+    loaded = load_model(exports["serving"])
+    image = photos["coffee"][:33, :47]
+    assert api.compress(image, loaded) == api.compress(image, model)
+
+
+def _load_client():
+    spec = importlib.util.spec_from_file_location("serving_client", ROOT / "scripts" / "serving_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_serving_client_against_the_savedmodel_behind_tf_servings_rest_api(exports, trained, photo_file, tmp_path):
+    model, _ = trained
+    client = _load_client()
+    manifest = exports["serving"] / export.EXPORT_MANIFEST
+    with ServingStub("tiny", exports["serving"]) as server:
+        assert client.main(["compress", str(photo_file), str(tmp_path / "a.tfgc"), "--manifest", str(manifest),
+                            "--url", server.url]) == 0
+        assert (tmp_path / "a.tfgc").read_bytes() == api.compress(photo_file, model)
+        assert client.main(["decompress", str(tmp_path / "a.tfgc"), str(tmp_path / "a.png"), "--manifest",
+                            str(manifest), "--url", server.url + "/versions/1"]) == 0
+        analysis, synthesis = server.requests
+        assert analysis["signature_name"] == "analysis" and set(analysis["inputs"]) == {"image"}
+        assert synthesis["signature_name"] == "synthesis" and set(synthesis["inputs"]) == {"symbols", "image_size"}
+        # The server's errors end in one line and a non-zero exit.
+        assert client.main(["compress", str(photo_file), str(tmp_path / "b.tfgc"), "--manifest", str(manifest),
+                            "--url", server.url.replace("tiny", "nope")]) == 1
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png"), api.decode(api.compress(photo_file, model), model))
+    assert not (tmp_path / "b.tfgc").exists()
+
+
+def test_serving_client_response_parsing():
+    client = _load_client()
+    signature = {"outputs": {"image": {"dtype": "uint8", "shape": [None, None, None, 3]}}}
+    parsed = client.parse_response({"outputs": [[[[1, 2, 3]]]]}, signature)
+    assert parsed["image"].dtype == np.uint8 and parsed["image"].shape == (1, 1, 1, 3)
+    with pytest.raises(TfgcError, match="server: bad"):
+        client.parse_response({"error": "bad"}, signature)
+    with pytest.raises(TfgcError, match="lacks"):
+        client.parse_response({"outputs": {"other": 1, "more": 2}}, signature)
+
+
+def test_serve_script_runs_the_official_image_with_the_model_mounted(exports, tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text('#!/bin/sh\necho "$@"\n')
+    (fake / "docker").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    model_root = exports["serving"].parent
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "serve.sh"), str(model_root)], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "-p 8501:8501 -p 8500:8500" in result.stdout and "tensorflow/serving:2.14.1" in result.stdout
+    assert f"source={model_root},target=/models/tiny" in result.stdout and "MODEL_NAME=tiny" in result.stdout
+    wrong = subprocess.run(["bash", str(ROOT / "scripts" / "serve.sh"), str(exports["serving"])],
+                           capture_output=True, text=True, env=env)
+    assert wrong.returncode == 2 and "numbered version" in wrong.stderr
+
+
+def test_tflite_resizes_to_any_image_and_matches_tensorflow(exports, trained, photos):
+    model, _ = trained
+    folder = exports["tflite"]
+    interpreter = tf.lite.Interpreter(model_path=str(folder / "analysis.tflite"))
+    (detail,) = interpreter.get_input_details()
+    assert list(detail["shape_signature"]) == [-1, -1, -1, 3]
+    for h, w in ((48, 64), (37, 53)):
+        image = photos["rocket"][:h, :w][None]
+        interpreter.resize_tensor_input(detail["index"], [1, h, w, 3], strict=True)
+        interpreter.allocate_tensors()
+        runner = interpreter.get_signature_runner("analysis")
+        symbols = runner(image=image)["symbols"]
+        del runner  # it holds the interpreter's buffers, which resizing must not
+        assert symbols.shape == (1, -(-h // 16), -(-w // 16), 4)
+        assert np.mean(symbols == model.analysis(image).numpy()) > 0.99
+    for backend in ("tflite", "tflite-fp16"):
+        runtime = export.load_backend(folder.parent, backend)
+        image = photos["chelsea"][:64, :80]
+        decoded = api.decode(api.compress(image, model), runtime)
+        parity = export.image_parity(api.decode(api.compress(image, model), model), decoded)
+        assert parity["max_abs_diff"] <= 3 and (parity["psnr_db"] is None or parity["psnr_db"] > 45)
+    figures = _manifest(folder)["parity"]
+    assert figures["float32"]["psnr_db"] is None or figures["float32"]["psnr_db"] > 45
+
+
+def test_onnx_has_dynamic_sizes_and_the_cli_decodes_a_real_file_with_it(exports, trained, photo_file, tmp_path):
+    import onnx
+
+    from tfgc.__main__ import main
+
+    model, _ = trained
+    graph = onnx.load(str(exports["onnx"] / "analysis.onnx")).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims][-1] == 3 and all(d.dim_param for d in dims[:3])
+    assert [o.name for o in graph.output] == ["image_size", "symbols"]
+    file = tmp_path / "a.tfgc"
+    assert main(["compress", str(photo_file), str(file), "--backend", "onnx", "--model", str(exports["onnx"])]) == 0
+    assert file.read_bytes() == api.compress(photo_file, model)
+    assert main(["decompress", str(file), str(tmp_path / "onnx.png"), "--backend", "onnx",
+                 "--model", str(exports["onnx"].parent)]) == 0
+    parity = export.image_parity(api.decode(file.read_bytes(), model), load_image(tmp_path / "onnx.png"))
+    assert parity["max_abs_diff"] <= 2
+
+
+def test_export_refusals(exports, trained, tmp_path, capsys):
+    from tfgc.__main__ import main
+
+    _, directory = trained
+    with pytest.raises(OutputExistsError):
+        export.export(directory, exports["onnx"], ["onnx"], check=False)
+    with pytest.raises(TfgcError, match="unknown export format"):
+        export.export(directory, tmp_path / "x", ["pdf"])
+    with pytest.raises(ModelError, match="not an export of format tflite"):
+        export.load_backend(directory, "tflite")
+    assert main(["decompress", "x.tfgc", str(tmp_path / "x.png"), "--backend", "onnx"]) == 1
+    assert "needs --model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_serving_versions_count_up_and_the_cli_reports_parity(trained, tmp_path, capsys):
+    from tfgc.__main__ import main
+
+    _, directory = trained
+    for version in (1, 2):
+        assert main(["export", "--model", str(directory), "--format", "serving", "--out", str(tmp_path),
+                     "--name", "m", "--check-image", str(ROOT / "tfgc/assets/images/chelsea.png")]) == 0
+        assert (tmp_path / "m" / str(version) / "saved_model.pb").is_file()
+    assert "serving: max |diff| 0, identical" in capsys.readouterr().out

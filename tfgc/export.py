@@ -1,0 +1,476 @@
+"""Export a trained model for deployment, and run the exports: `python -m tfgc export`.
+
+Entropy coding needs tensorflow-compression's range coder, which TF Serving, TFLite and ONNX lack; so only the codec
+SavedModel holds a whole codec, and the other targets hold the transforms (analysis, synthesis) while the host does
+the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_client.py).
+
+    codec/                       SavedModel: compress, compress_pixels, decompress (needs tensorflow_compression)
+    serving/<name>/<version>/    SavedModel of standard ops: analysis, synthesis (= serving_default); it is also a
+                                 tfgc model directory (config.json, manifest.json, weights), so tfgc loads it too
+    tflite/                      analysis.tflite, synthesis.tflite, and float16-weight variants *.fp16.tflite
+    onnx/                        analysis.onnx, synthesis.onnx (dynamic batch, height and width)
+
+With one --format, OUT is that format's folder (for serving, OUT/<name>/<version>/). Each folder holds export.json:
+the model's name, family, config, fingerprint and coding table, every signature's inputs and outputs, how to call
+them, and the parity measured against TensorFlow when the export was made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from tfgc.errors import ModelError, TfgcError
+from tfgc.utils import first_line, refuse_existing, write_directory
+
+FORMATS = ("codec", "serving", "tflite", "onnx")
+EXPORT_MANIFEST = "export.json"
+EXPORT_FORMAT = 1
+ONNX_OPSET = 17
+# Parity is measured on an image of Kodak's size unless the user names one.
+CHECK_SIZE = (512, 768)
+
+USAGE = {
+    "codec": ("m = tf.saved_model.load(DIR) after `import tensorflow_compression`; "
+              "m.compress(tf.io.read_file('a.png')) -> bitstream (a .tfgc file's bytes); "
+              "m.compress_pixels(uint8 [H, W, 3]) -> bitstream; m.decompress(bitstream) -> uint8 [H, W, 3]"),
+    "serving": ("TF Serving REST: POST /v1/models/NAME:predict with "
+                '{"signature_name": "analysis", "inputs": {"image": [[[[r, g, b], ...], ...]]}} -> '
+                '{"outputs": {"symbols": [...], "image_size": [H, W]}}, and with '
+                '{"signature_name": "synthesis", "inputs": {"symbols": [...], "image_size": [H, W]}} -> '
+                '{"outputs": [[[[r, g, b], ...], ...]]} (one output comes back unnamed); entropy coding is the '
+                "client's (scripts/serving_client.py). In Python: tf.saved_model.load(DIR).signatures['synthesis']"),
+    "tflite": ("tf.lite.Interpreter(model_path=...).get_signature_runner(); inputs are resized to each call's shapes "
+               "(resize_tensor_input); symbols are coded on the host: python -m tfgc compress/decompress "
+               "--backend tflite --model DIR"),
+    "onnx": ("onnxruntime.InferenceSession(path).run(None, {name: array}); symbols are coded on the host: "
+             "python -m tfgc compress/decompress --backend onnx --model DIR"),
+}
+
+
+# ---- building the exports -----------------------------------------------------------------------------------------
+def _tensor_spec_json(spec) -> dict:
+    return {"dtype": spec.dtype.name, "shape": [None if d is None else int(d) for d in spec.shape]}
+
+
+def _signature_json(function) -> dict:
+    concrete = function.get_concrete_function()
+    inputs = {spec.name: _tensor_spec_json(spec) for spec in function.input_signature}
+    outputs = {name: _tensor_spec_json(spec) for name, spec in sorted(concrete.structured_outputs.items())}
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _base_manifest(model, name: str, export_format: str, functions) -> dict:
+    import tfgc
+
+    return {
+        "export_format": EXPORT_FORMAT,
+        "format": export_format,
+        "name": name,
+        "family": model.family,
+        "fingerprint": model.fingerprint().hex(),
+        "config": model.config.to_dict(),
+        "coding_table": model.coding_table().tolist(),
+        "signatures": {key: _signature_json(fn) for key, fn in functions.items()},
+        "usage": USAGE[export_format],
+        "tfgc_version": tfgc.__version__,
+    }
+
+
+def _inference_module(model, functions: Dict[str, object]):
+    """A tf.Module that owns the model's inference variables and the given functions, and nothing else (no Keras
+    model to serialize, no optimizer, no discriminator)."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.inference_variables = list(model.variables)
+    for key, fn in functions.items():
+        setattr(module, key, fn)
+    return module
+
+
+def write_serving(model, directory: Path, functions) -> None:
+    import tensorflow as tf
+
+    from tfgc.models.store import write_model_files
+
+    concrete = {key: fn.get_concrete_function() for key, fn in functions.items()}
+    signatures = dict(concrete, serving_default=concrete["synthesis"])
+    tf.saved_model.save(_inference_module(model, functions), str(directory), signatures=signatures)
+    write_model_files(model, directory, extra=getattr(model, "manifest", None))
+
+
+def codec_functions(model):
+    """The whole codec as TensorFlow functions: the same bytes as tfgc.codec.api, with tensorflow-compression's
+    range coder inside the graph."""
+    import tensorflow as tf
+    import tensorflow_compression as tfc
+
+    from tfgc.codec import bitstream, entropy, graph
+
+    deployed = model.deployed_functions()
+    analysis, synthesis = deployed["analysis"], deployed["synthesis"]
+    m = model.config.model
+    table = tf.constant(model.coding_table(), tf.int32)
+    uniform = tf.constant(entropy.uniform_table(m.latent_channels, m.levels), tf.int32)
+    fingerprint = model.fingerprint()
+    family = model.family
+
+    def channel_index(shape):
+        return tf.broadcast_to(tf.range(m.latent_channels, dtype=tf.int32), shape)
+
+    def range_encode(symbols, coding_table):
+        handle = tfc.create_range_encoder([], coding_table)
+        handle = tfc.entropy_encode_index(handle, channel_index(tf.shape(symbols)), symbols)
+        return tfc.entropy_encode_finalize(handle)
+
+    def compress_pixels(image):
+        symbols = analysis(image[None])["symbols"][0]
+        learned, plain = range_encode(symbols, table), range_encode(symbols, uniform)
+        use_uniform = tf.strings.length(plain) < tf.strings.length(learned)
+        flags = tf.cast(use_uniform, tf.int64) * bitstream.FLAG_UNIFORM_TABLE
+        payload = tf.where(use_uniform, plain, learned)
+        size = tf.shape(image)
+        return {"bitstream": graph.pack(family, flags, fingerprint, size[0], size[1], payload)}
+
+    def compress(image):
+        pixels = tf.io.decode_image(image, channels=3, dtype=tf.uint8, expand_animations=False)
+        return compress_pixels(pixels)
+
+    def decompress(data):
+        flags, height, width, payload = graph.unpack(data, family, fingerprint)
+        coding_table = tf.where(tf.equal(flags, bitstream.FLAG_UNIFORM_TABLE), uniform, table)
+        shape = tf.stack([-(-height // m.downsampling), -(-width // m.downsampling), m.latent_channels])
+        handle = tfc.create_range_decoder(payload, coding_table)
+        handle, symbols = tfc.entropy_decode_index(handle, channel_index(shape), shape, tf.int32)
+        ok = tfc.entropy_decode_finalize(handle)
+        with tf.control_dependencies([tf.debugging.Assert(ok, ["entropy-coded payload does not decode"])]):
+            image = synthesis(symbols[None], tf.stack([height, width]))["image"][0]
+        return {"image": image}
+
+    return {
+        "compress": tf.function(compress, input_signature=[tf.TensorSpec([], tf.string, name="image")]),
+        "compress_pixels": tf.function(compress_pixels,
+                                       input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")]),
+        "decompress": tf.function(decompress, input_signature=[tf.TensorSpec([], tf.string, name="bitstream")]),
+    }
+
+
+def write_codec(model, directory: Path, functions) -> None:
+    import tensorflow as tf
+
+    concrete = {key: fn.get_concrete_function() for key, fn in functions.items()}
+    tf.saved_model.save(_inference_module(model, functions), str(directory), signatures=concrete)
+
+
+def write_tflite(model, directory: Path, functions) -> Dict[str, str]:
+    """Each function to its own .tflite (float32 weights, and float16 weights), converted from a SavedModel
+    signature so that inputs and outputs keep their names."""
+    import tensorflow as tf
+
+    files = {}
+    with tempfile.TemporaryDirectory(dir=directory) as saved:
+        concrete = {key: fn.get_concrete_function() for key, fn in functions.items()}
+        tf.saved_model.save(_inference_module(model, functions), saved, signatures=concrete)
+        for key in functions:
+            for variant in ("float32", "float16"):
+                converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key])
+                if variant == "float16":
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    converter.target_spec.supported_types = [tf.float16]
+                name = f"{key}.tflite" if variant == "float32" else f"{key}.fp16.tflite"
+                try:
+                    (directory / name).write_bytes(converter.convert())
+                except Exception as e:  # the converter raises ConverterError and others, with long messages
+                    raise ModelError(f"TFLite conversion of {key} failed: {first_line(e)}") from None
+                files[f"{key}.{variant}"] = name
+    return files
+
+
+def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError:
+        raise TfgcError("ONNX export needs tf2onnx and onnx: pip install 'tfgc[onnx]'") from None
+
+    files = {}
+    for key, fn in functions.items():
+        try:
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
+        except Exception as e:
+            raise ModelError(f"ONNX conversion of {key} failed: {first_line(e)}") from None
+        # tf2onnx names outputs after graph tensors (Identity:0, ...) in the order of the flattened output dict.
+        names = sorted(fn.get_concrete_function().structured_outputs)
+        renames = {old.name: new for old, new in zip(proto.graph.output, names)}
+        for node in proto.graph.node:
+            node.output[:] = [renames.get(o, o) for o in node.output]
+        for output in proto.graph.output:
+            output.name = renames[output.name]
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(directory / f"{key}.onnx"))
+        files[key] = f"{key}.onnx"
+    return files
+
+
+def _write_manifest(directory: Path, manifest: dict) -> None:
+    (directory / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def next_version(model_root: Path) -> int:
+    versions = [int(p.name) for p in model_root.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] = None,
+           version: Optional[int] = None, force: bool = False, check_image=None, check: bool = True,
+           progress=None) -> Dict[str, Path]:
+    """Export `model` (a directory or a loaded model) to `formats` under `out`; returns each format's folder.
+
+    With one format, `out` is that format's folder (serving: out/<name>/<version>); with several, out/<format>.
+    Unless `check` is off, each export is run on `check_image` (default: a bundled photograph at 768x512) and its
+    parity with the TensorFlow model is written into its export.json.
+    """
+    from tfgc.models.store import load_model
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise TfgcError(f"unknown export format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    if not hasattr(model, "deployed_functions"):
+        model = load_model(model)
+    name = name or model.config.preset or model.family
+    out = Path(out)
+    single = len(formats) == 1
+
+    destinations = {}
+    for export_format in formats:
+        folder = out if single else out / export_format
+        if export_format == "serving":
+            root = folder / name
+            folder = root / str(version if version is not None else next_version(root))
+        refuse_existing(folder, force)
+        destinations[export_format] = folder
+
+    image = _check_image(check_image) if check else None
+    for export_format, folder in destinations.items():
+        if progress:
+            progress(f"{export_format}: writing {folder}")
+        write_directory(folder, lambda staging, f=export_format: _export_one(model, name, f, staging, image),
+                        force=force)
+    return destinations
+
+
+def _export_one(model, name: str, export_format: str, directory: Path, image) -> None:
+    functions = codec_functions(model) if export_format == "codec" else model.deployed_functions()
+    manifest = _base_manifest(model, name, export_format, functions)
+    if export_format == "codec":
+        write_codec(model, directory, functions)
+    elif export_format == "serving":
+        write_serving(model, directory, functions)
+    elif export_format == "tflite":
+        manifest["files"] = write_tflite(model, directory, functions)
+    elif export_format == "onnx":
+        manifest["files"] = write_onnx(model, directory, functions)
+        manifest["opset"] = ONNX_OPSET
+    if image is not None:
+        manifest["parity"] = measure_parity(model, directory, manifest, image)
+    _write_manifest(directory, manifest)
+
+
+# ---- running the exports ------------------------------------------------------------------------------------------
+class ExportedTransforms:
+    """A TFLite or ONNX export (or a serving SavedModel) with the interface tfgc.codec.api expects of a model."""
+
+    def __init__(self, directory, manifest: dict):
+        from tfgc.config import Config
+
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.family = manifest["family"]
+        self.config = Config.from_dict(manifest["config"])
+        self._table = np.asarray(manifest["coding_table"], np.int32)
+
+    def fingerprint(self) -> bytes:
+        return bytes.fromhex(self.manifest["fingerprint"])
+
+    def coding_table(self) -> np.ndarray:
+        return self._table
+
+    def analysis(self, image) -> np.ndarray:
+        return self.run("analysis", image=np.asarray(image, np.uint8))["symbols"]
+
+    def synthesis(self, symbols, height: int, width: int, **extra) -> np.ndarray:
+        return self.run("synthesis", symbols=np.asarray(symbols, np.int32),
+                        image_size=np.array([height, width], np.int32), **extra)["image"]
+
+    def run(self, key: str, **inputs) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class TFLiteTransforms(ExportedTransforms):
+    def __init__(self, directory, manifest: dict, variant: str = "float32"):
+        import tensorflow as tf
+
+        super().__init__(directory, manifest)
+        self.variant = variant
+        self._runners = {}
+        for key in manifest["signatures"]:
+            path = self.directory / manifest["files"][f"{key}.{variant}"]
+            self._runners[key] = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+
+    def run(self, key, **inputs):
+        # The signature runner resizes every input to the call's shape (the interpreter's resize_tensor_input) and
+        # allocates before it runs, so one .tflite serves any image size.
+        runner = self._runners[key].get_signature_runner(key)
+        missing = set(runner.get_input_details()) ^ set(inputs)
+        if missing:
+            raise ModelError(f"{key}.tflite takes {', '.join(sorted(runner.get_input_details()))}, "
+                             f"not {', '.join(sorted(inputs))}")
+        return runner(**inputs)
+
+
+class OnnxTransforms(ExportedTransforms):
+    def __init__(self, directory, manifest: dict):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise TfgcError("the ONNX backend needs onnxruntime: pip install 'tfgc[onnx]'") from None
+        super().__init__(directory, manifest)
+        self._sessions = {key: onnxruntime.InferenceSession(str(self.directory / manifest["files"][key]),
+                                                            providers=["CPUExecutionProvider"])
+                          for key in manifest["signatures"]}
+
+    def run(self, key, **inputs):
+        session = self._sessions[key]
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, inputs)))
+
+
+class ServingTransforms(ExportedTransforms):
+    """The serving SavedModel run in-process with TensorFlow (what TF Serving runs)."""
+
+    def __init__(self, directory, manifest: dict):
+        import tensorflow as tf
+
+        super().__init__(directory, manifest)
+        self._loaded = tf.saved_model.load(str(directory))
+
+    def run(self, key, **inputs):
+        outputs = self._loaded.signatures[key](**inputs)
+        return {name: value.numpy() for name, value in outputs.items()}
+
+
+BACKENDS = ("tensorflow", "tflite", "tflite-fp16", "onnx")
+
+
+def read_export_manifest(directory, export_format: Optional[str] = None) -> tuple:
+    """(folder, export.json) of an export; `directory` may also be the top folder of `--format all`."""
+    directory = Path(directory)
+    candidates = [directory]
+    if export_format:
+        candidates.append(directory / export_format)
+    for folder in candidates:
+        path = folder / EXPORT_MANIFEST
+        if path.is_file():
+            try:
+                manifest = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise ModelError(f"cannot read {path}: {e}") from None
+            if manifest.get("export_format", 0) > EXPORT_FORMAT:
+                raise ModelError(f"{folder} is an export of a newer tfgc; upgrade tfgc")
+            if export_format and manifest.get("format") != export_format:
+                continue
+            return folder, manifest
+    what = f"an export of format {export_format}" if export_format else "a tfgc export"
+    hint = f" (python -m tfgc export --format {export_format})" if export_format else ""
+    raise ModelError(f"{directory} is not {what}: it has no {EXPORT_MANIFEST}{hint}")
+
+
+def load_backend(directory, backend: str = "tensorflow"):
+    """A model-like object for tfgc.codec.api: the TensorFlow model, or a TFLite or ONNX export run by its runtime
+    (`directory` is then the export's folder, or the top folder of `--format all`)."""
+    if backend == "tensorflow":
+        from tfgc.models.store import load_model
+
+        return load_model(directory)
+    if backend in ("tflite", "tflite-fp16"):
+        return TFLiteTransforms(*read_export_manifest(directory, "tflite"),
+                                variant="float16" if backend == "tflite-fp16" else "float32")
+    if backend == "onnx":
+        return OnnxTransforms(*read_export_manifest(directory, "onnx"))
+    raise TfgcError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+# ---- parity -------------------------------------------------------------------------------------------------------
+def _check_image(path=None) -> np.ndarray:
+    from PIL import Image
+
+    from tfgc.codec.io import load_image
+    from tfgc.data import bundled_images
+
+    if path is not None:
+        return load_image(path)
+    coffee = next(p for p in bundled_images() if Path(p).stem == "coffee")
+    height, width = CHECK_SIZE
+    return np.asarray(Image.fromarray(load_image(coffee)).resize((width, height), Image.LANCZOS))
+
+
+def image_parity(reference: np.ndarray, other: np.ndarray) -> dict:
+    difference = np.abs(reference.astype(np.int64) - other.astype(np.int64))
+    mse = float(np.mean(difference.astype(np.float64) ** 2))
+    # PSNR is null for identical outputs (JSON has no infinity).
+    return {"max_abs_diff": int(difference.max()),
+            "psnr_db": None if mse == 0 else round(10 * math.log10(255.0**2 / mse), 2)}
+
+
+def describe_parity(parity: Optional[dict]) -> str:
+    """One line of an export.json's parity figures."""
+    if not parity:
+        return "(not checked)"
+    height, width = parity["image_size"]
+    parts = [f"parity on {width}x{height}:"]
+    if "bitstream_identical" in parity:
+        parts.append("bitstream " + ("identical;" if parity["bitstream_identical"] else "DIFFERS;"))
+        parity = {"decode": parity}
+    for label, entry in parity.items():
+        if not isinstance(entry, dict):
+            continue
+        psnr = "identical" if entry["psnr_db"] is None else f"PSNR {entry['psnr_db']:.1f} dB"
+        symbols = (f", symbols {100 * entry['analysis_symbols_equal']:.3f}% equal"
+                   if "analysis_symbols_equal" in entry else "")
+        parts.append(f"{label}: max |diff| {entry['max_abs_diff']}, {psnr}{symbols};")
+    return " ".join(parts).rstrip(";")
+
+
+def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) -> dict:
+    """Run the export in this process on `image` and compare it with the TensorFlow model."""
+    import tensorflow as tf
+
+    from tfgc.codec import api
+
+    height, width = image.shape[:2]
+    report = {"image_size": [height, width]}
+    if manifest["format"] == "codec":
+        loaded = tf.saved_model.load(str(directory))
+        data = loaded.compress_pixels(tf.constant(image))["bitstream"].numpy()
+        reference = api.compress(image, model)
+        report["bitstream_identical"] = data == reference
+        decoded = loaded.decompress(tf.constant(reference))["image"].numpy()
+        report.update(image_parity(api.decode(reference, model), decoded))
+        return report
+    symbols = model.analysis(image[None]).numpy()
+    reference = model.synthesis(symbols, height, width).numpy()
+    runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
+                "onnx": lambda: [OnnxTransforms(directory, manifest)],
+                "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}
+    for runtime in runtimes[manifest["format"]]():
+        entry = {"analysis_symbols_equal": float(np.mean(runtime.analysis(image[None]) == symbols))}
+        entry.update(image_parity(reference, runtime.synthesis(symbols, height, width)))
+        report[getattr(runtime, "variant", manifest["format"])] = entry
+    return report
