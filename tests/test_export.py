@@ -259,10 +259,14 @@ def test_onnx_has_dynamic_sizes_and_the_cli_decodes_a_real_file_with_it(exports,
     assert parity["max_abs_diff"] <= 2
 
 
-def test_export_refusals(exports, trained, tmp_path, capsys):
+def test_export_refusals(exports, trained, tmp_path, capsys, monkeypatch):
     from tfgc.__main__ import main
 
     _, directory = trained
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
+        with pytest.raises(TfgcError, match=r"pip install 'tfgc\[onnx\]'"):
+            export.export(directory, tmp_path / "x", ["codec", "onnx"])
     with pytest.raises(OutputExistsError):
         export.export(directory, exports["onnx"], ["onnx"], check=False)
     with pytest.raises(TfgcError, match="unknown export format"):
@@ -283,3 +287,20 @@ def test_serving_versions_count_up_and_the_cli_reports_parity(trained, tmp_path,
                      "--name", "m", "--check-image", str(ROOT / "tfgc/assets/images/chelsea.png")]) == 0
         assert (tmp_path / "m" / str(version) / "saved_model.pb").is_file()
     assert "serving: max |diff| 0, identical" in capsys.readouterr().out
+
+
+def test_a_model_with_noise_channels_exports_and_reloads(photos, tmp_path):
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import load_model, save_model
+
+    tf.keras.utils.set_random_seed(3)
+    model = build_model(preset("gc-tiny").replace(noise_channels=2), for_training=False)
+    image = photos["coffee"][:40, :56]
+    reloaded = load_model(save_model(model, tmp_path / "noisy"))
+    np.testing.assert_array_equal(reloaded.reconstruct(image[None]), model.reconstruct(image[None]))
+    folders = export.export(reloaded, tmp_path / "out", ["tflite", "onnx"], check_image=None)
+    for folder in folders.values():
+        for entry in _manifest(folder)["parity"].values():
+            if isinstance(entry, dict):
+                assert entry["max_abs_diff"] <= 3 and entry["analysis_symbols_equal"] > 0.99

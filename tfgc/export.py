@@ -17,6 +17,7 @@ them, and the parity measured against TensorFlow when the export was made.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -193,12 +194,21 @@ def write_tflite(model, directory: Path, functions) -> Dict[str, str]:
     return files
 
 
+def require_onnx() -> None:
+    """Import what ONNX export and the onnx backend need (an import, not a look-up: onnx newer than 1.16 is there
+    but fails to import beside TensorFlow 2.14)."""
+    for name in ("onnx", "onnxruntime", "tf2onnx"):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise TfgcError(f"ONNX needs tf2onnx, onnx and onnxruntime ({name}: {first_line(e)}): "
+                            "pip install 'tfgc[onnx]'") from None
+
+
 def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
-    try:
-        import onnx
-        import tf2onnx
-    except ImportError:
-        raise TfgcError("ONNX export needs tf2onnx and onnx: pip install 'tfgc[onnx]'") from None
+    require_onnx()
+    import onnx
+    import tf2onnx
 
     files = {}
     for key, fn in functions.items():
@@ -242,6 +252,8 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise TfgcError(f"unknown export format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    if "onnx" in formats:
+        require_onnx()  # before anything is written
     if not hasattr(model, "deployed_functions"):
         model = load_model(model)
     name = name or model.config.preset or model.family
@@ -337,10 +349,9 @@ class TFLiteTransforms(ExportedTransforms):
 
 class OnnxTransforms(ExportedTransforms):
     def __init__(self, directory, manifest: dict):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise TfgcError("the ONNX backend needs onnxruntime: pip install 'tfgc[onnx]'") from None
+        require_onnx()
+        import onnxruntime
+
         super().__init__(directory, manifest)
         self._sessions = {key: onnxruntime.InferenceSession(str(self.directory / manifest["files"][key]),
                                                             providers=["CPUExecutionProvider"])

@@ -27,9 +27,11 @@ from tfgc.nn.layers import ConvNormAct, ResidualBlock
 from tfgc.nn.perceptual import VGGFeatureLoss
 from tfgc.nn.quantizer import Quantizer
 
-# Decoding must not depend on anything but the file and the model: the optional noise channels are drawn from this
-# fixed seed at inference.
+# Decoding must not depend on anything but the file and the model: at inference the optional noise channels are one
+# fixed tile, drawn from this seed and stored with the weights, repeated over the latent (a stored tile, unlike a
+# random op, converts to TFLite and ONNX).
 NOISE_SEED = (20190, 2958)
+NOISE_TILE = 64
 
 
 class Encoder(tf.keras.Sequential):
@@ -88,6 +90,11 @@ class GCModel(GANModel):
         self.generator = Generator(m.width, m.residual_blocks)
         self.discriminator = None
         self.perceptual = None
+        self.noise_tile = None
+        if m.noise_channels > 0:
+            tile = tf.random.stateless_normal([NOISE_TILE, NOISE_TILE, m.noise_channels], seed=NOISE_SEED)
+            self.noise_tile = self.add_weight(name="noise_tile", shape=tile.shape, trainable=False,
+                                              initializer=tf.keras.initializers.Constant(tile.numpy()))
         if for_training and m.adversarial_weight > 0:
             self.discriminator = MultiScaleDiscriminator(m.discriminator_width, m.discriminator_layers,
                                                          m.discriminator_scales, name="discriminator")
@@ -114,12 +121,14 @@ class GCModel(GANModel):
         channels = self.config.model.noise_channels
         if channels == 0:
             return quantized
-        shape = tf.concat([tf.shape(quantized)[:3], [channels]], 0)
+        shape = tf.shape(quantized)
         if training:
-            noise = tf.random.normal(shape)
+            noise = tf.random.normal(tf.concat([shape[:3], [channels]], 0))
         else:
-            noise = tf.random.stateless_normal(shape, seed=NOISE_SEED)
-        return tf.concat([quantized, noise], axis=-1)
+            repeats = tf.stack([(shape[1] + NOISE_TILE - 1) // NOISE_TILE, (shape[2] + NOISE_TILE - 1) // NOISE_TILE, 1])
+            noise = tf.expand_dims(tf.tile(self.noise_tile, repeats)[:shape[1], :shape[2], :], 0)
+            noise = tf.broadcast_to(noise, tf.concat([shape[:3], [channels]], 0))
+        return tf.concat([quantized, tf.cast(noise, quantized.dtype)], axis=-1)
 
     def call(self, images, training=False):
         return self.generate(images, training=training)["x_hat"]
@@ -226,7 +235,10 @@ class GCModel(GANModel):
     # ---- identity of the bitstream --------------------------------------------------------------------------------
     def export_parts(self):
         """The networks an exported model keeps (the discriminator and VGG are for training only)."""
-        return {"encoder": self.encoder, "prior": self.prior, "generator": self.generator}
+        parts = {"encoder": self.encoder, "prior": self.prior, "generator": self.generator}
+        if self.noise_tile is not None:
+            parts["noise_tile"] = self.noise_tile
+        return parts
 
     def fingerprint(self) -> bytes:
         """8 bytes naming what a file's symbols mean: the encoder, the quantizer and the coding table.
