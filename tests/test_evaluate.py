@@ -88,7 +88,7 @@ def folder(tmp_path, photos):
 
 
 def _args(**kwargs):
-    defaults = dict(tfds=None, limit=None, inception_weights=None, force=False)
+    defaults = dict(tfds=None, limit=None, inception_weights=None, force=False, alpha=None)
     defaults.update(kwargs)
     return argparse.Namespace(**defaults)
 

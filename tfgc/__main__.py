@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, eval, bench, export, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, export, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.
@@ -62,7 +62,9 @@ def cmd_decompress(args) -> int:
     from tfgc.codec.io import output_format, save_image
 
     output_format(args.output)  # an unknown extension fails before the decoding work
-    image = api.decode(_read_file(args.input), _backend_model(args, lambda: None))
+    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
+        raise TfgcError(f"--alpha must be in [0, 1], not {args.alpha:g}")
+    image = api.decode(_read_file(args.input), _backend_model(args, lambda: None), args.alpha)
     save_image(image, args.output, force=args.force)
     if not args.quiet:
         print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
@@ -124,14 +126,16 @@ def _backend_argument(parser) -> None:
                              "coding is the same in all")
 
 
-def _data_arguments(parser) -> None:
+def _data_arguments(parser, inception: bool = True) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", nargs="+", help="folders of PNG/JPEG images (searched recursively)")
     source.add_argument("--tfds", help="a tensorflow-datasets name instead (e.g. kodak, clic; needs tfgc[tfds] and "
                                        "the network on first use)")
     parser.add_argument("--limit", type=int, help="use only the first N images")
-    parser.add_argument("--inception-weights", help="InceptionV3 weights for FID/KID: a Keras .h5 without top, or "
-                                                    "'imagenet' (Keras downloads them); without, FID/KID are skipped")
+    if inception:
+        parser.add_argument("--inception-weights", help="InceptionV3 weights for FID/KID: a Keras .h5 without top, "
+                                                        "or 'imagenet' (Keras downloads them); without, FID/KID are "
+                                                        "skipped")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
 
 
@@ -163,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("output", help="output image; the format follows the extension (PNG if none)")
     d.add_argument("--model", help="model directory; default: the installed model whose fingerprint the file names")
     d.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    d.add_argument("--alpha", type=float, help="fidelity-controlled models: 0 decodes with the MSE decoder (fidelity), "
+                                               "1 with the GAN decoder (detail), between interpolates (default: "
+                                               "the model's default_alpha)")
     _backend_argument(d)
     d.add_argument("--quiet", "-q", action="store_true")
     d.set_defaults(run=cmd_decompress)
@@ -175,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "PSNR, MS-SSIM, detail, speed (and FID/KID)")
     _data_arguments(e)
     e.add_argument("--model", required=True, help="model directory")
+    e.add_argument("--alpha", type=float, help="decoder interpolation of a fidelity-controlled model, in [0, 1]")
     e.add_argument("--out", default="results.json", help="results JSON (a CSV is written beside it)")
     e.set_defaults(run=_evaluate("run_eval"))
 
@@ -203,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quiet", "-q", action="store_true")
     x.set_defaults(run=cmd_export)
 
+    f = sub.add_parser("fidelity", help="a fidelity-controlled model across alpha: one file per image decoded at "
+                                         "each alpha; table, plot and crops figure")
+    _data_arguments(f, inception=False)
+    f.add_argument("--model", required=True, help="a fidelity-controlled (stage-2) model directory")
+    f.add_argument("--alphas", type=float, nargs="+", help="alphas to decode at (default: 0 0.25 0.5 0.75 1)")
+    f.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
+    f.add_argument("--name", default="fidelity", help="report name")
+    f.add_argument("--crop-image", help="image of the crops figure (default: the first)")
+    f.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
+    f.set_defaults(run=_evaluate("run_fidelity"))
+
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)
     return p
@@ -210,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # what reports print as their command line
     return run_command("tfgc", lambda: args.run(args))
 
 

@@ -45,6 +45,10 @@ class ModelConfig:
     # "imagenet" (Keras downloads them once), a path to a Keras VGG19 weights file, or "random" (tests only)
     perceptual_weights: Optional[str] = None
     rate_weight: float = 0.0  # beta: 0 is the paper's bounded-rate setting, > 0 adds the entropy model's bits/pixel
+    # Iwai et al. 2020: the model keeps the stage-1 (MSE) decoder beside the trained one, and decodes with their
+    # parameters interpolated, theta = (1 - alpha) * theta_mse + alpha * theta; stage 2 builds such models.
+    fidelity_control: bool = False
+    default_alpha: float = 1.0  # alpha when the user names none (1: the GAN decoder)
 
     @property
     def downsampling(self) -> int:
@@ -73,6 +77,10 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between BackupAndRestore saves
     validation_images: int = 4
     time_limit_minutes: float = 0.0  # 0: no limit; otherwise stop cleanly (checkpoint + export) after this long
+    # 0: every module trains on every loss (Agustsson et al.); 1: every module on rate + distortion, no GAN;
+    # 2: the decoder alone with the GAN, from the stage-1 model `init_from`, encoder and entropy model frozen.
+    stage: int = 0
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -144,6 +152,15 @@ class Config:
         _require(t.strategy in ("default", "mirrored", "multiworker"), "strategy must be default, mirrored or multiworker")
         _require(t.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         _require(t.time_limit_minutes >= 0, "time_limit_minutes must be >= 0")
+        _require(0.0 <= m.default_alpha <= 1.0, "default_alpha must be in [0, 1]")
+        _require(t.stage in (0, 1, 2), "stage must be 0 (joint), 1 (rate + distortion) or 2 (decoder with GAN)")
+        _require(t.stage != 1 or m.adversarial_weight == m.feature_matching_weight == m.perceptual_weight == 0,
+                 "stage 1 trains on rate and distortion only: adversarial, feature matching and perceptual weights "
+                 "must be 0")
+        _require(t.stage != 2 or (t.init_from and m.adversarial_weight > 0),
+                 "stage 2 fine-tunes a stage-1 model's decoder with the GAN: it needs init_from and "
+                 "adversarial_weight > 0")
+        _require(t.stage != 2 or m.fidelity_control, "stage 2 builds a fidelity-controlled model (fidelity_control)")
 
     def replace(self, **overrides) -> "Config":
         """A copy with fields of `model` or `train` replaced by name; unknown names raise ConfigError."""
@@ -198,13 +215,15 @@ def _small() -> Config:
     )
 
 
+def with_gan(config: Config) -> Config:
+    """The GAN settings of the paper-scale presets (LSGAN 1, feature matching 10; Adam 2e-4, beta1 0.5) on a
+    config that trained without them."""
+    return config.replace(adversarial_weight=1.0, feature_matching_weight=10.0, learning_rate=2e-4, beta_1=0.5)
+
+
 def _small_gan() -> Config:
-    config = _small()
+    config = with_gan(_small())
     config.preset = "gc-small-gan"
-    config.model.adversarial_weight = 1.0
-    config.model.feature_matching_weight = 10.0
-    config.train.learning_rate = 2e-4
-    config.train.beta_1 = 0.5
     return config
 
 

@@ -87,7 +87,7 @@ def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndar
 
 # ---- one tfgc model -----------------------------------------------------------------------------------------------
 
-def evaluate_model(model, images, label: str, progress=None, keep=None) -> List[Measurement]:
+def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None) -> List[Measurement]:
     from tfgc.codec import api
 
     rows = []
@@ -95,7 +95,7 @@ def evaluate_model(model, images, label: str, progress=None, keep=None) -> List[
         started = time.perf_counter()
         result = api.encode(original, model)
         encoded = time.perf_counter()
-        reconstruction = api.decode(result.data, model)
+        reconstruction = api.decode(result.data, model, alpha)
         decoded = time.perf_counter()
         report = result.report()
         rows.append(measure(name, label, label, original, result.data, reconstruction, encoded - started,
@@ -206,16 +206,18 @@ def run_eval(args) -> int:
         refuse_existing(path, args.force)
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     model = load_model(args.model)
+    alpha = model.checked_alpha(args.alpha)  # a bad alpha fails before the work
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     reconstructions: List[np.ndarray] = []
     rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images)),
-                          keep=reconstructions if inception else None)
+                          keep=reconstructions if inception else None, alpha=args.alpha)
     summary = summarize(rows)
     if inception is not None:
         real_features = metrics.patch_features(inception, [im for _, im in images])
         summary.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
-    result = {"command": _command_line(), "model": {"directory": str(args.model), **model.manifest},
+    result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
+              "alpha": alpha if model.config.model.fidelity_control else None,
               "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
     write_csv(csv_path, rows)
@@ -233,8 +235,11 @@ def model_label(directory) -> str:
     return path.parent.name if path.name == "model" else path.name
 
 
-def _command_line() -> str:
-    return "python -m tfgc " + " ".join(sys.argv[1:])
+def _command_line(args) -> str:
+    import shlex
+
+    argv = getattr(args, "argv", None)
+    return "python -m tfgc " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
 # ---- bench: models against the classic codecs ---------------------------------------------------------------------
@@ -258,10 +263,7 @@ def run_bench(args) -> int:
     for path in (report_path, assets):
         refuse_existing(path, args.force)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
-    try:
-        import matplotlib  # noqa: F401  (checked before the long run, used by the plots)
-    except ImportError:
-        raise TfgcError("bench draws its plots with matplotlib: pip install 'tfgc[bench]'") from None
+    _require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     models = [(model_label(d), load_model(d)) for d in (args.model or [])]
     started_in = environment()  # taken at the start: the commit whose code runs
@@ -325,7 +327,7 @@ def run_bench(args) -> int:
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
                 assets / "crops.png")
 
-    result = {"command": _command_line(), "environment": started_in, "images": [n for n, _ in images],
+    result = {"command": _command_line(args), "environment": started_in, "images": [n for n, _ in images],
               "targets_bpp": list(TARGET_BPPS),
               "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
               "measurements": [r.row() for r in rows]}
@@ -373,6 +375,14 @@ def _throughput_table(rows: Sequence[Measurement], labels) -> str:
     return "\n".join(lines)
 
 
+def _require_matplotlib(command: str) -> None:
+    """Checked before a long run whose plots need it."""
+    try:
+        _pyplot()
+    except ImportError:
+        raise TfgcError(f"{command} draws its plots with matplotlib: pip install 'tfgc[bench]'") from None
+
+
 def _pyplot():
     import matplotlib
 
@@ -412,27 +422,32 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
 
 def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> None:
     """The same crop of one image across codecs, each at the setting whose bpp on that image is closest to target."""
-    plt = _pyplot()
     chosen = {}
     for (codec, setting), (row, reconstruction) in candidates.items():
         best = chosen.get(codec)
         if best is None or abs(np.log(row.bpp / target_bpp)) < abs(np.log(best[0].bpp / target_bpp)):
             chosen[codec] = (row, reconstruction)
-    height, width = original.shape[:2]
-    size = min(size, height, width)
-    top, left = (height - size) // 2, (width - size) // 2
     panels = [("original", original)] + [
         (f"{labels[c]}\n{row.setting}: {row.bpp:.3f} bpp, {row.psnr:.1f} dB", rec) for c, (row, rec) in chosen.items()]
-    columns = min(4, len(panels))
+    _plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop, each codec at the setting nearest "
+                               f"{target_bpp:.3f} bpp", path)
+
+
+def _plot_panels(panels, size, title, path, columns=4) -> None:
+    """The same centre crop of several images side by side; `title` may name {size}."""
+    plt = _pyplot()
+    height, width = panels[0][1].shape[:2]
+    size = min(size, height, width)
+    top, left = (height - size) // 2, (width - size) // 2
+    columns = min(columns, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.3 * rows + 0.4), dpi=120, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (title, image) in zip(axes.ravel(), panels):
+    for ax, (caption, image) in zip(axes.ravel(), panels):
         ax.imshow(image[top:top + size, left:left + size], interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-    figure.suptitle(f"{name}, centre {size}x{size} crop, each codec at the setting nearest {target_bpp:.3f} bpp",
-                    fontsize=9)
+        ax.set_title(caption, fontsize=8)
+    figure.suptitle(title.format(size=size), fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.95))
     _save_figure(plt, figure, path)
 
@@ -487,3 +502,124 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
     if any("fid" in s for points in curves.values() for _, s in points):
         lines += ["FID/KID (256x256 patches, HiFiC protocol) are in results.json per codec setting.", ""]
     return "\n".join(lines)
+
+
+# ---- fidelity: one fidelity-controlled model across alpha ---------------------------------------------------------
+
+DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def run_fidelity(args) -> int:
+    """Compress every image once, decode it at each alpha: a table, a plot and a crops figure (Iwai et al. 2020)."""
+    from tfgc.codec import api
+    from tfgc.models.store import load_model
+
+    out = Path(args.out)
+    report_path, assets = out / f"{args.name}.md", out / args.name
+    for path in (report_path, assets):
+        refuse_existing(path, args.force)
+    model = load_model(args.model)
+    if not model.config.model.fidelity_control:
+        raise TfgcError(f"{args.model} has one decoder; fidelity needs a stage-2 model (python -m tfgc.train "
+                        "--stage 2)")
+    alphas = [model.checked_alpha(a) for a in (args.alphas or DEFAULT_ALPHAS)]
+    _require_matplotlib("fidelity")
+    images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
+    crop_name = args.crop_image or images[0][0]
+    if crop_name not in dict(images):
+        raise TfgcError(f"--crop-image {crop_name} is not among the images")
+    started_in = environment()
+    label = model_label(args.model)
+    progress = progress_bar(len(images) * len(alphas))
+    rows: Dict[float, List[Measurement]] = {alpha: [] for alpha in alphas}
+    crops = []
+    for name, original in images:
+        started = time.perf_counter()
+        data = api.compress(original, model)
+        encode_seconds = time.perf_counter() - started
+        for alpha in alphas:
+            started = time.perf_counter()
+            reconstruction = api.decode(data, model, alpha)
+            rows[alpha].append(measure(name, label, f"alpha={alpha:g}", original, data, reconstruction,
+                                       encode_seconds, time.perf_counter() - started))
+            if name == crop_name:
+                crops.append((alpha, reconstruction, rows[alpha][-1]))
+            progress.add(1)
+    summary = {alpha: summarize(group) for alpha, group in rows.items()}
+    assets.mkdir(parents=True, exist_ok=True)
+    original = dict(images)[crop_name]
+    _plot_panels([("original", original)] + [(f"alpha {a:g}: {r.bpp:.4f} bpp, {r.psnr:.2f} dB, detail {r.detail:.2f}",
+                                              image) for a, image, r in crops],
+                 args.crop_size, f"{crop_name}, centre {{size}}x{{size}} crop; one file, decoded at each alpha",
+                 assets / "crops.png", columns=3)
+    _plot_fidelity(summary, assets / "alpha.png")
+    result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
+              "environment": started_in, "mean": {f"{a:g}": s for a, s in summary.items()},
+              "images": [r.row() for group in rows.values() for r in group]}
+    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
+    write_csv(assets / "results.csv", [r for group in rows.values() for r in group])
+    table = _fidelity_table(summary)
+    write_atomic(report_path, _fidelity_report(result, table, summary, crop_name, assets.name).encode(), force=True)
+    print(table)
+    print(f"wrote {report_path} and {assets}/")
+    return 0
+
+
+def _fidelity_table(summary) -> str:
+    lines = ["| alpha | bpp | PSNR (dB) | MS-SSIM | detail ratio | decode (s/image) |", "|---|---|---|---|---|---|"]
+    for alpha, s in summary.items():
+        lines.append(f"| {alpha:g} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | {s['detail']:.3f} | "
+                     f"{s['decode_seconds']:.3f} |")
+    return "\n".join(lines)
+
+
+def _plot_fidelity(summary, path) -> None:
+    plt = _pyplot()
+    alphas = list(summary)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
+    left.plot(alphas, [summary[a]["psnr"] for a in alphas], marker="o")
+    left.set_ylabel("PSNR (dB)")
+    right.plot(alphas, [summary[a]["detail"] for a in alphas], marker="o", color="tab:orange")
+    right.axhline(1.0, color="0.7", linewidth=0.8)
+    right.set_ylabel("detail ratio (1 = as much detail as the original)")
+    for ax in (left, right):
+        ax.set_xlabel("alpha (0: MSE decoder, 1: GAN decoder)")
+        ax.grid(True, alpha=0.3)
+    figure.tight_layout()
+    _save_figure(plt, figure, path)
+
+
+def _fidelity_report(result, table, summary, crop_name, assets) -> str:
+    env = result["environment"]
+    machine = env["machine"]
+    first, last = summary[min(summary)], summary[max(summary)]
+    trend = (f"From alpha {min(summary):g} to {max(summary):g}, PSNR goes from {first['psnr']:.2f} to "
+             f"{last['psnr']:.2f} dB, MS-SSIM from {first['ms_ssim']:.4f} to {last['ms_ssim']:.4f} and the detail "
+             f"ratio from {first['detail']:.3f} to {last['detail']:.3f}; the rate is the same file at every alpha.")
+    return "\n".join([
+        f"# Fidelity control: {len(result['images']) // len(summary)} images, one file each, decoded at each alpha",
+        "",
+        "Generated by:",
+        "",
+        f"    {result['command']}",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores; {machine['platform']}. Python {env['python']}. "
+        f"Commit {env['commit']}. Model: {result['model']['directory']} (trained with: "
+        f"`{result['model'].get('command', '?')}`, {result['model'].get('steps', '?')} steps).",
+        "",
+        "Each image is compressed once; the file is decoded with the decoder parameters "
+        "(1 - alpha) * theta_MSE + alpha * theta_GAN. bpp = 8 x file bytes / pixels; detail ratio = gradient energy "
+        "of the reconstruction / that of the original.",
+        "",
+        table,
+        "",
+        trend,
+        "",
+        f"![PSNR and detail against alpha]({assets}/alpha.png)",
+        "",
+        f"![the same crop across alpha]({assets}/crops.png)",
+        "",
+        f"{crop_name}. Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions "
+        f"and machine: [{assets}/results.json]({assets}/results.json).",
+        "",
+    ])

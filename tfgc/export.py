@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -144,7 +145,7 @@ def codec_functions(model):
         pixels = tf.io.decode_image(image, channels=3, dtype=tf.uint8, expand_animations=False)
         return compress_pixels(pixels)
 
-    def decompress(data):
+    def decode(data, extra_inputs):
         flags, height, width, payload = graph.unpack(data, family, fingerprint)
         coding_table = tf.where(tf.equal(flags, bitstream.FLAG_UNIFORM_TABLE), uniform, table)
         shape = tf.stack([-(-height // m.downsampling), -(-width // m.downsampling), m.latent_channels])
@@ -152,14 +153,22 @@ def codec_functions(model):
         handle, symbols = tfc.entropy_decode_index(handle, channel_index(shape), shape, tf.int32)
         ok = tfc.entropy_decode_finalize(handle)
         with tf.control_dependencies([tf.debugging.Assert(ok, ["entropy-coded payload does not decode"])]):
-            image = synthesis(symbols[None], tf.stack([height, width]))["image"][0]
+            image = synthesis(symbols[None], tf.stack([height, width]), *extra_inputs)["image"][0]
         return {"image": image}
 
+    # A fidelity-controlled model's alpha is decompress's second input, as it is synthesis's third.
+    decompress_inputs = [tf.TensorSpec([], tf.string, name="bitstream")] + list(synthesis.input_signature[2:])
+    if m.fidelity_control:
+        def decompress(bitstream, alpha):
+            return decode(bitstream, [alpha])
+    else:
+        def decompress(bitstream):
+            return decode(bitstream, [])
     return {
         "compress": tf.function(compress, input_signature=[tf.TensorSpec([], tf.string, name="image")]),
         "compress_pixels": tf.function(compress_pixels,
                                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")]),
-        "decompress": tf.function(decompress, input_signature=[tf.TensorSpec([], tf.string, name="bitstream")]),
+        "decompress": tf.function(decompress, input_signature=decompress_inputs),
     }
 
 
@@ -212,10 +221,17 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
 
     files = {}
     for key, fn in functions.items():
+        # tf2onnx logs its optimizers' failures as warnings with tracebacks and goes on with the unoptimized graph
+        # (its transpose optimizer fails on the interpolated biases of fidelity-controlled decoders): keep errors.
+        logger = logging.getLogger("tf2onnx")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
         try:
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
         except Exception as e:
             raise ModelError(f"ONNX conversion of {key} failed: {first_line(e)}") from None
+        finally:
+            logger.setLevel(level)
         # tf2onnx names outputs after graph tensors (Identity:0, ...) in the order of the flattened output dict.
         names = sorted(fn.get_concrete_function().structured_outputs)
         renames = {old.name: new for old, new in zip(proto.graph.output, names)}
@@ -317,9 +333,14 @@ class ExportedTransforms:
     def analysis(self, image) -> np.ndarray:
         return self.run("analysis", image=np.asarray(image, np.uint8))["symbols"]
 
-    def synthesis(self, symbols, height: int, width: int, **extra) -> np.ndarray:
-        return self.run("synthesis", symbols=np.asarray(symbols, np.int32),
-                        image_size=np.array([height, width], np.int32), **extra)["image"]
+    def synthesis(self, symbols, height: int, width: int, alpha=None) -> np.ndarray:
+        from tfgc.models.gc import checked_alpha
+
+        inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=np.array([height, width], np.int32))
+        alpha = checked_alpha(self.config, alpha)
+        if self.config.model.fidelity_control:
+            inputs["alpha"] = np.array(alpha, np.float32)
+        return self.run("synthesis", **inputs)["image"]
 
     def run(self, key: str, **inputs) -> Dict[str, np.ndarray]:
         raise NotImplementedError
@@ -445,7 +466,7 @@ def describe_parity(parity: Optional[dict]) -> str:
     if not parity:
         return "(not checked)"
     height, width = parity["image_size"]
-    parts = [f"parity on {width}x{height}:"]
+    parts = [f"parity on {width}x{height}" + (f" at alpha {parity['alpha']}:" if "alpha" in parity else ":")]
     if "bitstream_identical" in parity:
         parts.append("bitstream " + ("identical;" if parity["bitstream_identical"] else "DIFFERS;"))
         parity = {"decode": parity}
@@ -467,21 +488,26 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
 
     height, width = image.shape[:2]
     report = {"image_size": [height, width]}
+    # A fidelity-controlled model is checked halfway between its decoders, where interpolation is at work.
+    alpha = 0.5 if model.config.model.fidelity_control else None
+    if alpha is not None:
+        report["alpha"] = alpha
     if manifest["format"] == "codec":
         loaded = tf.saved_model.load(str(directory))
         data = loaded.compress_pixels(tf.constant(image))["bitstream"].numpy()
         reference = api.compress(image, model)
         report["bitstream_identical"] = data == reference
-        decoded = loaded.decompress(tf.constant(reference))["image"].numpy()
-        report.update(image_parity(api.decode(reference, model), decoded))
+        extra = [] if alpha is None else [tf.constant(alpha)]
+        decoded = loaded.decompress(tf.constant(reference), *extra)["image"].numpy()
+        report.update(image_parity(api.decode(reference, model, alpha), decoded))
         return report
     symbols = model.analysis(image[None]).numpy()
-    reference = model.synthesis(symbols, height, width).numpy()
+    reference = model.synthesis(symbols, height, width, alpha).numpy()
     runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
                 "onnx": lambda: [OnnxTransforms(directory, manifest)],
                 "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}
     for runtime in runtimes[manifest["format"]]():
         entry = {"analysis_symbols_equal": float(np.mean(runtime.analysis(image[None]) == symbols))}
-        entry.update(image_parity(reference, runtime.synthesis(symbols, height, width)))
+        entry.update(image_parity(reference, runtime.synthesis(symbols, height, width, alpha)))
         report[getattr(runtime, "variant", manifest["format"])] = entry
     return report

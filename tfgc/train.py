@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-data", nargs="+", default=None,
                    help="validation folders (default: the first training images, centre-cropped)")
     g.add_argument("--out", default=None, help="run directory (default: runs/PRESET)")
+    g.add_argument("--stage", type=int, choices=[0, 1, 2],
+                   help="two-stage training (Iwai et al. 2020): 1 = every module on rate + distortion without GAN; "
+                        "2 = only the decoder with the GAN, from --init-from, into a fidelity-controlled model; "
+                        "0 (default) = everything at once (Agustsson et al.)")
+    g.add_argument("--init-from", help="stage 2: the stage-1 model directory (e.g. runs/stage1/model)")
     g.add_argument("--force", action="store_true",
                    help="start over in --out even if it holds a run with a different config (deletes its backup)")
     g = p.add_argument_group("model (override the preset)")
@@ -108,7 +113,44 @@ def resolve_config(args) -> Config:
     overrides = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name, None) is not None}
     if args.jit_compile:
         overrides["jit_compile"] = True
+    if args.stage == 1:
+        overrides = dict({"adversarial_weight": 0.0, "feature_matching_weight": 0.0, "perceptual_weight": 0.0},
+                         **overrides, stage=1)
+    elif args.stage == 2:
+        if not args.init_from:
+            raise ConfigError("--stage 2 needs --init-from: the model directory of a stage-1 run")
+        init = stage1_config(args.init_from)
+        if not (args.config or args.preset):
+            from tfgc.config import with_gan
+
+            config = with_gan(init)
+        mismatch = _architecture_mismatch(init, config)
+        if mismatch:
+            raise ConfigError(f"--init-from {args.init_from} has another decoder architecture ({mismatch})")
+        overrides.update(stage=2, init_from=str(Path(args.init_from).resolve()), fidelity_control=True)
+    elif args.init_from:
+        raise ConfigError("--init-from is for --stage 2")
     return config.replace(**overrides)
+
+
+_ARCHITECTURE = ("family", "width", "latent_channels", "levels", "residual_blocks", "noise_channels")
+
+
+def stage1_config(directory) -> Config:
+    from tfgc.models.store import read_manifest
+
+    read_manifest(directory)
+    config = Config.load(Path(directory) / "config.json")
+    if config.model.fidelity_control:
+        raise ConfigError(f"{directory} already holds two decoders; stage 2 starts from a stage-1 model")
+    return config
+
+
+def _architecture_mismatch(init: Config, config: Config) -> Optional[str]:
+    for name in _ARCHITECTURE:
+        if getattr(init.model, name) != getattr(config.model, name):
+            return f"{name} {getattr(init.model, name)!r} there, {getattr(config.model, name)!r} here"
+    return None
 
 
 def check_resumable(existing: Config, config: Config) -> Optional[str]:
@@ -235,6 +277,10 @@ def run(args) -> int:
     strategy = make_strategy(t.strategy)
     with strategy.scope():
         model = build_model(config)
+        if t.init_from:
+            from tfgc.models.store import initialize_from
+
+            initialize_from(model, t.init_from)
         compile_model(model, config)
 
     options = tf.data.Options()

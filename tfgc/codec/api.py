@@ -104,10 +104,12 @@ def read_header(data: bytes) -> bitstream.Header:
     return bitstream.unpack(data)[0]
 
 
-def decode(data: bytes, model: Optional[ModelLike] = None) -> np.ndarray:
+def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float] = None) -> np.ndarray:
     """Decompress a .tfgc file's bytes to RGB uint8 [H, W, 3].
 
     Without `model`, the model is looked up by the file's fingerprint in $TFGC_MODEL_PATH and saved_models/.
+    `alpha` in [0, 1] chooses the decoder of a fidelity-controlled model (0: the MSE decoder, 1: the GAN decoder,
+    between: their interpolation); the file is the same for every alpha.
     """
     header, payload = bitstream.unpack(data)
     if model is None:
@@ -130,7 +132,7 @@ def decode(data: bytes, model: Optional[ModelLike] = None) -> np.ndarray:
     if header.uniform_table:
         table = entropy.uniform_table(table.shape[0], m.levels)
     symbols = entropy.range_decode(payload, table, shape)
-    return np.asarray(model.synthesis(symbols[None], header.height, header.width))[0]
+    return np.asarray(model.synthesis(symbols[None], header.height, header.width, alpha=alpha))[0]
 
 
 decompress = decode

@@ -20,9 +20,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfgc.config import Config
+from tfgc.errors import ModelError, TfgcError
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
+from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import ConvNormAct, ResidualBlock
 from tfgc.nn.perceptual import VGGFeatureLoss
 from tfgc.nn.quantizer import Quantizer
@@ -77,6 +79,22 @@ def pad_to_multiple(image, multiple: int):
     return tf.gather(tf.gather(image, rows, axis=1), cols, axis=2)
 
 
+def checked_alpha(config: Config, alpha) -> float:
+    """The decoding alpha for a model of `config`: its default when None; a clear error when out of [0, 1] or when
+    the model has a single decoder."""
+    if not config.model.fidelity_control:
+        if alpha is not None:
+            raise ModelError("this model has one decoder: alpha needs a fidelity-controlled model "
+                             "(python -m tfgc.train --stage 2)")
+        return 1.0
+    if alpha is None:
+        return float(config.model.default_alpha)
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise TfgcError(f"alpha must be in [0, 1], not {alpha:g}")
+    return alpha
+
+
 class GCModel(GANModel):
     family = "gc"
 
@@ -88,6 +106,11 @@ class GCModel(GANModel):
         self.quantizer = Quantizer(m.levels, m.quantizer_sigma)
         self.prior = CategoricalPrior(m.latent_channels, m.levels, name="prior")
         self.generator = Generator(m.width, m.residual_blocks)
+        # Fidelity control (Iwai et al.): the stage-1 decoder, kept frozen beside the one stage 2 trains.
+        self.mse_generator = None
+        if m.fidelity_control:
+            self.mse_generator = Generator(m.width, m.residual_blocks)
+            self.mse_generator.trainable = False
         self.discriminator = None
         self.perceptual = None
         self.noise_tile = None
@@ -104,15 +127,17 @@ class GCModel(GANModel):
 
         latent = m.latent_channels
         self.analysis = tf.function(self._analysis, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-        self.synthesis = tf.function(self._synthesis, input_signature=[
-            tf.TensorSpec([None, None, None, latent], tf.int32),
-            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+        self._synthesis_function = tf.function(self._synthesis, input_signature=[
+            tf.TensorSpec([None, None, None, latent], tf.int32), tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
 
     def _build_networks(self):
         m = self.config.model
         image = tf.zeros([1, 32, 32, 3])
         self.encoder(image)
         self.generator(tf.zeros([1, 2, 2, m.latent_channels + m.noise_channels]))
+        if self.mse_generator is not None:
+            self.mse_generator(tf.zeros([1, 2, 2, m.latent_channels + m.noise_channels]))
         if self.discriminator is not None:
             self.discriminator(image)
 
@@ -141,11 +166,24 @@ class GCModel(GANModel):
         return {"x": x, "x_hat": x_hat, "onehot": onehot}
 
     # ---- losses ---------------------------------------------------------------------------------------------------
+    @property
+    def decoder_only(self) -> bool:
+        """Stage 2: the decoder trains alone; encoder, quantizer and entropy model stay as stage 1 left them."""
+        return self.config.train.stage == 2
+
+    @property
+    def generator_variables(self):
+        if self.decoder_only:
+            return self.generator.trainable_variables
+        return super().generator_variables
+
     def loss_term_names(self) -> List[str]:
         m = self.config.model
-        names = ["distortion", "entropy_model"]
-        if m.rate_weight > 0:
-            names.append("rate")
+        names = ["distortion"]
+        if not self.decoder_only:
+            names.append("entropy_model")
+            if m.rate_weight > 0:
+                names.append("rate")
         if self.adversarial:
             names.append("adversarial")
             if m.feature_matching_weight > 0:
@@ -164,12 +202,13 @@ class GCModel(GANModel):
         m = self.config.model
         x, x_hat = outputs["x"], outputs["x_hat"]
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3]),
-                 # The prior always learns the symbol statistics (so files are entropy coded well), whatever beta:
-                 # this term reaches only its logits.
-                 "entropy_model": self.prior.bits(tf.stop_gradient(outputs["onehot"])) / pixels}
-        if m.rate_weight > 0:
-            terms["rate"] = m.rate_weight * self.prior.bits(outputs["onehot"], stop_prior_gradient=True) / pixels
+        terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])}
+        if not self.decoder_only:
+            # The prior always learns the symbol statistics (so files are entropy coded well), whatever beta: this
+            # term reaches only its logits.
+            terms["entropy_model"] = self.prior.bits(tf.stop_gradient(outputs["onehot"])) / pixels
+            if m.rate_weight > 0:
+                terms["rate"] = m.rate_weight * self.prior.bits(outputs["onehot"], stop_prior_gradient=True) / pixels
         if self.adversarial:
             terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
             if m.feature_matching_weight > 0:
@@ -191,17 +230,29 @@ class GCModel(GANModel):
         x = to_unit_range(pad_to_multiple(image, self.config.model.downsampling))
         return self.quantizer.symbols(self.encoder(x, training=False))
 
-    def _synthesis(self, symbols, height, width):
-        """Symbols -> uint8 images [B, height, width, 3]."""
-        quantized = self.quantizer.dequantize(symbols)
-        x_hat = self.generator(self._with_noise(quantized, training=False), training=False)
+    def _synthesis(self, symbols, height, width, alpha):
+        """Symbols -> uint8 images [B, height, width, 3]; alpha is read only by fidelity-controlled models."""
+        z = self._with_noise(self.quantizer.dequantize(symbols), training=False)
+        if self.mse_generator is None:
+            x_hat = self.generator(z, training=False)
+        else:
+            weights = interpolate(self.mse_generator.weights, self.generator.weights, alpha)
+            x_hat = call_with_weights(self.generator, z, weights)
         return to_uint8(x_hat[:, :height, :width, :])
 
-    def reconstruct(self, image):
+    def synthesis(self, symbols, height, width, alpha=None):
+        """Symbols -> uint8 images; `alpha` in [0, 1] picks the decoder of a fidelity-controlled model (default:
+        the config's default_alpha) and must be None for other models."""
+        return self._synthesis_function(symbols, height, width, self.checked_alpha(alpha))
+
+    def checked_alpha(self, alpha) -> float:
+        return checked_alpha(self.config, alpha)
+
+    def reconstruct(self, image, alpha=None):
         """The model's own reconstruction of uint8 images [B, H, W, 3], without the bitstream."""
         image = tf.convert_to_tensor(image, tf.uint8)
         shape = tf.shape(image)
-        return self.synthesis(self.analysis(image), shape[1], shape[2])
+        return self.synthesis(self.analysis(image), shape[1], shape[2], alpha)
 
     def coding_table(self) -> np.ndarray:
         return self.prior.coding_table.numpy()
@@ -215,27 +266,37 @@ class GCModel(GANModel):
 
         analysis:  image uint8 [B, H, W, 3] -> symbols int32 [B, ceil(H/16), ceil(W/16), C], image_size int32 [2]
         synthesis: symbols int32 [B, h, w, C], image_size int32 [2] (H, W) -> image uint8 [B, H, W, 3]
+                   (fidelity-controlled models take alpha float32 [] too, clipped to [0, 1])
         """
         latent = self.config.model.latent_channels
 
         def analysis(image):
             return {"symbols": self._analysis(image), "image_size": tf.shape(image)[1:3]}
 
-        def synthesis(symbols, image_size):
-            return {"image": self._synthesis(symbols, image_size[0], image_size[1])}
+        synthesis_inputs = [tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
+                            tf.TensorSpec([2], tf.int32, name="image_size")]
+        if self.mse_generator is None:
+            def synthesis(symbols, image_size):
+                return {"image": self._synthesis(symbols, image_size[0], image_size[1], None)}
+        else:
+            synthesis_inputs.append(tf.TensorSpec([], tf.float32, name="alpha"))
+
+            def synthesis(symbols, image_size, alpha):
+                alpha = tf.clip_by_value(alpha, 0.0, 1.0)  # a deployment gets no Python check
+                return {"image": self._synthesis(symbols, image_size[0], image_size[1], alpha)}
 
         return {
             "analysis": tf.function(analysis, input_signature=[
                 tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")]),
-            "synthesis": tf.function(synthesis, input_signature=[
-                tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
-                tf.TensorSpec([2], tf.int32, name="image_size")]),
+            "synthesis": tf.function(synthesis, input_signature=synthesis_inputs),
         }
 
     # ---- identity of the bitstream --------------------------------------------------------------------------------
     def export_parts(self):
         """The networks an exported model keeps (the discriminator and VGG are for training only)."""
         parts = {"encoder": self.encoder, "prior": self.prior, "generator": self.generator}
+        if self.mse_generator is not None:
+            parts["mse_generator"] = self.mse_generator
         if self.noise_tile is not None:
             parts["noise_tile"] = self.noise_tile
         return parts

@@ -74,8 +74,6 @@ def read_manifest(directory) -> dict:
 
 def load_model(directory):
     """Load an exported model for compression and decompression, checking it before use."""
-    import tensorflow as tf
-
     from tfgc.models.registry import build_model
 
     directory = Path(directory)
@@ -87,16 +85,34 @@ def load_model(directory):
     if config.model.family != manifest.get("family"):
         raise ModelError(f"model {directory}: config family {config.model.family!r} disagrees with the manifest")
     model = build_model(config, for_training=False)
+    _read_weights(model, model.export_parts(), directory, manifest)
+    model.directory = directory
+    model.manifest = manifest
+    return model
+
+
+def initialize_from(model, directory) -> None:
+    """Stage 2 of two-stage training: `model` starts from the stage-1 model in `directory`, whose decoder becomes
+    both the MSE decoder kept for interpolation and the decoder stage 2 trains."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    parts = {name: part for name, part in model.export_parts().items() if name != "mse_generator"}
+    _read_weights(model, parts, directory, manifest)
+    for mse_weight, weight in zip(model.mse_generator.weights, model.generator.weights):
+        mse_weight.assign(weight)
+
+
+def _read_weights(model, parts: dict, directory: Path, manifest: dict) -> None:
+    """Read `parts` of `model` from the checkpoint in `directory`, then check the model's fingerprint."""
+    import tensorflow as tf
+
     try:
-        status = tf.train.Checkpoint(**model.export_parts()).read(str(directory / WEIGHTS))
+        status = tf.train.Checkpoint(**parts).read(str(directory / WEIGHTS))
         status.assert_existing_objects_matched()
     except Exception as e:  # the checkpoint reader raises IndexError, ValueError, OpError... on damaged files
         raise ModelError(f"cannot read the weights of {directory}: {first_line(e)}") from None
     if model.fingerprint().hex() != manifest.get("fingerprint"):
         raise ModelError(f"model {directory}: weights do not match the manifest's fingerprint (corrupted or mixed up)")
-    model.directory = directory
-    model.manifest = manifest
-    return model
 
 
 def search_paths():

@@ -20,10 +20,14 @@ class InstanceNormalization(tf.keras.layers.GroupNormalization):
         super().__init__(groups=-1, epsilon=epsilon, name=name)
 
     def call(self, inputs):
+        return self.normalize(inputs, self.gamma, self.beta)
+
+    def normalize(self, inputs, gamma, beta):
+        """The layer's function with the given scale and offset (decoder interpolation runs it with others)."""
         x = tf.cast(inputs, tf.float32)
         mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        y = tf.nn.batch_normalization(x, mean, variance, tf.cast(self.beta, tf.float32),
-                                      tf.cast(self.gamma, tf.float32), self.epsilon)
+        y = tf.nn.batch_normalization(x, mean, variance, tf.cast(beta, tf.float32), tf.cast(gamma, tf.float32),
+                                      self.epsilon)
         return tf.cast(y, self.compute_dtype)
 
 
