@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     p.add_argument("output")
     p.add_argument("--manifest", required=True, help="export.json of the served model (from its serving export)")
     p.add_argument("--url", help="model URL (default: http://localhost:8501/v1/models/NAME)")
+    p.add_argument("--alpha", type=float, help="decompress with a fidelity-controlled model: decoder interpolation "
+                                               "in [0, 1] (default: the model's)")
     p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     args = p.parse_args(argv)
 
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
             write_atomic(args.output, result.data, force=args.force)
             print(f"{args.output}: {result.summary()}")
         else:
-            image = api.decode(Path(args.input).read_bytes(), model)
+            image = api.decode(Path(args.input).read_bytes(), model, args.alpha)
             save_image(image, args.output, force=args.force)
             print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
         return 0

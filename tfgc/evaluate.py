@@ -589,6 +589,18 @@ def _plot_fidelity(summary, path) -> None:
     _save_figure(plt, figure, path)
 
 
+def _training_summary(manifest: dict) -> str:
+    def one(m):
+        minutes = m.get("train_seconds_this_session")
+        time = f", {minutes / 60:.1f} min in its last session" if minutes else ""
+        return f"`{m.get('command', '?')}` ({m.get('steps', '?')} steps{time})"
+
+    text = f"Trained with {one(manifest)}"
+    if "stage1" in manifest:
+        text += f", from the stage-1 model trained with {one(manifest['stage1'])}"
+    return text + "."
+
+
 def _fidelity_report(result, table, summary, crop_name, assets) -> str:
     env = result["environment"]
     machine = env["machine"]
@@ -604,8 +616,9 @@ def _fidelity_report(result, table, summary, crop_name, assets) -> str:
         f"    {result['command']}",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores; {machine['platform']}. Python {env['python']}. "
-        f"Commit {env['commit']}. Model: {result['model']['directory']} (trained with: "
-        f"`{result['model'].get('command', '?')}`, {result['model'].get('steps', '?')} steps).",
+        f"Commit {env['commit']}.",
+        "",
+        f"Model: {result['model']['directory']}. {_training_summary(result['model'])}",
         "",
         "Each image is compressed once; the file is decoded with the decoder parameters "
         "(1 - alpha) * theta_MSE + alpha * theta_GAN. bpp = 8 x file bytes / pixels; detail ratio = gradient energy "

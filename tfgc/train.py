@@ -146,6 +146,15 @@ def stage1_config(directory) -> Config:
     return config
 
 
+def _stage1_summary(directory) -> dict:
+    """How the stage-1 model a stage-2 run started from was trained, for the stage-2 model's manifest."""
+    from tfgc.models.store import read_manifest
+
+    manifest = read_manifest(directory)
+    keys = ("command", "steps", "train_seconds_this_session", "data", "fingerprint")
+    return dict({key: manifest[key] for key in keys if key in manifest}, directory=str(directory))
+
+
 def _architecture_mismatch(init: Config, config: Config) -> Optional[str]:
     for name in _ARCHITECTURE:
         if getattr(init.model, name) != getattr(config.model, name):
@@ -307,6 +316,7 @@ def run(args) -> int:
         "steps": steps, "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         "data": [str(p) for p in (args.data or ["(bundled images)"])],
+        **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
     print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session). Exported {model_dir}")
     print("Next:")
