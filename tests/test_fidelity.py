@@ -147,9 +147,17 @@ def test_train_cli_stage_checks(trained, tmp_path):
         args.argv = list(argv)
         return resolve_config(args)
 
-    config = resolve("--stage", "2", "--init-from", str(directory))
-    assert config.train.stage == 2 and config.model.fidelity_control and config.model.adversarial_weight > 0
-    assert config.model.width == 4  # the stage-1 model's architecture
+    import shutil
+
+    stage1_dir = tmp_path / "stage1"
+    shutil.copytree(directory, stage1_dir)
+    stage1_config = json.loads((stage1_dir / "config.json").read_text())
+    stage1_config["train"]["stage"] = 1  # as `--stage 1` writes it
+    (stage1_dir / "config.json").write_text(json.dumps(stage1_config))
+    for init in (directory, stage1_dir):
+        config = resolve("--stage", "2", "--init-from", str(init))
+        assert config.train.stage == 2 and config.model.fidelity_control and config.model.adversarial_weight > 0
+        assert config.model.width == 4  # the stage-1 model's architecture
     assert resolve("--preset", "gc-small-gan", "--stage", "1").model.adversarial_weight == 0
     with pytest.raises(ConfigError, match="needs --init-from"):
         resolve("--stage", "2")

@@ -123,7 +123,7 @@ def resolve_config(args) -> Config:
         if not (args.config or args.preset):
             from tfgc.config import with_gan
 
-            config = with_gan(init)
+            config = with_gan(init.replace(stage=0))  # stage 1's own setting would forbid the GAN
         mismatch = _architecture_mismatch(init, config)
         if mismatch:
             raise ConfigError(f"--init-from {args.init_from} has another decoder architecture ({mismatch})")
