@@ -581,7 +581,7 @@ def _plot_fidelity(summary, path) -> None:
     left.set_ylabel("PSNR (dB)")
     right.plot(alphas, [summary[a]["detail"] for a in alphas], marker="o", color="tab:orange")
     right.axhline(1.0, color="0.7", linewidth=0.8)
-    right.set_ylabel("detail ratio (1 = as much detail as the original)")
+    right.set_ylabel("detail ratio (1 = as in the original)")
     for ax in (left, right):
         ax.set_xlabel("alpha (0: MSE decoder, 1: GAN decoder)")
         ax.grid(True, alpha=0.3)
