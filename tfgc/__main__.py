@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from tfgc import export  # the lists of formats and backends; TensorFlow loads only when an export runs
 from tfgc.errors import TfgcError
 from tfgc.utils import refuse_existing, run_command
 
@@ -84,8 +85,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from tfgc import export
-
     formats = export.FORMATS if args.format == "all" else (args.format,)
     folders = export.export(args.model, args.out, formats, name=args.name, version=args.version, force=args.force,
                             check_image=args.check_image, check=not args.no_check,
@@ -120,7 +119,7 @@ def _read_file(path: str) -> bytes:
 
 
 def _backend_argument(parser) -> None:
-    parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "tflite", "tflite-fp16", "onnx"],
+    parser.add_argument("--backend", default="tensorflow", choices=export.BACKENDS,
                         help="what runs the transforms: TensorFlow with a model directory, or TFLite (float32 or "
                              "float16 weights) or onnxruntime with the folder of a `python -m tfgc export`; entropy "
                              "coding is the same in all")
@@ -200,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a model: a codec SavedModel, a TF Serving SavedModel, TFLite, ONNX")
     x.add_argument("--model", required=True, help="model directory")
-    x.add_argument("--format", default="all", choices=["codec", "serving", "tflite", "onnx", "all"],
+    x.add_argument("--format", default="all", choices=[*export.FORMATS, "all"],
                    help="what to export (default: all, each in OUT/FORMAT)")
     x.add_argument("--out", required=True, help="output folder (for serving: OUT/NAME/VERSION)")
     x.add_argument("--name", help="model name in the serving layout and the manifests (default: the preset)")

@@ -361,8 +361,7 @@ class TFLiteTransforms(ExportedTransforms):
         # The signature runner resizes every input to the call's shape (the interpreter's resize_tensor_input) and
         # allocates before it runs, so one .tflite serves any image size.
         runner = self._runners[key].get_signature_runner(key)
-        missing = set(runner.get_input_details()) ^ set(inputs)
-        if missing:
+        if set(runner.get_input_details()) != set(inputs):
             raise ModelError(f"{key}.tflite takes {', '.join(sorted(runner.get_input_details()))}, "
                              f"not {', '.join(sorted(inputs))}")
         return runner(**inputs)
