@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, export, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, selective, export, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.
@@ -47,7 +47,12 @@ def cmd_compress(args) -> int:
     from tfgc.codec import api
     from tfgc.utils import write_atomic
 
-    result = api.encode(args.input, _backend_model(args, _default_model))
+    if args.preserve is not None and args.preserve_classes is not None:
+        raise TfgcError("give --preserve or --preserve-classes, not both")
+    if (args.preserve is not None or args.preserve_classes is not None) and args.semantics is None:
+        raise TfgcError("--preserve and --preserve-classes need --semantics LABELS.png (and an sc model)")
+    result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
+                        preserve=args.preserve, preserve_classes=args.preserve_classes)
     write_atomic(args.output, result.data, force=args.force)
     if args.json:
         print(json.dumps(dict(result.report(), output=args.output)))
@@ -65,11 +70,35 @@ def cmd_decompress(args) -> int:
     output_format(args.output)  # an unknown extension fails before the decoding work
     if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
         raise TfgcError(f"--alpha must be in [0, 1], not {args.alpha:g}")
-    image = api.decode(_read_file(args.input), _backend_model(args, lambda: None), args.alpha)
+    data = _read_file(args.input)
+    if args.semantics_out:
+        refuse_existing(args.semantics_out, args.force)
+    image = api.decode(data, _backend_model(args, lambda: None), args.alpha)
     save_image(image, args.output, force=args.force)
+    if args.semantics_out:
+        _write_semantics(data, args.semantics_out, args.force)
     if not args.quiet:
         print(f"{args.output}: {image.shape[1]}x{image.shape[0]}")
     return 0
+
+
+def _write_semantics(data: bytes, path: str, force: bool) -> None:
+    """An sc file's label map (classes) and latent mask, as PNGs: PATH and PATH's stem + '_mask.png'."""
+    from tfgc.codec import api, bitstream
+    from tfgc.utils import write_atomic
+
+    header, payload = bitstream.unpack(data)
+    if header.family != "sc":
+        raise TfgcError(f"--semantics-out: a {header.family} file holds no label map")
+    classes, mask, _ = api.read_selective(header, payload)
+    import io
+
+    from PIL import Image
+
+    for array, target in ((classes, Path(path)), (mask * 255, Path(path).with_name(Path(path).stem + "_mask.png"))):
+        buffer = io.BytesIO()
+        Image.fromarray(array.astype("uint8"), "L").save(buffer, format="PNG")
+        write_atomic(target, buffer.getvalue(), force=force)
 
 
 def cmd_info(args) -> int:
@@ -77,10 +106,17 @@ def cmd_info(args) -> int:
 
     data = _read_file(args.input)
     header, payload = bitstream.unpack(data)
-    print(json.dumps({"family": header.family, "fingerprint": header.fingerprint.hex(), "width": header.width,
-                      "height": header.height, "coding": "uniform table" if header.uniform_table else "model prior",
-                      "bytes": len(data), "payload_bytes": len(payload),
-                      "bpp": 8 * len(data) / (header.width * header.height)}, indent=2))
+    pixels = header.width * header.height
+    info = {"family": header.family, "fingerprint": header.fingerprint.hex(), "width": header.width,
+            "height": header.height, "coding": "uniform table" if header.uniform_table else "model prior",
+            "bytes": len(data), "payload_bytes": len(payload), "bpp": 8 * len(data) / pixels}
+    if header.family == "sc":
+        from tfgc.codec import api
+
+        _, mask, sections = api.read_selective(header, payload)
+        info.update(label_map_coding=sections.label_coding, preserved=float(mask.mean()),
+                    **{f"{name}_bpp": 8 * size / pixels for name, size in sections.sizes.items()})
+    print(json.dumps(info, indent=2))
     return 0
 
 
@@ -147,6 +183,12 @@ def _evaluate(name: str):
     return run
 
 
+def _selective(args):
+    from tfgc.sc_report import run_selective
+
+    return run_selective(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tfgc", description="GAN-based extreme learned image compression.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model directory (e.g. runs/gc-small/model); default: the first installed model")
     c.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     _backend_argument(c)
+    c.add_argument("--semantics", metavar="LABELS.png",
+                   help="sc models: the image's semantic label map (ids of the model's label set, e.g. Cityscapes "
+                        "*_gtFine_labelIds.png), stored losslessly in the file")
+    c.add_argument("--preserve", metavar="MASK.png|all|none",
+                   help="sc models: what to store: a binary mask image (image or latent-grid size; nonzero = "
+                        "preserve), 'all' (default) or 'none' (everything synthesized from the label map)")
+    c.add_argument("--preserve-classes", metavar="CLASSES",
+                   help="sc models: comma-separated classes to preserve, e.g. person,car (the rest is synthesized)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     c.add_argument("--quiet", "-q", action="store_true")
     c.set_defaults(run=cmd_compress)
@@ -170,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "1 with the GAN decoder (detail), between interpolates (default: "
                                                "the model's default_alpha)")
     _backend_argument(d)
+    d.add_argument("--semantics-out", metavar="LABELS.png",
+                   help="sc files: also write the stored label map (classes) there, and the mask beside it")
     d.add_argument("--quiet", "-q", action="store_true")
     d.set_defaults(run=cmd_decompress)
 
@@ -220,6 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--crop-image", help="image of the crops figure (default: the first)")
     f.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
     f.set_defaults(run=_evaluate("run_fidelity"))
+
+    s = sub.add_parser("selective", help="an sc model on photographs with label maps: rate breakdown and PSNR "
+                                          "inside and outside the preserved region as it grows; table and figures")
+    s.add_argument("--data", nargs="+", required=True, help="folders in the Cityscapes layout (NAME_leftImg8bit.png "
+                                                            "with NAME_gtFine_labelIds.png)")
+    s.add_argument("--model", required=True, help="an sc model directory")
+    s.add_argument("--limit", type=int, help="use only the first N images")
+    s.add_argument("--downscale", type=int, help="shrink images and label maps by this factor (default: the "
+                                                 "model's training downscale)")
+    s.add_argument("--fractions", type=float, nargs="+", help="preserved box areas (default: 0 0.25 0.5 0.75 1)")
+    s.add_argument("--classes", default="person,car", help="classes of the class-based row ('' for none)")
+    s.add_argument("--alphas", type=float, nargs="+", help="fidelity-controlled models: decode each file at these "
+                                                           "alphas (default: the model's default)")
+    s.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")
+    s.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
+    s.add_argument("--name", default="selective", help="report name")
+    s.add_argument("--force", action="store_true", help="overwrite existing results")
+    s.set_defaults(run=_selective)
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)

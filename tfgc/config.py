@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from tfgc.errors import ConfigError
 
@@ -49,6 +49,13 @@ class ModelConfig:
     # parameters interpolated, theta = (1 - alpha) * theta_mse + alpha * theta; stage 2 builds such models.
     fidelity_control: bool = False
     default_alpha: float = 1.0  # alpha when the user names none (1: the GAN decoder)
+    # Selective compression (family "sc"): how label-map ids become classes (tfgc.semantics), the number of classes
+    # of the "identity" label set, the channels of the semantic features F(s) the generator gets, and the weight of
+    # MSE on the synthesized (not preserved) region relative to the preserved one.
+    label_set: str = "cityscapes"
+    semantic_classes: int = 0
+    semantic_channels: int = 8
+    synthesized_distortion_weight: float = 1.0
 
     @property
     def downsampling(self) -> int:
@@ -58,6 +65,13 @@ class ModelConfig:
     def bound_bpp(self) -> float:
         """The fixed-length rate bound dim(w) * log2(L) per pixel."""
         return self.latent_channels * math.log2(self.levels) / self.downsampling**2
+
+    @property
+    def classes(self) -> int:
+        """K, the semantic classes of an SC model (0 for GC)."""
+        from tfgc.semantics import class_count
+
+        return class_count(self.label_set, self.semantic_classes) if self.family == "sc" else 0
 
 
 @dataclass
@@ -81,6 +95,12 @@ class TrainConfig:
     # 2: the decoder alone with the GAN, from the stage-1 model `init_from`, encoder and entropy model frozen.
     stage: int = 0
     init_from: Optional[str] = None
+    # SC: how each training example's preservation mask is drawn: probabilities of preserving nothing (full
+    # synthesis from the label map), everything, a random box, and random classes (each present class with
+    # preserved_class_probability; Agustsson et al.'s "random instance" with classes, as labelIds carry no instances).
+    mask_mix: List[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
+    preserved_class_probability: float = 0.25
+    downscale: int = 1  # SC data: shrink photographs and label maps by this factor before cropping
 
 
 @dataclass
@@ -131,7 +151,19 @@ class Config:
 
     def validate(self) -> None:
         m, t = self.model, self.train
-        _require(m.family in ("gc",), f"unknown model family {m.family!r}")
+        _require(m.family in ("gc", "sc"), f"unknown model family {m.family!r}")
+        if m.family == "sc":
+            from tfgc.semantics import LABEL_SETS
+
+            _require(m.label_set in LABEL_SETS, f"label_set must be one of {', '.join(LABEL_SETS)}")
+            _require(m.label_set != "identity" or 2 <= m.semantic_classes <= 256,
+                     "the identity label set needs semantic_classes in 2..256")
+            _require(m.semantic_channels >= 1, "semantic_channels must be >= 1")
+            _require(m.synthesized_distortion_weight >= 0, "synthesized_distortion_weight must be >= 0")
+            _require(len(t.mask_mix) == 4 and min(t.mask_mix) >= 0 and sum(t.mask_mix) > 0,
+                     "mask_mix holds 4 probabilities (none, all, box, classes), >= 0, not all 0")
+            _require(0 <= t.preserved_class_probability <= 1, "preserved_class_probability must be in [0, 1]")
+            _require(t.downscale >= 1, "downscale must be >= 1")
         _require(m.width >= 1, "width must be >= 1")
         _require(1 <= m.latent_channels <= 1024, "latent_channels must be in 1..1024")
         _require(2 <= m.levels <= 256, "levels must be in 2..256")
@@ -238,6 +270,30 @@ def _tiny() -> Config:
     )
 
 
+def _sc_paper() -> Config:
+    # Agustsson et al.'s SC setting: Cityscapes at 1024x512 (downscale 2), the GC architecture and losses, E and G
+    # conditioned on the label map, the discriminator on the label map too; masks drawn as random boxes or classes,
+    # and sometimes nothing or everything preserved.
+    config = _paper(8)
+    return dataclasses.replace(config, preset="sc-paper",
+                               model=dataclasses.replace(config.model, family="sc", semantic_channels=64),
+                               train=dataclasses.replace(config.train, crop_size=512, downscale=2))
+
+
+def _sc_small() -> Config:
+    # gc-small's networks with the label map, at 1024x512 (downscale 2) in 192x192 crops; MSE only, like gc-small.
+    config = _small()
+    return dataclasses.replace(config, preset="sc-small",
+                               model=dataclasses.replace(config.model, family="sc", semantic_channels=16),
+                               train=dataclasses.replace(config.train, crop_size=192, batch_size=4, downscale=2))
+
+
+def _sc_tiny() -> Config:
+    config = _tiny()
+    return dataclasses.replace(config, preset="sc-tiny",
+                               model=dataclasses.replace(config.model, family="sc", semantic_channels=4))
+
+
 PRESETS = {
     "gc-paper": lambda: dataclasses.replace(_paper(8), preset="gc-paper"),
     "gc-paper-c2": lambda: _paper(2),
@@ -246,6 +302,9 @@ PRESETS = {
     "gc-small": _small,
     "gc-small-gan": _small_gan,
     "gc-tiny": _tiny,
+    "sc-paper": _sc_paper,
+    "sc-small": _sc_small,
+    "sc-tiny": _sc_tiny,
 }
 
 

@@ -272,6 +272,9 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
         require_onnx()  # before anything is written
     if not hasattr(model, "deployed_functions"):
         model = load_model(model)
+    if model.family != "gc":
+        raise TfgcError(f"exporting {model.family} models is not supported yet; they run through tfgc itself "
+                        "(python -m tfgc compress/decompress)")
     name = name or model.config.preset or model.family
     out = Path(out)
     single = len(formats) == 1

@@ -35,6 +35,7 @@ _OVERRIDES = (
     "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes",
+    "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
 )
 # Settings a resumed run may change; any other difference means a different run.
 _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every"}
@@ -78,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")
     g.add_argument("--vgg-weights", dest="perceptual_weights",
                    help="'imagenet' (Keras downloads them; needs the network) or a VGG19 .h5 weights file")
+    g = p.add_argument_group("selective compression (sc presets)")
+    g.add_argument("--label-set", choices=["cityscapes", "identity"],
+                   help="how label-map ids become classes: Cityscapes labelIds -> 19 train classes + void, or the ids "
+                        "themselves (with --semantic-classes)")
+    g.add_argument("--semantic-classes", type=int, help="number of classes of the identity label set")
+    g.add_argument("--synthesized-distortion-weight", type=float,
+                   help="MSE weight on the synthesized (unpreserved) region relative to the preserved one")
+    g.add_argument("--mask-mix", type=float, nargs=4, metavar=("NONE", "ALL", "BOX", "CLASSES"),
+                   help="probabilities of each training mask: nothing preserved, everything, a random box, "
+                        "random classes")
+    g.add_argument("--downscale", type=int, help="shrink photographs and label maps by this factor before cropping "
+                                                 "(Cityscapes 2048x1024 -> 1024x512 with 2)")
     g = p.add_argument_group("training (override the preset)")
     g.add_argument("--steps", type=int, help="total training steps (rounded up to whole epochs)")
     g.add_argument("--steps-per-epoch", type=int, help="steps between validation, checkpoints and image logs")
@@ -133,7 +146,8 @@ def resolve_config(args) -> Config:
     return config.replace(**overrides)
 
 
-_ARCHITECTURE = ("family", "width", "latent_channels", "levels", "residual_blocks", "noise_channels")
+_ARCHITECTURE = ("family", "width", "latent_channels", "levels", "residual_blocks", "noise_channels", "label_set",
+                 "semantic_classes", "semantic_channels")
 
 
 def stage1_config(directory) -> Config:
@@ -233,7 +247,7 @@ def _callbacks(model, config: Config, out: Path, validation_batch, started: floa
 
         def on_epoch_end(self, epoch, logs=None):
             reconstruction = model(validation_batch, training=False)
-            pair = tf.concat([tf.cast(validation_batch, tf.uint8), to_uint8(reconstruction)], axis=2)
+            pair = tf.concat([tf.cast(model.images_of(validation_batch), tf.uint8), to_uint8(reconstruction)], axis=2)
             with self.writer.as_default():
                 tf.summary.image("original | reconstruction", pair, step=current_step(model),
                                  max_outputs=t.validation_images)
@@ -269,8 +283,20 @@ def run(args) -> int:
                 shutil.rmtree(out / sub, ignore_errors=True)
     from tfgc import data
 
-    data_paths = data.list_images(args.data) if args.data else data.bundled_images()
-    val_paths = data.list_images(args.val_data) if args.val_data else data_paths
+    m = config.model
+    if m.family == "sc":
+        if not args.data:
+            raise ConfigError("sc models train on photographs with label maps: --data CITYSCAPES_ROOT (NAME"
+                              f"{data.IMAGE_SUFFIX} beside NAME{data.LABEL_SUFFIX}; python -m tfgc.scenes OUT writes "
+                              "procedural ones)")
+        data_paths = data.semantic_pairs(args.data)
+        val_paths = data.semantic_pairs(args.val_data) if args.val_data else data_paths
+        checked = data_paths + (val_paths if args.val_data else [])
+        print(f"tfgc.train: checking {len(checked)} label maps", flush=True)
+        data.check_label_maps(checked, m.label_set, m.classes)
+    else:
+        data_paths = data.list_images(args.data) if args.data else data.bundled_images()
+        val_paths = data.list_images(args.val_data) if args.val_data else data_paths
     val_paths = val_paths[:config.train.validation_images]
 
     import tensorflow as tf
@@ -294,8 +320,15 @@ def run(args) -> int:
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed).with_options(options)
-    val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths)).with_options(options)
+    if m.family == "sc":
+        train_ds = data.semantic_training_dataset(data_paths, t.crop_size, t.batch_size, m.label_set, m.classes,
+                                                  t.downscale, seed=t.seed)
+        val_ds = data.semantic_validation_dataset(val_paths, t.crop_size, len(val_paths), m.label_set, m.classes,
+                                                  t.downscale)
+    else:
+        train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed)
+        val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths))
+    train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     validation_batch = next(iter(val_ds))
 
     epochs = math.ceil(t.steps / t.steps_per_epoch)
@@ -315,7 +348,7 @@ def run(args) -> int:
     model_dir = save_model(model, out / "model", force=True, extra={
         "steps": steps, "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
-        "data": [str(p) for p in (args.data or ["(bundled images)"])],
+        "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
     print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session). Exported {model_dir}")

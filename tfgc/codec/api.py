@@ -19,7 +19,7 @@ import numpy as np
 
 from tfgc.codec import bitstream, entropy
 from tfgc.codec.io import load_image
-from tfgc.errors import ModelError, ModelMismatchError
+from tfgc.errors import FormatError, ModelError, ModelMismatchError
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class EncodeResult:
     symbols: int  # how many latent symbols the file holds
     bound_bits: float  # symbols * log2(L): the paper's rate bound
     estimated_bits: float  # what the model's entropy model predicts for these symbols
+    # sc files: bytes of the label map, the mask, the latents, and the rest (header, section headers, checksum)
+    parts: Optional[dict] = None
+    preserved: Optional[float] = None  # sc files: fraction of latent cells stored
 
     @property
     def pixels(self) -> int:
@@ -50,15 +53,23 @@ class EncodeResult:
         return self.file_bits / self.pixels
 
     def report(self) -> dict:
-        return {
+        report = {
             "height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
             "payload_bpp": self.payload_bits / self.pixels, "bound_bpp": self.bound_bits / self.pixels,
             "estimated_bpp": self.estimated_bits / self.pixels,
             "coding": "uniform table" if self.uniform_table else "model prior",
         }
+        if self.parts is not None:
+            report.update({f"{name}_bpp": 8 * size / self.pixels for name, size in self.parts.items()},
+                          preserved=self.preserved)
+        return report
 
     def summary(self) -> str:
         r = self.report()
+        if self.parts is not None:
+            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} ({100 * self.preserved:.1f}% "
+                    f"of cells preserved, {r['coding']}), label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
+                    f"header and checksum {r['overhead_bpp']:.4f}")
         return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp ({r['coding']}; payload {r['payload_bpp']:.4f} bpp, "
                 f"model estimate {r['estimated_bpp']:.4f} bpp, bound {r['bound_bpp']:.4f} bpp)")
 
@@ -79,21 +90,81 @@ def _fingerprint(model) -> bytes:
     return bytes.fromhex(manifest["fingerprint"]) if manifest else model.fingerprint()
 
 
-def encode(image, model: ModelLike) -> EncodeResult:
-    """Compress `image` (path, bytes, Pillow image or uint8 array) and report its rate."""
+def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_classes=None) -> EncodeResult:
+    """Compress `image` (path, bytes, Pillow image or uint8 array) and report its rate.
+
+    An sc model also needs `semantics`, the image's label map (path, bytes or array of ids in the model's label set),
+    and takes what to preserve: `preserve` = "all" (the default), "none", or a binary mask (array or image path, at
+    the image's size or the latent grid's), or `preserve_classes` = class names or ids.
+    """
     model = _as_model(model)
     pixels = load_image(image)
+    if model.family == "sc":
+        if semantics is None:
+            raise ModelError("an sc model needs the image's semantic label map (--semantics LABELS.png)")
+        return _encode_selective(pixels, model, semantics, preserve, preserve_classes)
+    if semantics is not None or preserve is not None or preserve_classes is not None:
+        raise ModelError(f"a {model.family} model takes no label map or preservation mask; those are for sc models")
     height, width = pixels.shape[:2]
     symbols = np.asarray(model.analysis(pixels[None]))[0]
-    levels = model.config.model.levels
-    table = model.coding_table()
-    learned = entropy.range_encode(symbols, table)
-    uniform = entropy.range_encode(symbols, entropy.uniform_table(table.shape[0], levels))
-    use_uniform = len(uniform) < len(learned)
+    use_uniform, latents = _code_latents(symbols, model)
     header = bitstream.Header(model.family, bitstream.FLAG_UNIFORM_TABLE if use_uniform else 0,
                               _fingerprint(model), height, width)
-    return EncodeResult(bitstream.pack(header, uniform if use_uniform else learned), height, width, use_uniform,
-                        int(symbols.size), symbols.size * math.log2(levels), entropy.ideal_bits(symbols, table))
+    levels = model.config.model.levels
+    return EncodeResult(bitstream.pack(header, latents), height, width, use_uniform, int(symbols.size),
+                        symbols.size * math.log2(levels), entropy.ideal_bits(symbols, model.coding_table()))
+
+
+def _code_latents(symbols: np.ndarray, model):
+    """(uniform table used, bytes): symbols [..., C] range coded with the model's table or the uniform one, whichever
+    is shorter."""
+    table = model.coding_table()
+    learned = entropy.range_encode(symbols, table)
+    uniform = entropy.range_encode(symbols, entropy.uniform_table(table.shape[0], model.config.model.levels))
+    return (True, uniform) if len(uniform) < len(learned) else (False, learned)
+
+
+def preservation_mask(model, classes: np.ndarray, preserve=None, preserve_classes=None) -> np.ndarray:
+    """The latent mask [h, w] (uint8) that `preserve` or `preserve_classes` names for an image with these classes."""
+    from tfgc import semantics
+
+    m = model.config.model
+    size = classes.shape
+    if preserve is not None and preserve_classes is not None:
+        raise ModelError("give either a preservation mask or classes to preserve, not both")
+    if preserve_classes is not None:
+        names = preserve_classes.split(",") if isinstance(preserve_classes, str) else [str(c) for c in preserve_classes]
+        return semantics.mask_from_classes(classes, semantics.class_ids(names, m.label_set, m.semantic_classes),
+                                           m.downsampling)
+    grid = semantics.latent_shape(*size, m.downsampling)
+    if preserve is None or (isinstance(preserve, str) and preserve == "all"):
+        return np.ones(grid, np.uint8)
+    if isinstance(preserve, str) and preserve == "none":
+        return np.zeros(grid, np.uint8)
+    return semantics.mask_from_image(preserve, size, m.downsampling)
+
+
+def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> EncodeResult:
+    from tfgc import semantics
+    from tfgc.codec import selective
+
+    m = model.config.model
+    height, width = pixels.shape[:2]
+    classes = semantics.load_classes(label_map, m.label_set, m.semantic_classes, size=(height, width))
+    mask = preservation_mask(model, classes, preserve, preserve_classes)
+    symbols = np.asarray(model.analysis(pixels[None], classes[None]))[0]
+    kept = symbols[mask.astype(bool)]  # [n, C], raster order
+    use_uniform, latents = _code_latents(kept, model) if kept.size else (False, b"")
+    label_coding, label_bytes = selective.encode_label_map(classes)
+    mask_kind, mask_bytes = selective.encode_mask(mask)
+    sections = bitstream.SelectiveSections(label_coding, label_bytes, mask_kind, mask_bytes, latents)
+    header = bitstream.Header(model.family, bitstream.FLAG_UNIFORM_TABLE if use_uniform else 0,
+                              _fingerprint(model), height, width)
+    data = bitstream.pack(header, bitstream.pack_selective(sections))
+    parts = {"latents": len(latents), "mask": len(mask_bytes), "label_map": len(label_bytes)}
+    parts["overhead"] = len(data) - sum(parts.values())
+    return EncodeResult(data, height, width, use_uniform, int(kept.size), kept.size * math.log2(m.levels),
+                        entropy.ideal_bits(kept, model.coding_table()), parts, float(mask.mean()))
 
 
 def compress(image, model: ModelLike) -> bytes:
@@ -131,8 +202,31 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
     table = model.coding_table()
     if header.uniform_table:
         table = entropy.uniform_table(table.shape[0], m.levels)
+    if model.family == "sc":
+        classes, mask, sections = read_selective(header, payload, m.classes)
+        symbols = np.zeros(shape, np.int32)
+        preserved = mask.astype(bool)
+        count = int(preserved.sum())
+        if count:
+            symbols[preserved] = entropy.range_decode(sections.latents, table, (count, m.latent_channels))
+        elif sections.latents:
+            raise FormatError("sc file stores latent bytes but its mask preserves nothing")
+        return np.asarray(model.synthesis(symbols[None], classes[None], mask[None], header.height, header.width,
+                                          alpha=alpha))[0]
     symbols = entropy.range_decode(payload, table, shape)
     return np.asarray(model.synthesis(symbols[None], header.height, header.width, alpha=alpha))[0]
+
+
+def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256):
+    """An sc file's label map [H, W], latent mask [h, w] and sections, decoded and checked (no model needed)."""
+    from tfgc.codec import selective
+    from tfgc.semantics import latent_shape
+
+    sections = bitstream.unpack_selective(payload)
+    label_map = selective.decode_label_map(sections.label_coding, sections.label_map, header.height, header.width,
+                                           classes)
+    mask = selective.decode_mask(sections.mask_kind, sections.mask, *latent_shape(header.height, header.width))
+    return label_map, mask, sections
 
 
 decompress = decode

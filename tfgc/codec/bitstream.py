@@ -3,7 +3,7 @@
     offset  size  field
     0       4     magic b"TFGC"
     4       1     format version (2)
-    5       1     model family (1 = gc)
+    5       1     model family (1 = gc, 2 = sc)
     6       1     flags (bit 0: payload range coded with the uniform table, not the model's; other bits must be 0)
     7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
     15      4     image height in pixels (>= 1)
@@ -11,6 +11,18 @@
     23      4     payload length in bytes
     27      n     payload
     27+n    4     CRC-32 of every byte before it
+
+An sc file's payload is three sections (the semantic label map and the preservation mask, each lossless, then the
+preserved latents):
+
+    0       1     label map coding (1 = PNG, 2 = WebP lossless, 3 = JPEG XL lossless), of the classes 0..K-1
+    1       4     label map length a
+    5       a     label map
+    5+a     1     mask kind (0 = nothing preserved, 1 = everything; the latent grid's bits, row by row, most
+                  significant bit first: 2 = as they are, 3 = raw deflate)
+    6+a     4     mask length b (0 for kinds 0 and 1)
+    10+a    b     mask
+    10+a+b  rest  the preserved latents, range coded in raster order (cell by cell, C symbols each)
 
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
 before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
@@ -29,7 +41,7 @@ from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
 VERSION = 2
-FAMILIES = {"gc": 1}
+FAMILIES = {"gc": 1, "sc": 2}
 FLAG_UNIFORM_TABLE = 0x01
 KNOWN_FLAGS = FLAG_UNIFORM_TABLE
 # Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
@@ -104,3 +116,60 @@ def unpack(data: bytes, max_pixels: int = None):
                           "(tfgc.codec.bitstream.MAX_IMAGE_PIXELS)")
     header = Header(families[family_code], flags, fingerprint, height, width)
     return header, data[HEADER_SIZE:HEADER_SIZE + length]
+
+
+LABEL_CODINGS = {1: "png", 2: "webp", 3: "jxl"}
+MASK_NONE, MASK_ALL, MASK_BITS, MASK_DEFLATE = 0, 1, 2, 3
+_SECTION = struct.Struct(">BI")
+
+
+@dataclass(frozen=True)
+class SelectiveSections:
+    label_coding: str
+    label_map: bytes
+    mask_kind: int
+    mask: bytes
+    latents: bytes
+
+    @property
+    def sizes(self) -> dict:
+        """Bytes of each part, the section headers counted with the payload's overhead."""
+        return {"label_map": len(self.label_map), "mask": len(self.mask), "latents": len(self.latents),
+                "sections": 2 * _SECTION.size}
+
+
+def pack_selective(sections: SelectiveSections) -> bytes:
+    codes = {name: code for code, name in LABEL_CODINGS.items()}
+    if sections.mask_kind in (MASK_NONE, MASK_ALL) and sections.mask:
+        raise ValueError("only a coded mask has bytes")
+    return (_SECTION.pack(codes[sections.label_coding], len(sections.label_map)) + sections.label_map
+            + _SECTION.pack(sections.mask_kind, len(sections.mask)) + sections.mask + sections.latents)
+
+
+def unpack_selective(payload: bytes) -> SelectiveSections:
+    """Split an sc payload into its sections, checking every length and code."""
+    offset = 0
+
+    def section(what):
+        nonlocal offset
+        if len(payload) < offset + _SECTION.size:
+            raise FormatError(f"sc payload ends inside the {what} section header")
+        code, length = _SECTION.unpack_from(payload, offset)
+        offset += _SECTION.size
+        if len(payload) < offset + length:
+            raise FormatError(f"sc payload's {what} announces {length} bytes, {len(payload) - offset} remain")
+        body = payload[offset:offset + length]
+        offset += length
+        return code, body
+
+    label_code, label_map = section("label map")
+    if label_code not in LABEL_CODINGS:
+        raise FormatError(f"unknown label map coding {label_code}")
+    if not label_map:
+        raise FormatError("sc payload has an empty label map")
+    mask_kind, mask = section("mask")
+    if mask_kind not in (MASK_NONE, MASK_ALL, MASK_BITS, MASK_DEFLATE):
+        raise FormatError(f"unknown mask kind {mask_kind}")
+    if (mask_kind in (MASK_BITS, MASK_DEFLATE)) != bool(mask):
+        raise FormatError("sc payload's mask length disagrees with its kind")
+    return SelectiveSections(LABEL_CODINGS[label_code], label_map, mask_kind, mask, payload[offset:])

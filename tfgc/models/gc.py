@@ -37,16 +37,15 @@ NOISE_TILE = 64
 
 
 class Encoder(tf.keras.Sequential):
-    def __init__(self, width: int, latent_channels: int):
-        super().__init__([
-            ConvNormAct(width, 7),
-            ConvNormAct(2 * width, 3, strides=2),
-            ConvNormAct(4 * width, 3, strides=2),
-            ConvNormAct(8 * width, 3, strides=2),
-            ConvNormAct(16 * width, 3, strides=2),
+    """c7s1-w, then a stride-2 conv for each further multiple of w (d2w, d4w, d8w, d16w by default), c3s1-C."""
+
+    def __init__(self, width: int, latent_channels: int, multiples=(1, 2, 4, 8, 16), name="encoder"):
+        super().__init__(
+            [ConvNormAct(multiples[0] * width, 7)]
+            + [ConvNormAct(f * width, 3, strides=2) for f in multiples[1:]]
             # The latent goes to the quantizer unnormalized and unrectified: its sign carries information.
-            tf.keras.layers.Conv2D(latent_channels, 3, padding="same"),
-        ], name="encoder")
+            + [tf.keras.layers.Conv2D(latent_channels, 3, padding="same")],
+            name=name)
 
 
 class Generator(tf.keras.Sequential):
@@ -123,21 +122,33 @@ class GCModel(GANModel):
                                                          m.discriminator_scales, name="discriminator")
         if for_training and m.perceptual_weight > 0:
             self.perceptual = VGGFeatureLoss(m.perceptual_weights, name="perceptual")
+        self._create_conditioning()
         self._build_networks()
+        self._create_functions()
 
-        latent = m.latent_channels
+    def _create_conditioning(self):
+        """Networks a conditional family adds (SC: the semantic feature extractor)."""
+
+    def _create_functions(self):
+        latent = self.config.model.latent_channels
         self.analysis = tf.function(self._analysis, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
         self._synthesis_function = tf.function(self._synthesis, input_signature=[
             tf.TensorSpec([None, None, None, latent], tf.int32), tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
 
+    # Channels beyond the image that the encoder and the discriminator see, and beyond the latent (and noise) that the
+    # generator sees: none in GC.
+    condition_channels = 0
+    generator_condition_channels = 0
+
     def _build_networks(self):
         m = self.config.model
-        image = tf.zeros([1, 32, 32, 3])
+        image = tf.zeros([1, 32, 32, 3 + self.condition_channels])
         self.encoder(image)
-        self.generator(tf.zeros([1, 2, 2, m.latent_channels + m.noise_channels]))
+        generator_input = tf.zeros([1, 2, 2, m.latent_channels + self.generator_condition_channels + m.noise_channels])
+        self.generator(generator_input)
         if self.mse_generator is not None:
-            self.mse_generator(tf.zeros([1, 2, 2, m.latent_channels + m.noise_channels]))
+            self.mse_generator(generator_input)
         if self.discriminator is not None:
             self.discriminator(image)
 
@@ -202,13 +213,14 @@ class GCModel(GANModel):
         m = self.config.model
         x, x_hat = outputs["x"], outputs["x_hat"]
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])}
+        terms = {"distortion": m.distortion_weight * self.squared_error(outputs)}
         if not self.decoder_only:
             # The prior always learns the symbol statistics (so files are entropy coded well), whatever beta: this
             # term reaches only its logits.
-            terms["entropy_model"] = self.prior.bits(tf.stop_gradient(outputs["onehot"])) / pixels
+            coded = self.coded_onehot(outputs)
+            terms["entropy_model"] = self.prior.bits(tf.stop_gradient(coded)) / pixels
             if m.rate_weight > 0:
-                terms["rate"] = m.rate_weight * self.prior.bits(outputs["onehot"], stop_prior_gradient=True) / pixels
+                terms["rate"] = m.rate_weight * self.prior.bits(coded, stop_prior_gradient=True) / pixels
         if self.adversarial:
             terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
             if m.feature_matching_weight > 0:
@@ -217,12 +229,24 @@ class GCModel(GANModel):
             terms["perceptual"] = m.perceptual_weight * self.perceptual(x, x_hat)
         return terms
 
+    def squared_error(self, outputs):
+        """The per-example mean squared error the distortion term weights (on images scaled to [-1, 1])."""
+        return tf.reduce_mean(tf.square(outputs["x"] - outputs["x_hat"]), axis=[1, 2, 3])
+
+    def coded_onehot(self, outputs):
+        """The one-hot symbols a file stores (all of them in GC), [B, h, w, C, L]."""
+        return outputs["onehot"]
+
     def batch_metrics(self, batch, outputs):
         x, x_hat = outputs["x"], outputs["x_hat"]
         mse = tf.reduce_mean(tf.square((x - x_hat) * 127.5), axis=[1, 2, 3])
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
         return {"psnr": 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0),
-                "bpp": self.prior.bits(outputs["onehot"]) / pixels}
+                "bpp": self.prior.bits(self.coded_onehot(outputs)) / pixels}
+
+    def images_of(self, batch):
+        """The photographs of a training or validation batch (SC batches also hold label maps)."""
+        return batch
 
     # ---- the codec's transforms -----------------------------------------------------------------------------------
     def _analysis(self, image):
@@ -233,12 +257,14 @@ class GCModel(GANModel):
     def _synthesis(self, symbols, height, width, alpha):
         """Symbols -> uint8 images [B, height, width, 3]; alpha is read only by fidelity-controlled models."""
         z = self._with_noise(self.quantizer.dequantize(symbols), training=False)
+        return to_uint8(self._decode(z, alpha)[:, :height, :width, :])
+
+    def _decode(self, z, alpha):
+        """The generator on its input; a fidelity-controlled model's with the decoders' weights interpolated."""
         if self.mse_generator is None:
-            x_hat = self.generator(z, training=False)
-        else:
-            weights = interpolate(self.mse_generator.weights, self.generator.weights, alpha)
-            x_hat = call_with_weights(self.generator, z, weights)
-        return to_uint8(x_hat[:, :height, :width, :])
+            return self.generator(z, training=False)
+        weights = interpolate(self.mse_generator.weights, self.generator.weights, alpha)
+        return call_with_weights(self.generator, z, weights)
 
     def synthesis(self, symbols, height, width, alpha=None):
         """Symbols -> uint8 images; `alpha` in [0, 1] picks the decoder of a fidelity-controlled model (default:
@@ -301,15 +327,17 @@ class GCModel(GANModel):
             parts["noise_tile"] = self.noise_tile
         return parts
 
+    def _fingerprint_settings(self) -> dict:
+        m = self.config.model
+        return {"family": self.family, "width": m.width, "latent_channels": m.latent_channels, "levels": m.levels}
+
     def fingerprint(self) -> bytes:
         """8 bytes naming what a file's symbols mean: the encoder, the quantizer and the coding table.
 
         The generator is left out on purpose, so a fine-tuned or interpolated decoder still reads the same files.
         """
-        m = self.config.model
         digest = hashlib.sha256()
-        digest.update(json.dumps({"family": self.family, "width": m.width, "latent_channels": m.latent_channels,
-                                  "levels": m.levels}, sort_keys=True).encode())
+        digest.update(json.dumps(self._fingerprint_settings(), sort_keys=True).encode())
         for variable in self.encoder.weights + [self.prior.coding_table]:
             # Variable names depend on how many layers the process built before; shapes and order do not.
             digest.update(str(tuple(variable.shape)).encode())

@@ -9,6 +9,7 @@ from tfgc.errors import ConfigError
 
 FAMILIES = {
     "gc": "tfgc.models.gc:GCModel",
+    "sc": "tfgc.models.sc:SCModel",
 }
 
 
