@@ -93,7 +93,7 @@ def run_selective(args) -> int:
     progress = progress_bar(len(pairs) * len(settings) * len(alphas))
     rows: List[dict] = []
     figure_rows = []
-    for index, (image_path, label_path) in enumerate(pairs):
+    for image_path, label_path in pairs:
         name = Path(image_path).name[:-len(IMAGE_SUFFIX)]
         image, ids = load_pair(image_path, label_path, downscale)
         height, width = image.shape[:2]
@@ -123,7 +123,7 @@ def run_selective(args) -> int:
                 if alpha == alphas[-1]:
                     reconstructions.append((label, rows[-1], region, reconstruction))
                 progress.add(1)
-        if index == 0:
+        if not figure_rows or (figure_rows[0] in seen and name not in seen):  # an image the model never saw
             figure_rows = (name, image, classes, reconstructions)
 
     setting_names = list(dict.fromkeys(r["setting"] for r in rows))
@@ -264,6 +264,9 @@ def _report(result, table, rows, example, assets, notes: str) -> str:
         "",
         f"![{example}: original, label map, and per setting the preserved region and the decoding]"
         f"({assets}/example.png)",
+        "",
+        f"{example}{' (not in the training set)' if example not in seen else ''}: the original and its label map, "
+        "then for each setting the preserved region (the rest darkened) and the decoding.",
         "",
         f"Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions and machine: "
         f"[{assets}/results.json]({assets}/results.json).",
