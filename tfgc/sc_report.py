@@ -135,7 +135,11 @@ def run_selective(args) -> int:
     first = [label for label, _ in settings] if len(alphas) == 1 else [f"{label}, alpha {alphas[0]:g}"
                                                                         for label, _ in settings]
     _plot_rates({label: summary[key] for (label, _), key in zip(settings, first)}, assets / "rates.png")
-    _plot_example(*figure_rows, m.label_set, assets / "example.png")
+    name, image, classes, reconstructions = figure_rows
+    boxes, by_class = reconstructions[:len(fractions)], reconstructions[len(fractions):]
+    if len(boxes) > 3:  # the figure keeps the smallest, middle and largest box
+        boxes = [boxes[0], boxes[len(boxes) // 2], boxes[-1]]
+    _plot_example(name, image, classes, boxes + by_class, m.label_set, assets / "example.png")
     result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
               "downscale": downscale, "environment": started_in, "mean": summary,
               "mean_not_in_training_set": unseen_summary, "images": rows}
@@ -215,7 +219,7 @@ def _plot_example(name, image, classes, reconstructions, label_set: str, path) -
     columns = 2
     rows = 1 + len(reconstructions)
     aspect = image.shape[0] / image.shape[1]
-    figure, axes = plt.subplots(rows, columns, figsize=(10, rows * 5 * aspect + 0.6 * rows), dpi=110, squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(10, rows * 5 * aspect + 0.6 * rows), dpi=90, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     axes[0, 0].imshow(image)
