@@ -1,8 +1,8 @@
 """Host-side coding of what an sc file adds to GC's latents: the label map and the preservation mask, both lossless.
 
 The label map (classes 0..K-1 at the image's size) is coded with the lossless image coders Pillow carries: PNG always,
-WebP lossless when Pillow has libwebp (about half PNG's size on Cityscapes maps), JPEG XL lossless when
-pillow-jxl-plugin is installed (about 12% smaller again); each file keeps the smallest and names its coder. The mask
+WebP lossless when Pillow has libwebp (58% of PNG's size on Cityscapes maps), JPEG XL lossless when
+pillow-jxl-plugin is installed (86% of WebP's); each file keeps the smallest and names its coder. The mask
 (one bit a latent cell) costs nothing when it preserves nothing or everything, and is otherwise its bits, deflated
 when that is shorter (a 1-bit PNG would add some 60 bytes of chunks to a mask of a few dozen).
 Only the latents the mask preserves are range coded, in raster order, exactly as GC codes a whole grid.
