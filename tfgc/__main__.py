@@ -71,8 +71,13 @@ def cmd_decompress(args) -> int:
     if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
         raise TfgcError(f"--alpha must be in [0, 1], not {args.alpha:g}")
     data = _read_file(args.input)
-    if args.semantics_out:
-        refuse_existing(args.semantics_out, args.force)
+    if args.semantics_out:  # checked before anything is decoded or written
+        from tfgc.codec import bitstream
+
+        if bitstream.unpack(data)[0].family != "sc":
+            raise TfgcError("--semantics-out: only sc files hold a label map")
+        for path in _semantics_paths(args.semantics_out):
+            refuse_existing(path, args.force)
     image = api.decode(data, _backend_model(args, lambda: None), args.alpha)
     save_image(image, args.output, force=args.force)
     if args.semantics_out:
@@ -82,20 +87,22 @@ def cmd_decompress(args) -> int:
     return 0
 
 
+def _semantics_paths(path: str):
+    """Where --semantics-out writes the label map and the mask."""
+    return Path(path), Path(path).with_name(Path(path).stem + "_mask.png")
+
+
 def _write_semantics(data: bytes, path: str, force: bool) -> None:
     """An sc file's label map (classes) and latent mask, as PNGs: PATH and PATH's stem + '_mask.png'."""
-    from tfgc.codec import api, bitstream
-    from tfgc.utils import write_atomic
-
-    header, payload = bitstream.unpack(data)
-    if header.family != "sc":
-        raise TfgcError(f"--semantics-out: a {header.family} file holds no label map")
-    classes, mask, _ = api.read_selective(header, payload)
     import io
 
     from PIL import Image
 
-    for array, target in ((classes, Path(path)), (mask * 255, Path(path).with_name(Path(path).stem + "_mask.png"))):
+    from tfgc.codec import api, bitstream
+    from tfgc.utils import write_atomic
+
+    classes, mask, _ = api.read_selective(*bitstream.unpack(data))
+    for array, target in zip((classes, mask * 255), _semantics_paths(path)):
         buffer = io.BytesIO()
         Image.fromarray(array.astype("uint8"), "L").save(buffer, format="PNG")
         write_atomic(target, buffer.getvalue(), force=force)
