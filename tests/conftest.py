@@ -59,6 +59,26 @@ def trained(tmp_path_factory):
     return model, directory
 
 
+def _one_training_step(config, batch, strategy, initial=None):
+    """One `fit` step of a model of `config` on `batch` under `strategy` (from `initial` weights when given), with SGD
+    so that the update is linear in the gradient: returns (starting weights, weights after, the fit's history)."""
+    with strategy.scope():
+        tf.keras.utils.set_random_seed(7)
+        model = build_model(config)
+        model.compile(tf.keras.optimizers.SGD(0.05), tf.keras.optimizers.SGD(0.05))
+    if initial is not None:
+        model.set_weights(initial)
+    start = [w.copy() for w in model.get_weights()]
+    history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+    return start, model.get_weights(), history.history
+
+
+@pytest.fixture
+def one_training_step():
+    """`_one_training_step`, for tests comparing a distributed step with a single-device one."""
+    return _one_training_step
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -421,27 +421,16 @@ def test_sc_mixed_precision_steps_keep_weights_finite(mode):
         set_precision("off")
 
 
-def test_sc_mirrored_strategy_step_matches_single_device_step():
+def test_sc_mirrored_strategy_step_matches_single_device_step(one_training_step):
     config = preset("sc-tiny")
     batch = _scene_batch(n=4)
 
-    def one_step(strategy, initial=None):
-        with strategy.scope():
-            tf.keras.utils.set_random_seed(7)
-            model = build_model(config)
-            model.compile(tf.keras.optimizers.SGD(0.05), tf.keras.optimizers.SGD(0.05))
-        if initial is not None:
-            model.set_weights(initial)
-        start = [w.copy() for w in model.get_weights()]
-        model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
-        return start, model.get_weights()
-
-    start, single = one_step(tf.distribute.get_strategy())
+    start, single, _ = one_training_step(config, batch, tf.distribute.get_strategy())
     # Not the default collective all-reduce: its instance keys are per process, and the GC test's collectives (other
     # shapes) would meet this test's under the same keys. The averaging over the global batch is what is tested.
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
                                               cross_device_ops=tf.distribute.ReductionToOneDevice())
-    _, replicated = one_step(mirrored, initial=start)
+    _, replicated, _ = one_training_step(config, batch, mirrored, initial=start)
     assert sum(float(np.abs(a - b).sum()) for a, b in zip(single, start)) > 0
     for a, b in zip(single, replicated):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -73,26 +73,14 @@ def test_mixed_precision_steps_keep_weights_finite(photos, mode, dtype):
         set_precision("off")
 
 
-def test_mirrored_strategy_step_matches_single_device_step(photos):
+def test_mirrored_strategy_step_matches_single_device_step(photos, one_training_step):
     config = preset("gc-tiny")
     batch = _fixed_batch(photos, n=4)
 
-    def one_step(strategy, initial=None):
-        with strategy.scope():
-            tf.keras.utils.set_random_seed(7)
-            model = build_model(config)
-            # SGD keeps the update linear in the gradient, so the comparison tests the gradients themselves.
-            model.compile(tf.keras.optimizers.SGD(0.05), tf.keras.optimizers.SGD(0.05))
-        if initial is not None:
-            model.set_weights(initial)
-        start = [w.copy() for w in model.get_weights()]
-        history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
-        return start, model.get_weights(), history.history
-
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
-    start, single, single_logs = one_step(tf.distribute.get_strategy())
-    _, replicated, replicated_logs = one_step(mirrored, initial=start)
+    start, single, single_logs = one_training_step(config, batch, tf.distribute.get_strategy())
+    _, replicated, replicated_logs = one_training_step(config, batch, mirrored, initial=start)
     moved = sum(float(np.abs(a - b).sum()) for a, b in zip(single, start))
     assert moved > 0
     for a, b in zip(single, replicated):

@@ -45,13 +45,14 @@ def _decode(path):
     return tf.cast(image, tf.float32)
 
 
-def _at_least(image, size: int):
-    """Upscale (bicubic) so the shorter side is at least `size`; photographs larger than that are left alone."""
+def _at_least(image, size: int, method: str = "bicubic"):
+    """Upscale so the shorter side is at least `size`; images larger than that are left alone. Photographs are
+    resized bicubic (and clipped to 0..255), label maps with method "nearest"."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.maximum(1.0, size / tf.reduce_min(shape))
     new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
-    resized = tf.image.resize(image, new_shape, method="bicubic")
-    return tf.clip_by_value(resized, 0.0, 255.0)
+    resized = tf.image.resize(image, new_shape, method=method)
+    return resized if method == "nearest" else tf.clip_by_value(resized, 0.0, 255.0)
 
 
 def training_dataset(paths: Sequence[str], crop_size: int, batch_size: int, seed: int = 0,
@@ -110,9 +111,9 @@ def semantic_pairs(folders: Sequence[str]) -> List[Tuple[str, str]]:
 
 def check_label_maps(pairs, label_set: str, classes: int) -> None:
     """Each label map is 8-bit greyscale, of its photograph's size, with ids inside the label set."""
-    from tfgc.semantics import CITYSCAPES_MAX_LABEL_ID
+    from tfgc.semantics import max_label_id
 
-    limit = CITYSCAPES_MAX_LABEL_ID if label_set == "cityscapes" else classes - 1
+    limit = max_label_id(label_set, classes)
     for image_path, label_path in pairs:
         try:
             with Image.open(image_path) as image, Image.open(label_path) as labels:
@@ -130,10 +131,9 @@ def check_label_maps(pairs, label_set: str, classes: int) -> None:
 
 
 def _class_lookup(label_set: str, classes: int):
-    from tfgc.semantics import to_classes
+    from tfgc.semantics import max_label_id, to_classes
 
-    limit = 34 if label_set == "cityscapes" else classes
-    return tf.constant(to_classes(np.arange(limit), label_set, classes))
+    return tf.constant(to_classes(np.arange(max_label_id(label_set, classes) + 1), label_set, classes))
 
 
 def _load_pair(lookup, downscale: int, size: int):
@@ -145,10 +145,7 @@ def _load_pair(lookup, downscale: int, size: int):
             shape = tf.shape(image)[:2] // downscale
             image = tf.image.resize(image, shape, method="area")
             classes = tf.image.resize(classes, shape, method="nearest")
-        scale = tf.maximum(1.0, size / tf.cast(tf.reduce_min(tf.shape(image)[:2]), tf.float32))
-        shape = tf.cast(tf.math.ceil(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
-        image = tf.clip_by_value(tf.image.resize(image, shape, method="bicubic"), 0.0, 255.0)
-        classes = tf.image.resize(classes, shape, method="nearest")
+        image, classes = _at_least(image, size), _at_least(classes, size, method="nearest")
         return tf.concat([image, tf.cast(classes, tf.float32)], axis=-1)  # cropped together
 
     return load

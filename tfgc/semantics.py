@@ -56,13 +56,16 @@ def _cityscapes_lookup() -> np.ndarray:
     return lookup
 
 
+def max_label_id(label_set: str, classes: int) -> int:
+    """The largest id a label-map file of this label set may hold."""
+    return CITYSCAPES_MAX_LABEL_ID if label_set == "cityscapes" else classes - 1
+
+
 def to_classes(label_ids: np.ndarray, label_set: str, classes: int) -> np.ndarray:
     """A label map of file ids [H, W] as the model's classes (uint8); ids outside the label set are an error."""
     label_ids = np.asarray(label_ids)
-    if label_set == "cityscapes":
-        limit, lookup = CITYSCAPES_MAX_LABEL_ID, _cityscapes_lookup()
-    else:
-        limit, lookup = classes - 1, None
+    limit = max_label_id(label_set, classes)
+    lookup = _cityscapes_lookup() if label_set == "cityscapes" else None
     if label_ids.size and (label_ids.min() < 0 or label_ids.max() > limit):
         bad = int(label_ids.max() if label_ids.max() > limit else label_ids.min())
         raise TfgcError(f"label map holds id {bad}, outside the {label_set} label set (0..{limit})")
