@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, selective, export, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, selective, superres, export, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.
@@ -51,14 +51,38 @@ def cmd_compress(args) -> int:
         raise TfgcError("give --preserve or --preserve-classes, not both")
     if (args.preserve is not None or args.preserve_classes is not None) and args.semantics is None:
         raise TfgcError("--preserve and --preserve-classes need --semantics LABELS.png (and an sc model)")
-    result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
-                        preserve=args.preserve, preserve_classes=args.preserve_classes)
+    if args.codec == "sr":
+        result = _compress_sr(args)
+    else:
+        if args.scale is not None or args.quality is not None:
+            raise TfgcError("--scale and --quality set the JPEG of --codec sr")
+        result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
+                            preserve=args.preserve, preserve_classes=args.preserve_classes)
     write_atomic(args.output, result.data, force=args.force)
     if args.json:
         print(json.dumps(dict(result.report(), output=args.output)))
     elif not args.quiet:
         print(f"{args.output}: {result.summary()}")
     return 0
+
+
+def _compress_sr(args):
+    """--codec sr: the downsampled JPEG; scale and quality from the flags, else from an sr --model, else 4 and 75."""
+    from tfgc.codec import api
+
+    if args.semantics is not None or args.backend != "tensorflow":
+        raise TfgcError("--codec sr takes no --semantics and no --backend (its encoder is Pillow's)")
+    scale, quality = 4, 75
+    if args.model:
+        from tfgc.models.store import read_manifest
+
+        manifest = read_manifest(args.model)
+        if manifest.get("family") != "sr":
+            raise TfgcError(f"--codec sr: {args.model} is a {manifest.get('family')} model, not an sr one")
+        scale, quality = manifest["scale"], manifest["jpeg_quality"]
+    scale = args.scale if args.scale is not None else scale
+    quality = args.quality if args.quality is not None else quality
+    return api.encode_sr(args.input, scale, quality)
 
 
 def cmd_decompress(args) -> int:
@@ -78,7 +102,12 @@ def cmd_decompress(args) -> int:
             raise TfgcError("--semantics-out: only sc files hold a label map")
         for path in _semantics_paths(args.semantics_out):
             refuse_existing(path, args.force)
-    image = api.decode(data, _backend_model(args, lambda: None), args.alpha)
+    if args.decoder != "model":
+        if args.model or args.alpha is not None or args.backend != "tensorflow":
+            raise TfgcError(f"--decoder {args.decoder} upscales by itself: no --model, --alpha or --backend")
+        image = api.decode(data, decoder=args.decoder)
+    else:
+        image = api.decode(data, _backend_model(args, lambda: None), args.alpha)
     save_image(image, args.output, force=args.force)
     if args.semantics_out:
         _write_semantics(data, args.semantics_out, args.force)
@@ -123,6 +152,11 @@ def cmd_info(args) -> int:
         _, mask, sections = api.read_selective(header, payload)
         info.update(label_map_coding=sections.label_coding, preserved=float(mask.mean()),
                     **{f"{name}_bpp": 8 * size / pixels for name, size in sections.sizes.items()})
+    elif header.family == "sr":
+        stored = bitstream.unpack_sr(payload)
+        info.pop("coding")
+        info.update(scale=stored.scale, jpeg_quality=stored.quality, jpeg_bytes=len(stored.jpeg),
+                    jpeg_bpp=8 * len(stored.jpeg) / pixels)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -146,9 +180,12 @@ def cmd_models(args) -> int:
     if not rows:
         print("no models installed (saved_models/ or $TFGC_MODEL_PATH)")
     for directory, manifest in rows:
-        print(f"{directory}  {manifest.get('preset', '?')}  C={manifest.get('latent_channels')} "
-              f"L={manifest.get('levels')}  bound {manifest.get('bound_bpp', 0):.4f} bpp  "
-              f"fingerprint {manifest.get('fingerprint')}")
+        if manifest.get("family") == "sr":
+            rate = f"JPEG q{manifest.get('jpeg_quality')} at 1/{manifest.get('scale')}"
+        else:
+            rate = (f"C={manifest.get('latent_channels')} L={manifest.get('levels')}  "
+                    f"bound {manifest.get('bound_bpp', 0):.4f} bpp")
+        print(f"{directory}  {manifest.get('preset', '?')}  {rate}  fingerprint {manifest.get('fingerprint')}")
     return 0
 
 
@@ -196,6 +233,12 @@ def _selective(args):
     return run_selective(args)
 
 
+def _superres(args):
+    from tfgc.sr_report import run_superres
+
+    return run_superres(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tfgc", description="GAN-based extreme learned image compression.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -214,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "preserve), 'all' (default) or 'none' (everything synthesized from the label map)")
     c.add_argument("--preserve-classes", metavar="CLASSES",
                    help="sc models: comma-separated classes to preserve, e.g. person,car (the rest is synthesized)")
+    c.add_argument("--codec", choices=["model", "sr"], default="model",
+                   help="model: the model's own codec (default); sr: RL-SRGAN's, the image downsampled by --scale "
+                        "(bicubic) as a JPEG of --quality, for any sr decoder (needs no model)")
+    c.add_argument("--scale", type=int, choices=[2, 4, 8],
+                   help="--codec sr: downsampling factor (default: the sr --model's, else 4)")
+    c.add_argument("--quality", type=int, help="--codec sr: JPEG quality 1..100 (default: the sr --model's, else 75)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     c.add_argument("--quiet", "-q", action="store_true")
     c.set_defaults(run=cmd_compress)
@@ -227,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "1 with the GAN decoder (detail), between interpolates (default: "
                                                "the model's default_alpha)")
     _backend_argument(d)
+    d.add_argument("--decoder", choices=["model", "bicubic", "lanczos"], default="model",
+                   help="sr files: upscale with the model (default: --model, or the installed sr model of the "
+                        "file's scale) or with Pillow's bicubic or Lanczos filter")
     d.add_argument("--semantics-out", metavar="LABELS.png",
                    help="sc files: also write the stored label map (classes) there, and the mask beside it")
     d.add_argument("--quiet", "-q", action="store_true")
@@ -297,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default="selective", help="report name")
     s.add_argument("--force", action="store_true", help="overwrite existing results")
     s.set_defaults(run=_selective)
+
+    r = sub.add_parser("superres", help="the super-resolution codec (RL-SRGAN) on a folder: one file per image and "
+                                         "JPEG quality, decoded by each sr model and by Lanczos and bicubic; Table 1 "
+                                         "analogue, RD chart, crops")
+    r.add_argument("--data", nargs="+", required=True, help="folders of PNG/JPEG images (searched recursively)")
+    r.add_argument("--model", nargs="+", required=True, help="sr model directories (e.g. RL-SRGAN and SRGAN runs)")
+    r.add_argument("--quality", type=int, help="JPEG quality of the table (default: the first model's)")
+    r.add_argument("--qualities", type=int, nargs="+", help="JPEG qualities of the RD sweep (default: 30 50 75 90)")
+    r.add_argument("--compare", nargs="+", help="other tfgc model directories to place on the RD chart")
+    r.add_argument("--bench", help="a `python -m tfgc bench` results.json on the same images: its codecs join the "
+                                   "RD chart")
+    r.add_argument("--limit", type=int, help="use only the first N images")
+    r.add_argument("--crop-image", help="image of the crops figure (default: the first)")
+    r.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
+    r.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")
+    r.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
+    r.add_argument("--name", default="rlsrgan", help="report name")
+    r.add_argument("--force", action="store_true", help="overwrite existing results")
+    r.set_defaults(run=_superres)
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from tfgc.codec.bitstream import SR_SCALES
 from tfgc.errors import ConfigError
 
 CONFIG_FORMAT = 1
@@ -56,14 +57,31 @@ class ModelConfig:
     semantic_classes: int = 0
     semantic_channels: int = 8
     synthesized_distortion_weight: float = 1.0
+    # RL-SRGAN (family "sr", Savioli 2019): a file is the image downsampled by `scale` (bicubic) as a JPEG of quality
+    # `jpeg_quality`; the generator (width = its feature channels, residual_blocks) super-resolves it. With
+    # `actor_critic` a head on the generator's low-resolution features learns a policy over the PSNR and a value, and
+    # every `rl_every` (k) steps the actor-critic loss, from rewards discounted by `rl_discount`, joins the SRGAN loss
+    # with its value term weighted `value_weight`. discriminator_layers counts the VGG-style discriminator's strided
+    # blocks there.
+    scale: int = 4
+    jpeg_quality: int = 75
+    # "bilinear": the generator predicts the difference to the bilinearly upscaled JPEG (a global skip, not in the
+    # paper; it starts training at the upscaler's quality); "none": the paper's generator, tanh output.
+    upsampling_skip: str = "none"
+    actor_critic: bool = False
+    rl_every: int = 10
+    rl_discount: float = 0.99
+    value_weight: float = 5e-3
 
     @property
     def downsampling(self) -> int:
-        return 16
+        return self.scale if self.family == "sr" else 16
 
     @property
-    def bound_bpp(self) -> float:
-        """The fixed-length rate bound dim(w) * log2(L) per pixel."""
+    def bound_bpp(self) -> Optional[float]:
+        """The fixed-length rate bound dim(w) * log2(L) per pixel (None for sr models: a JPEG has no such bound)."""
+        if self.family == "sr":
+            return None
         return self.latent_channels * math.log2(self.levels) / self.downsampling**2
 
     @property
@@ -151,7 +169,15 @@ class Config:
 
     def validate(self) -> None:
         m, t = self.model, self.train
-        _require(m.family in ("gc", "sc"), f"unknown model family {m.family!r}")
+        _require(m.family in ("gc", "sc", "sr"), f"unknown model family {m.family!r}")
+        if m.family == "sr":
+            _require(m.scale in SR_SCALES, f"scale must be one of {', '.join(map(str, SR_SCALES))}")
+            _require(1 <= m.jpeg_quality <= 100, "jpeg_quality must be in 1..100")
+            _require(m.upsampling_skip in ("none", "bilinear"), "upsampling_skip must be none or bilinear")
+            _require(m.rl_every >= 1, "rl_every must be >= 1")
+            _require(0 <= m.rl_discount <= 1, "rl_discount must be in [0, 1]")
+            _require(m.value_weight >= 0, "value_weight must be >= 0")
+            _require(t.stage == 0 and not m.fidelity_control, "sr models train in one stage")
         if m.family == "sc":
             from tfgc.semantics import LABEL_SETS
 
@@ -294,6 +320,44 @@ def _sc_tiny() -> Config:
                                model=dataclasses.replace(config.model, family="sc", semantic_channels=4))
 
 
+def _rlsrgan_paper() -> Config:
+    # Savioli 2019 on SRGAN (Ledig et al. 2017): generator 9x9 conv 64 + PReLU, 5 residual blocks, x4 by sub-pixel
+    # convolution; VGG-style discriminator; loss MSE + 1e-3 adversarial + 6e-3 VGG19 (phi_5,4) feature MSE, the
+    # actor-critic term every k steps. SRGAN's optimizer (Adam 1e-4, beta1 0.9), 96x96 crops, batch 16.
+    return Config(
+        preset="rlsrgan-paper",
+        model=ModelConfig(family="sr", width=64, residual_blocks=5, discriminator_width=64, discriminator_layers=4,
+                          distortion_weight=1.0, adversarial_weight=1e-3, feature_matching_weight=0.0,
+                          perceptual_weight=6e-3, perceptual_weights="imagenet", actor_critic=True),
+        train=TrainConfig(crop_size=96, batch_size=16, steps=100_000, steps_per_epoch=1000, learning_rate=1e-4,
+                          discriminator_learning_rate=1e-4, beta_1=0.9),
+    )
+
+
+def _rlsrgan_small() -> Config:
+    # The paper's generator at half width and a quarter-width discriminator, batch 8, without the VGG term (VGG19 on
+    # every step is most of a CPU step, and its ImageNet weights need the network or a local file: add it with
+    # --perceptual-weight 6e-3 --vgg-weights FILE). A bilinear global skip and a higher learning rate for short CPU
+    # runs: from scratch, the paper's generator spends its first CPU hour learning what an upscaler already does.
+    config = _rlsrgan_paper()
+    return dataclasses.replace(
+        config, preset="rlsrgan-small",
+        model=dataclasses.replace(config.model, width=32, discriminator_width=16, perceptual_weight=0.0,
+                                  perceptual_weights=None, upsampling_skip="bilinear"),
+        train=dataclasses.replace(config.train, batch_size=8, steps=20_000, steps_per_epoch=200, learning_rate=5e-4,
+                                  checkpoint_every=100))
+
+
+def _rlsrgan_tiny() -> Config:
+    config = _rlsrgan_small()
+    return dataclasses.replace(
+        config, preset="rlsrgan-tiny",
+        model=dataclasses.replace(config.model, width=4, residual_blocks=1, discriminator_width=4,
+                                  discriminator_layers=2, rl_every=2),
+        train=dataclasses.replace(config.train, crop_size=32, batch_size=2, steps=4, steps_per_epoch=2,
+                                  checkpoint_every=1, validation_images=2))
+
+
 PRESETS = {
     "gc-paper": lambda: dataclasses.replace(_paper(8), preset="gc-paper"),
     "gc-paper-c2": lambda: _paper(2),
@@ -305,6 +369,9 @@ PRESETS = {
     "sc-paper": _sc_paper,
     "sc-small": _sc_small,
     "sc-tiny": _sc_tiny,
+    "rlsrgan-paper": _rlsrgan_paper,
+    "rlsrgan-small": _rlsrgan_small,
+    "rlsrgan-tiny": _rlsrgan_tiny,
 }
 
 

@@ -56,8 +56,9 @@ def _at_least(image, size: int, method: str = "bicubic"):
 
 
 def training_dataset(paths: Sequence[str], crop_size: int, batch_size: int, seed: int = 0,
-                     cache: bool = True) -> tf.data.Dataset:
-    """Endless batches of random crops (with random horizontal flips), float32 in 0..255."""
+                     cache: bool = True, example=None) -> tf.data.Dataset:
+    """Endless batches of random crops (with random horizontal flips), float32 in 0..255; `example` maps each crop to
+    the training example (default: the crop itself)."""
     dataset = tf.data.Dataset.from_tensor_slices(list(paths))
     dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda x: _at_least(x, crop_size), num_parallel_calls=tf.data.AUTOTUNE)
@@ -67,17 +68,36 @@ def training_dataset(paths: Sequence[str], crop_size: int, batch_size: int, seed
 
     def crop(image):
         image = tf.image.random_crop(image, [crop_size, crop_size, 3])
-        return tf.image.random_flip_left_right(image)
+        image = tf.image.random_flip_left_right(image)
+        return image if example is None else example(image)
 
     dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def validation_dataset(paths: Sequence[str], crop_size: int, batch_size: int) -> tf.data.Dataset:
+def validation_dataset(paths: Sequence[str], crop_size: int, batch_size: int, example=None) -> tf.data.Dataset:
     """Centre crops of the given images, in a fixed order: the same pictures at every evaluation."""
     dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(_decode)
     dataset = dataset.map(lambda x: tf.image.resize_with_crop_or_pad(_at_least(x, crop_size), crop_size, crop_size))
+    if example is not None:
+        dataset = dataset.map(example)
     return dataset.batch(batch_size).cache()
+
+
+def super_resolution_example(scale: int, quality: int):
+    """A crop (float32 0..255, sides multiples of `scale`) -> {"low": what an sr file stores of it, decoded (uint8,
+    1/scale the size), "high": the crop}. The degradation is the codec's own (tfgc.codec.sr.degrade, Pillow)."""
+    from tfgc.codec.sr import degrade
+
+    def example(image):
+        pixels = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+        low = tf.numpy_function(lambda x: degrade(x, scale, quality), [pixels], tf.uint8, stateful=False)
+        shape = tf.shape(image)
+        low.set_shape([None, None, 3])
+        low = tf.reshape(low, [shape[0] // scale, shape[1] // scale, 3])
+        return {"low": low, "high": image}
+
+    return example
 
 
 # ---- semantic data (selective compression) ----------------------------------------------------------------------

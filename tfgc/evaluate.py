@@ -99,7 +99,7 @@ def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=No
         decoded = time.perf_counter()
         report = result.report()
         rows.append(measure(name, label, label, original, result.data, reconstruction, encoded - started,
-                            decoded - encoded, bound_bpp=report["bound_bpp"], estimated_bpp=report["estimated_bpp"]))
+                            decoded - encoded, **{k: report[k] for k in ("bound_bpp", "estimated_bpp") if k in report}))
         if keep is not None:
             keep.append(reconstruction)
         if progress is not None:
@@ -157,9 +157,10 @@ def _commit() -> Optional[str]:
         return None
 
 
-def write_csv(path, rows: Sequence[Measurement], force: bool = True) -> None:
+def write_csv(path, rows: Sequence, force: bool = True) -> None:
+    """Measurements (or dicts) as CSV, one column per key any row has."""
     buffer = io.StringIO()
-    dicts = [r.row() for r in rows]
+    dicts = [r.row() if isinstance(r, Measurement) else r for r in rows]
     fields = list(dict.fromkeys(k for d in dicts for k in d))
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
@@ -221,12 +222,26 @@ def run_eval(args) -> int:
               "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
     write_csv(csv_path, rows)
-    print(f"{len(rows)} images: {summary['bpp']:.4f} bpp (bound {summary['bound_bpp']:.4f}), "
+    bound = f" (bound {summary['bound_bpp']:.4f})" if "bound_bpp" in summary else ""
+    print(f"{len(rows)} images: {summary['bpp']:.4f} bpp{bound}, "
           f"{summary['psnr']:.2f} dB PSNR, {summary['ms_ssim']:.4f} MS-SSIM, detail ratio {summary['detail']:.3f}, "
           f"encode {summary['encode_seconds']:.3f} s, decode {summary['decode_seconds']:.3f} s per image"
           + (f", FID {summary['fid']:.2f}, KID {summary['kid']:.4f}" if "fid" in summary else ""))
     print(f"wrote {out} and {csv_path}")
     return 0
+
+
+def report_destination(args):
+    """(OUT/NAME.md, OUT/NAME/) of a report command, refused when they exist (without --force); its --notes file, if
+    any, must exist."""
+    out = Path(args.out)
+    report_path, assets = out / f"{args.name}.md", out / args.name
+    for path in (report_path, assets):
+        refuse_existing(path, args.force)
+    notes = getattr(args, "notes", None)
+    if notes and not Path(notes).is_file():
+        raise TfgcError(f"--notes {notes}: no such file")
+    return report_path, assets
 
 
 def model_label(directory) -> str:
@@ -360,7 +375,8 @@ def _table(curves, labels, model_labels) -> str:
         for codec, points in curves.items():
             if codec in model_labels:
                 s = points[0][1]
-                lines.append(f"| {labels[codec]} | {s['bpp']:.4f} | {s['bound_bpp']:.4f} | {s['psnr']:.2f} | "
+                bound = f"{s['bound_bpp']:.4f}" if "bound_bpp" in s else "none (JPEG)"
+                lines.append(f"| {labels[codec]} | {s['bpp']:.4f} | {bound} | {s['psnr']:.2f} | "
                              f"{s['ms_ssim']:.4f} | {s['detail']:.3f} |")
     return "\n".join(lines)
 
@@ -411,11 +427,16 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
             axes.plot(rates, values, marker="o", markersize=3, label=labels[codec])
     for target in TARGET_BPPS:
         axes.axvline(target, color="0.85", linewidth=0.8, zorder=0)
+    finish_rd_plot(plt, figure, axes, ylabel, path)
+
+
+def finish_rd_plot(plt, figure, axes, ylabel, path, legend_size=8) -> None:
+    """Axes of an RD chart (log bpp), legend, and the PNG written to `path`."""
     axes.set_xscale("log")
     axes.set_xlabel("bits per pixel (real files, log scale)")
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=legend_size)
     figure.tight_layout()
     _save_figure(plt, figure, path)
 
@@ -514,10 +535,7 @@ def run_fidelity(args) -> int:
     from tfgc.codec import api
     from tfgc.models.store import load_model
 
-    out = Path(args.out)
-    report_path, assets = out / f"{args.name}.md", out / args.name
-    for path in (report_path, assets):
-        refuse_existing(path, args.force)
+    report_path, assets = report_destination(args)
     model = load_model(args.model)
     if not model.config.model.fidelity_control:
         raise TfgcError(f"{args.model} has one decoder; fidelity needs a stage-2 model (python -m tfgc.train "

@@ -10,6 +10,9 @@ the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_cl
     tflite/                      analysis.tflite, synthesis.tflite, and float16-weight variants *.fp16.tflite
     onnx/                        analysis.onnx, synthesis.onnx (dynamic batch, height and width)
 
+sr models (RL-SRGAN) export serving, tflite and onnx with one signature, synthesis (the decoded JPEG to the image);
+the host downsamples, codes and decodes the JPEG.
+
 With one --format, OUT is that format's folder (for serving, OUT/<name>/<version>/). Each folder holds export.json:
 the model's name, family, config, fingerprint and coding table, every signature's inputs and outputs, how to call
 them, and the parity measured against TensorFlow when the export was made.
@@ -55,6 +58,19 @@ USAGE = {
              "python -m tfgc compress/decompress --backend onnx --model DIR"),
 }
 
+# An sr model's transforms are its decoder alone: the host downsamples and codes the JPEG (Pillow), and decodes it.
+SR_USAGE = {
+    "serving": ("TF Serving REST: POST /v1/models/NAME:predict with "
+                '{"signature_name": "synthesis", "inputs": {"low": [[[[r, g, b], ...], ...]], "image_size": [H, W]}} '
+                "-> the image; low is the decoded JPEG of an sr file (python -m tfgc compress --codec sr). In Python: "
+                "tf.saved_model.load(DIR).signatures['synthesis']"),
+    "tflite": ("tf.lite.Interpreter(model_path=...).get_signature_runner('synthesis')(low=uint8 [1, h, w, 3], "
+               "image_size=int32 [H, W]); or python -m tfgc decompress --backend tflite --model DIR"),
+    "onnx": ("onnxruntime.InferenceSession(path).run(None, {'low': ..., 'image_size': ...}); or python -m tfgc "
+             "decompress --backend onnx --model DIR"),
+}
+SR_FORMATS = ("serving", "tflite", "onnx")
+
 
 # ---- building the exports -----------------------------------------------------------------------------------------
 def _tensor_spec_json(spec) -> dict:
@@ -78,9 +94,9 @@ def _base_manifest(model, name: str, export_format: str, functions) -> dict:
         "family": model.family,
         "fingerprint": model.fingerprint().hex(),
         "config": model.config.to_dict(),
-        "coding_table": model.coding_table().tolist(),
+        "coding_table": None if model.family == "sr" else model.coding_table().tolist(),
         "signatures": {key: _signature_json(fn) for key, fn in functions.items()},
-        "usage": USAGE[export_format],
+        "usage": (SR_USAGE if model.family == "sr" else USAGE)[export_format],
         "tfgc_version": tfgc.__version__,
     }
 
@@ -272,7 +288,12 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
         require_onnx()  # before anything is written
     if not hasattr(model, "deployed_functions"):
         model = load_model(model)
-    if model.family != "gc":
+    if model.family == "sr":
+        if "codec" in formats and tuple(formats) != FORMATS:
+            raise TfgcError("an sr model has no codec SavedModel: its encoder and JPEG coding are Pillow's; export "
+                            f"{', '.join(SR_FORMATS)} (its decoder), and code files with tfgc")
+        formats = [f for f in formats if f in SR_FORMATS]
+    elif model.family != "gc":
         raise TfgcError(f"exporting {model.family} models is not supported yet; they run through tfgc itself "
                         "(python -m tfgc compress/decompress)")
     name = name or model.config.preset or model.family
@@ -325,7 +346,7 @@ class ExportedTransforms:
         self.manifest = manifest
         self.family = manifest["family"]
         self.config = Config.from_dict(manifest["config"])
-        self._table = np.asarray(manifest["coding_table"], np.int32)
+        self._table = None if manifest.get("coding_table") is None else np.asarray(manifest["coding_table"], np.int32)
 
     def fingerprint(self) -> bytes:
         return bytes.fromhex(self.manifest["fingerprint"])
@@ -337,9 +358,14 @@ class ExportedTransforms:
         return self.run("analysis", image=np.asarray(image, np.uint8))["symbols"]
 
     def synthesis(self, symbols, height: int, width: int, alpha=None) -> np.ndarray:
+        """symbols int32 [B, h, w, C], or for sr models the decoded JPEGs uint8 [B, h, w, 3] -> images."""
         from tfgc.models.gc import checked_alpha
 
-        inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=np.array([height, width], np.int32))
+        size = np.array([height, width], np.int32)
+        if self.family == "sr":
+            checked_alpha(self.config, alpha)
+            return self.run("synthesis", low=np.asarray(symbols, np.uint8), image_size=size)["image"]
+        inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=size)
         alpha = checked_alpha(self.config, alpha)
         if self.config.model.fidelity_control:
             inputs["alpha"] = np.array(alpha, np.float32)
@@ -503,13 +529,19 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
         decoded = loaded.decompress(tf.constant(reference), *extra)["image"].numpy()
         report.update(image_parity(api.decode(reference, model, alpha), decoded))
         return report
-    symbols = model.analysis(image[None]).numpy()
-    reference = model.synthesis(symbols, height, width, alpha).numpy()
+    if model.family == "sr":  # the decoder's input: the stored JPEG's pixels
+        symbols = model.degrade(image)[None]
+        reference = model.synthesis(symbols, height, width).numpy()
+    else:
+        symbols = model.analysis(image[None]).numpy()
+        reference = model.synthesis(symbols, height, width, alpha).numpy()
     runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
                 "onnx": lambda: [OnnxTransforms(directory, manifest)],
                 "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}
     for runtime in runtimes[manifest["format"]]():
-        entry = {"analysis_symbols_equal": float(np.mean(runtime.analysis(image[None]) == symbols))}
+        entry = {}
+        if model.family != "sr":
+            entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None]) == symbols))
         entry.update(image_parity(reference, runtime.synthesis(symbols, height, width, alpha)))
         report[getattr(runtime, "variant", manifest["format"])] = entry
     return report

@@ -9,8 +9,6 @@ file stores) and outside it (what the decoder synthesizes from the label map). A
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -18,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.utils import refuse_existing, write_atomic
+from tfgc.utils import write_atomic
 
 DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PARTS = ("latents", "mask", "label_map", "overhead")
@@ -64,15 +62,11 @@ def run_selective(args) -> int:
     from tfgc import semantics
     from tfgc.codec import api, bitstream
     from tfgc.data import IMAGE_SUFFIX, semantic_pairs
-    from tfgc.evaluate import _command_line, _require_matplotlib, environment, progress_bar
+    from tfgc.evaluate import (_command_line, _require_matplotlib, environment, progress_bar, report_destination,
+                               write_csv)
     from tfgc.models.store import load_model
 
-    out = Path(args.out)
-    report_path, assets = out / f"{args.name}.md", out / args.name
-    for path in (report_path, assets):
-        refuse_existing(path, args.force)
-    if args.notes and not Path(args.notes).is_file():
-        raise TfgcError(f"--notes {args.notes}: no such file")
+    report_path, assets = report_destination(args)
     model = load_model(args.model)
     if model.family != "sc":
         raise TfgcError(f"{args.model} is a {model.family} model; selective needs an sc model")
@@ -144,7 +138,7 @@ def run_selective(args) -> int:
               "downscale": downscale, "environment": started_in, "mean": summary,
               "mean_not_in_training_set": unseen_summary, "images": rows}
     write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    _write_csv(assets / "results.csv", rows)
+    write_csv(assets / "results.csv", rows)
     table = _table(summary)
     if unseen_summary:
         table += ("\n\nThe same, over the images that were not in the training set only:\n\n"
@@ -181,14 +175,6 @@ def _table(summary: Dict[str, dict]) -> str:
                      f"{_format(s['psnr_preserved'], 2)} | {_format(s['psnr_synthesized'], 2)} | "
                      f"{_format(s['psnr'], 2)} |")
     return "\n".join(lines)
-
-
-def _write_csv(path, rows: List[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue().encode(), force=True)
 
 
 def _plot_rates(summary: Dict[str, dict], path) -> None:

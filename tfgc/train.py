@@ -36,6 +36,7 @@ _OVERRIDES = (
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes",
     "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
+    "scale", "jpeg_quality", "rl_every", "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
 _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every"}
@@ -91,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "random classes")
     g.add_argument("--downscale", type=int, help="shrink photographs and label maps by this factor before cropping "
                                                  "(Cityscapes 2048x1024 -> 1024x512 with 2)")
+    g = p.add_argument_group("super-resolution codec (rlsrgan presets)")
+    g.add_argument("--rl", choices=["on", "off"],
+                   help="on: RL-SRGAN (the actor-critic head and its loss every --rl-every steps); off: the plain "
+                        "SRGAN baseline (same networks, data and SRGAN loss)")
+    g.add_argument("--scale", type=int, choices=[2, 4, 8], help="downsampling factor r of the stored JPEG")
+    g.add_argument("--jpeg-quality", type=int, help="JPEG quality of the stored image (1..100)")
+    g.add_argument("--rl-every", type=int, help="k: steps between actor-critic updates (the reward window)")
+    g.add_argument("--rl-discount", type=float, help="gamma: discount of rewards within the window")
+    g.add_argument("--value-weight", type=float, help="weight of the critic's squared error (paper: 5e-3)")
     g = p.add_argument_group("training (override the preset)")
     g.add_argument("--steps", type=int, help="total training steps (rounded up to whole epochs)")
     g.add_argument("--steps-per-epoch", type=int, help="steps between validation, checkpoints and image logs")
@@ -126,6 +136,8 @@ def resolve_config(args) -> Config:
     overrides = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name, None) is not None}
     if args.jit_compile:
         overrides["jit_compile"] = True
+    if getattr(args, "rl", None) is not None:
+        overrides["actor_critic"] = args.rl == "on"
     if args.stage == 1:
         overrides = dict({"adversarial_weight": 0.0, "feature_matching_weight": 0.0, "perceptual_weight": 0.0},
                          **overrides, stage=1)
@@ -295,6 +307,8 @@ def run(args) -> int:
         print(f"tfgc.train: checking {len(checked)} label maps", flush=True)
         data.check_label_maps(checked, m.label_set, m.classes)
     else:
+        if m.family == "sr" and not args.data:
+            raise ConfigError("sr models train on photographs: --data FOLDER (e.g. BSDS500's train/)")
         data_paths = data.list_images(args.data) if args.data else data.bundled_images()
         val_paths = data.list_images(args.val_data) if args.val_data else data_paths
     val_paths = val_paths[:config.train.validation_images]
@@ -326,14 +340,17 @@ def run(args) -> int:
         val_ds = data.semantic_validation_dataset(val_paths, t.crop_size, len(val_paths), m.label_set, m.classes,
                                                   t.downscale)
     else:
-        train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed)
-        val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths))
+        example = data.super_resolution_example(m.scale, m.jpeg_quality) if m.family == "sr" else None
+        train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed, example=example)
+        val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths), example=example)
     train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     validation_batch = next(iter(val_ds))
 
     epochs = math.ceil(t.steps / t.steps_per_epoch)
+    rate = (f"JPEG q{m.jpeg_quality} at 1/{m.scale}" + (", actor-critic" if m.actor_critic else ", no actor-critic")
+            if m.family == "sr" else f"bound {m.bound_bpp:.4f} bpp")
     print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
-          f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, bound {config.model.bound_bpp:.4f} bpp, "
+          f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, {rate}, "
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
     started = time.monotonic()
     model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,

@@ -31,9 +31,11 @@ class EncodeResult:
     symbols: int  # how many latent symbols the file holds
     bound_bits: float  # symbols * log2(L): the paper's rate bound
     estimated_bits: float  # what the model's entropy model predicts for these symbols
-    # sc files: bytes of the label map, the mask, the latents, and the rest (header, section headers, checksum)
+    # sc files: bytes of the label map, the mask, the latents, and the rest (header, section headers, checksum);
+    # sr files: bytes of the JPEG and the rest
     parts: Optional[dict] = None
     preserved: Optional[float] = None  # sc files: fraction of latent cells stored
+    sr: Optional[dict] = None  # sr files: scale and JPEG quality
 
     @property
     def pixels(self) -> int:
@@ -53,6 +55,10 @@ class EncodeResult:
         return self.file_bits / self.pixels
 
     def report(self) -> dict:
+        if self.sr is not None:
+            return {"height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
+                    "payload_bpp": self.payload_bits / self.pixels, "jpeg_bpp": 8 * self.parts["jpeg"] / self.pixels,
+                    "jpeg_bytes": self.parts["jpeg"], **self.sr}
         report = {
             "height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
             "payload_bpp": self.payload_bits / self.pixels, "bound_bpp": self.bound_bits / self.pixels,
@@ -66,6 +72,9 @@ class EncodeResult:
 
     def summary(self) -> str:
         r = self.report()
+        if self.sr is not None:
+            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: a JPEG (quality {r['quality']}) of the image at 1/{r['scale']} "
+                    f"size, {r['jpeg_bytes']} bytes; header and checksum {r['bytes'] - r['jpeg_bytes']} bytes")
         if self.parts is not None:
             return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} ({100 * self.preserved:.1f}% "
                     f"of cells preserved, {r['coding']}), label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
@@ -99,6 +108,10 @@ def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_clas
     """
     model = _as_model(model)
     pixels = load_image(image)
+    if model.family == "sr":
+        if semantics is not None or preserve is not None or preserve_classes is not None:
+            raise ModelError("an sr model takes no label map or preservation mask; those are for sc models")
+        return encode_sr(pixels, model.config.model.scale, model.config.model.jpeg_quality)
     if model.family == "sc":
         if semantics is None:
             raise ModelError("an sc model needs the image's semantic label map (--semantics LABELS.png)")
@@ -167,6 +180,22 @@ def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> E
                         entropy.ideal_bits(kept, model.coding_table()), parts, float(mask.mean()))
 
 
+def encode_sr(image, scale: int = 4, quality: int = 75) -> EncodeResult:
+    """The super-resolution codec's file (RL-SRGAN): `image` downsampled by `scale` (bicubic) as a JPEG of `quality`.
+    No model takes part: any sr decoder of that scale, learned or classic, reads the file."""
+    from tfgc.codec import sr
+
+    sr.check_scale(scale)
+    sr.check_quality(quality)
+    pixels = load_image(image)
+    height, width = pixels.shape[:2]
+    jpeg = sr.encode_jpeg(sr.downsample(pixels, scale), quality)
+    header = bitstream.Header("sr", 0, sr.fingerprint(scale), height, width)
+    data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(scale, quality, jpeg)))
+    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, {"jpeg": len(jpeg), "overhead": len(data) - len(jpeg)},
+                        sr={"scale": scale, "quality": quality})
+
+
 def compress(image, model: ModelLike) -> bytes:
     return encode(image, model).data
 
@@ -175,20 +204,25 @@ def read_header(data: bytes) -> bitstream.Header:
     return bitstream.unpack(data)[0]
 
 
-def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float] = None) -> np.ndarray:
+def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float] = None,
+           decoder: Optional[str] = None) -> np.ndarray:
     """Decompress a .tfgc file's bytes to RGB uint8 [H, W, 3].
 
     Without `model`, the model is looked up by the file's fingerprint in $TFGC_MODEL_PATH and saved_models/.
     `alpha` in [0, 1] chooses the decoder of a fidelity-controlled model (0: the MSE decoder, 1: the GAN decoder,
-    between: their interpolation); the file is the same for every alpha.
+    between: their interpolation); the file is the same for every alpha. sr files may also be decoded by a classic
+    upscaler instead of a model: `decoder` = "bicubic" or "lanczos".
     """
     header, payload = bitstream.unpack(data)
+    if decoder not in (None, "model"):
+        return _decode_sr_classic(header, payload, decoder, model, alpha)
     if model is None:
         from tfgc.models.store import find_model
 
         found = find_model(header.fingerprint)
         if found is None:
-            raise ModelError(f"no installed model has fingerprint {header.fingerprint.hex()}; pass --model DIR")
+            hint = " (or --decoder lanczos / bicubic)" if header.family == "sr" else ""
+            raise ModelError(f"no installed model has fingerprint {header.fingerprint.hex()}; pass --model DIR{hint}")
         model = found
     model = _as_model(model)
     if header.family != model.family:
@@ -198,6 +232,11 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
         raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
                                  f"({expected.hex()})")
     m = model.config.model
+    if model.family == "sr":
+        stored = _read_sr(header, payload)
+        if stored.scale != m.scale:  # the fingerprint names the scale: only a damaged model gets here
+            raise ModelMismatchError(f"file is downsampled by {stored.scale}, the model upscales by {m.scale}")
+        return np.asarray(model.synthesis(stored.low[None], header.height, header.width, alpha=alpha))[0]
     shape = (-(-header.height // m.downsampling), -(-header.width // m.downsampling), m.latent_channels)
     table = model.coding_table()
     if header.uniform_table:
@@ -227,6 +266,44 @@ def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256)
                                            classes)
     mask = selective.decode_mask(sections.mask_kind, sections.mask, *latent_shape(header.height, header.width))
     return label_map, mask, sections
+
+
+@dataclass(frozen=True)
+class StoredLowResolution:
+    scale: int
+    quality: int
+    low: np.ndarray  # the decoded JPEG, uint8 [ceil(H/r), ceil(W/r), 3]
+
+
+def _read_sr(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
+    from tfgc.codec import sr
+
+    stored = bitstream.unpack_sr(payload)
+    if header.fingerprint != sr.fingerprint(stored.scale):
+        raise FormatError("sr file's fingerprint does not match its scale")
+    low = sr.decode_jpeg(stored.jpeg, *sr.low_resolution_size(header.height, header.width, stored.scale))
+    return StoredLowResolution(stored.scale, stored.quality, low)
+
+
+def _decode_sr_classic(header, payload, decoder: str, model, alpha) -> np.ndarray:
+    from tfgc.codec import sr
+
+    if decoder not in sr.CLASSIC_DECODERS:
+        raise ModelError(f"unknown decoder {decoder!r}: model, {', '.join(sr.CLASSIC_DECODERS)}")
+    if header.family != "sr":
+        raise ModelError(f"--decoder {decoder} decodes sr files; this one holds a {header.family} bitstream")
+    if model is not None or alpha is not None:
+        raise ModelError(f"the {decoder} decoder takes no model and no alpha")
+    stored = _read_sr(header, payload)
+    return sr.upscale(stored.low, stored.scale, decoder, header.height, header.width)
+
+
+def read_sr(data: bytes) -> StoredLowResolution:
+    """An sr file's scale, JPEG quality and decoded low-resolution image (no model needed)."""
+    header, payload = bitstream.unpack(data)
+    if header.family != "sr":
+        raise ModelError(f"file holds a {header.family} bitstream, not an sr one")
+    return _read_sr(header, payload)
 
 
 decompress = decode

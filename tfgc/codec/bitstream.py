@@ -3,7 +3,7 @@
     offset  size  field
     0       4     magic b"TFGC"
     4       1     format version (2)
-    5       1     model family (1 = gc, 2 = sc)
+    5       1     model family (1 = gc, 2 = sc, 3 = sr)
     6       1     flags (bit 0: payload range coded with the uniform table, not the model's; other bits must be 0)
     7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
     15      4     image height in pixels (>= 1)
@@ -24,6 +24,14 @@ preserved latents):
     10+a    b     mask
     10+a+b  rest  the preserved latents, range coded in raster order (cell by cell, C symbols each)
 
+An sr file's payload is a JPEG of the image downsampled (RL-SRGAN's codec; its fingerprint names the family and scale
+only, so any sr decoder of that scale reads it):
+
+    0       1     scale r (2, 4 or 8): the JPEG is ceil(H/r) x ceil(W/r)
+    1       1     the JPEG quality it was written with (1..100; for information)
+    2       rest  a baseline JPEG (Pillow / libjpeg) of the image, edge-padded to multiples of r, then downsampled by r
+                  (Pillow's bicubic)
+
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
 before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
 
@@ -41,7 +49,7 @@ from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
 VERSION = 2
-FAMILIES = {"gc": 1, "sc": 2}
+FAMILIES = {"gc": 1, "sc": 2, "sr": 3}
 FLAG_UNIFORM_TABLE = 0x01
 KNOWN_FLAGS = FLAG_UNIFORM_TABLE
 # Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
@@ -173,3 +181,31 @@ def unpack_selective(payload: bytes) -> SelectiveSections:
     if (mask_kind in (MASK_BITS, MASK_DEFLATE)) != bool(mask):
         raise FormatError("sc payload's mask length disagrees with its kind")
     return SelectiveSections(LABEL_CODINGS[label_code], label_map, mask_kind, mask, payload[offset:])
+
+
+SR_SCALES = (2, 4, 8)
+_SR_HEAD = struct.Struct(">BB")
+
+
+@dataclass(frozen=True)
+class SRPayload:
+    scale: int
+    quality: int
+    jpeg: bytes
+
+
+def pack_sr(payload: SRPayload) -> bytes:
+    if payload.scale not in SR_SCALES or not 1 <= payload.quality <= 100:
+        raise ValueError("scale or quality out of range")
+    return _SR_HEAD.pack(payload.scale, payload.quality) + payload.jpeg
+
+
+def unpack_sr(payload: bytes) -> SRPayload:
+    if len(payload) <= _SR_HEAD.size:
+        raise FormatError("sr payload holds no JPEG")
+    scale, quality = _SR_HEAD.unpack_from(payload)
+    if scale not in SR_SCALES:
+        raise FormatError(f"sr payload has scale {scale}; known: {', '.join(map(str, SR_SCALES))}")
+    if not 1 <= quality <= 100:
+        raise FormatError(f"sr payload has JPEG quality {quality}, not in 1..100")
+    return SRPayload(scale, quality, payload[_SR_HEAD.size:])

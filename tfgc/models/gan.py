@@ -10,12 +10,13 @@ must not differ between model families: loss scaling for mixed float16, averagin
 - `generator_loss_terms(batch, outputs, disc_real, disc_fake)` -> {name: per-example weighted loss};
 - `batch_metrics(batch, outputs)` -> {name: per-example value} for logs;
 - `loss_term_names()`, `metric_names()` (fixed, so metric trackers exist before tracing);
-- optionally `generator_variables` (default: every trainable variable outside the discriminator).
+- optionally `generator_variables` (default: every trainable variable outside the discriminator) and
+  `discriminator_loss` (default: least squares).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import tensorflow as tf
 
@@ -30,6 +31,19 @@ def lsgan_discriminator_loss(disc_real, disc_fake):
 
 def lsgan_generator_loss(disc_fake):
     return tf.add_n([_spatial_mean(tf.square(fake[-1] - 1.0)) for fake in disc_fake]) / len(disc_fake)
+
+
+def nonsaturating_discriminator_loss(disc_real, disc_fake):
+    """The original GAN loss of the discriminator on logits (SRGAN's), per example, averaged over scales."""
+    losses = []
+    for real, fake in zip(disc_real, disc_fake):
+        losses.append(_spatial_mean(tf.nn.softplus(-real[-1])) + _spatial_mean(tf.nn.softplus(fake[-1])))
+    return tf.add_n(losses) / len(losses)
+
+
+def nonsaturating_generator_loss(disc_fake):
+    """-log D(G(x)) on logits, per example (SRGAN's adversarial loss)."""
+    return tf.add_n([_spatial_mean(tf.nn.softplus(-fake[-1])) for fake in disc_fake]) / len(disc_fake)
 
 
 def feature_matching_loss(disc_real, disc_fake):
@@ -52,7 +66,8 @@ def _is_loss_scaled(optimizer) -> bool:
 
 
 class GANModel(tf.keras.Model):
-    discriminator: Optional[tf.keras.layers.Layer] = None
+    # Subclasses set `self.discriminator` (a layer, or None) in __init__. Not a class attribute: Keras would then not
+    # track the layer, and checkpoints (BackupAndRestore's too) would silently leave the discriminator out.
 
     # ---- what a model family provides -------------------------------------------------------------------------
     def generate(self, batch, training: bool) -> Dict[str, tf.Tensor]:
@@ -70,12 +85,16 @@ class GANModel(tf.keras.Model):
     def loss_term_names(self) -> List[str]:
         raise NotImplementedError
 
+    def discriminator_loss(self, disc_real, disc_fake):
+        """Per-example loss of the discriminator on its outputs for real and generated images."""
+        return lsgan_discriminator_loss(disc_real, disc_fake)
+
     def metric_names(self) -> List[str]:
         return []
 
     @property
     def adversarial(self) -> bool:
-        return self.discriminator is not None
+        return getattr(self, "discriminator", None) is not None
 
     @property
     def generator_variables(self):
@@ -118,7 +137,7 @@ class GANModel(tf.keras.Model):
                 real, fake = self.discriminator_inputs(data, outputs)
                 disc_real = self.discriminator(real, training=True)
                 disc_fake = self.discriminator(tf.cast(fake, real.dtype), training=True)
-                d_per_example = lsgan_discriminator_loss(disc_real, disc_fake)
+                d_per_example = self.discriminator_loss(disc_real, disc_fake)
                 d_loss = tf.nn.compute_average_loss(d_per_example)
                 d_objective = self._scaled(self.discriminator_optimizer, d_loss)
             terms = self.generator_loss_terms(data, outputs, disc_real, disc_fake)

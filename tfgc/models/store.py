@@ -46,11 +46,13 @@ def write_model_files(model, directory: Path, extra: Optional[dict] = None) -> N
         "family": model.family,
         "fingerprint": model.fingerprint().hex(),
         "preset": model.config.preset,
-        "latent_channels": model.config.model.latent_channels,
-        "levels": model.config.model.levels,
-        "bound_bpp": model.config.model.bound_bpp,
         "tfgc_version": tfgc.__version__,
     })
+    m = model.config.model
+    if m.family == "sr":
+        manifest.update(scale=m.scale, jpeg_quality=m.jpeg_quality, actor_critic=m.actor_critic)
+    else:
+        manifest.update(latent_channels=m.latent_channels, levels=m.levels, bound_bpp=m.bound_bpp)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

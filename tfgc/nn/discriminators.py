@@ -49,3 +49,28 @@ class MultiScaleDiscriminator(tf.keras.layers.Layer):
                 x = self.downsample(x)
             outputs.append(discriminator(x))
         return outputs
+
+
+class VGGStyleDiscriminator(tf.keras.layers.Layer):
+    """SRGAN's discriminator: 3x3 convs with LeakyReLU(0.2), batch norm after the first, each width twice: once at
+    stride 1, once at stride 2 (strided convolutions instead of max-pooling), the width doubling from `width` for
+    `blocks` widths; then a dense head (1024, LeakyReLU, 1 logit).
+
+    The head pools globally before its dense layers (SRGAN flattens a fixed 96x96 crop's map), so any image size
+    works. Returns [[logits]] (float32), the shape the GAN core's losses take: one scale, scores last.
+    """
+
+    def __init__(self, width: int = 64, blocks: int = 4, name=None):
+        super().__init__(name=name)
+        layers = [tf.keras.layers.Conv2D(width, 3, padding="same"), tf.keras.layers.LeakyReLU(0.2)]
+        for i in range(blocks):
+            filters = width * 2**i
+            for strides in ((2,) if i == 0 else (1, 2)):
+                layers += [tf.keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False),
+                           tf.keras.layers.BatchNormalization(), tf.keras.layers.LeakyReLU(0.2)]
+        layers += [tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(1024),
+                   tf.keras.layers.LeakyReLU(0.2), tf.keras.layers.Dense(1, dtype="float32")]
+        self.body = tf.keras.Sequential(layers)
+
+    def call(self, x, training=None):
+        return [[tf.cast(self.body(x, training=training), tf.float32)]]

@@ -62,3 +62,42 @@ class ResidualBlock(tf.keras.layers.Layer):
 
     def call(self, x):
         return x + self.body(x)
+
+
+# ---- super-resolution blocks (SRGAN, Ledig et al. 2017) -------------------------------------------------------------
+
+def prelu() -> tf.keras.layers.Layer:
+    """PReLU with one slope per channel (shared over the image), as SRGAN's."""
+    return tf.keras.layers.PReLU(shared_axes=[1, 2])
+
+
+class SRResidualBlock(tf.keras.layers.Layer):
+    """3x3 conv - batch norm - PReLU - 3x3 conv - batch norm, and an identity skip."""
+
+    def __init__(self, filters, name=None):
+        super().__init__(name=name)
+        self.body = tf.keras.Sequential([
+            tf.keras.layers.Conv2D(filters, 3, padding="same"), tf.keras.layers.BatchNormalization(), prelu(),
+            tf.keras.layers.Conv2D(filters, 3, padding="same"), tf.keras.layers.BatchNormalization(),
+        ])
+
+    def call(self, x, training=None):
+        return x + self.body(x, training=training)
+
+
+class PixelShuffle(tf.keras.layers.Layer):
+    """Sub-pixel rearrangement (Shi et al. 2016): [B, H, W, r*r*C] -> [B, r*H, r*W, C]."""
+
+    def __init__(self, factor: int = 2, name=None):
+        super().__init__(name=name)
+        self.factor = factor
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.factor)
+
+
+class SubPixelUpsample(tf.keras.Sequential):
+    """x2: 3x3 conv to 4 * filters, pixel shuffle, PReLU."""
+
+    def __init__(self, filters, name=None):
+        super().__init__([tf.keras.layers.Conv2D(4 * filters, 3, padding="same"), PixelShuffle(2), prelu()], name=name)

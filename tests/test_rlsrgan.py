@@ -1,0 +1,334 @@
+"""RL-SRGAN: the super-resolution codec (downsampled JPEG), its generator, the actor-critic arithmetic and schedule,
+the SRGAN baseline beside it, training, the CLI and the report."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgc.codec import api, bitstream, sr
+from tfgc.config import preset
+from tfgc.errors import ConfigError, FormatError, ModelError, TfgcError
+from tfgc.models import rlsrgan
+from tfgc.models.registry import build_model
+from tfgc.models.store import load_model, save_model
+
+
+def _config(**overrides):
+    return preset("rlsrgan-tiny").replace(**overrides)
+
+
+def _batch(photos, crop=32, scale=4, quality=75, n=2):
+    high = np.stack([photos["astronaut"][:crop, i * crop:(i + 1) * crop] for i in range(n)])
+    low = np.stack([sr.degrade(h, scale, quality) for h in high])
+    return {"low": tf.constant(low), "high": tf.constant(high.astype(np.float32))}
+
+
+@pytest.fixture(scope="module")
+def sr_model():
+    tf.keras.utils.set_random_seed(3)
+    return build_model(_config(), for_training=False)
+
+
+# ---- the actor-critic arithmetic -----------------------------------------------------------------------------------
+
+def test_rewards_mark_the_steps_whose_psnr_rose():
+    psnrs = [20.0, 21.0, 21.0, 20.5, 22.0]
+    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs).numpy(), [0, 1, 0, 0, 1])  # no previous step
+    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs, previous=19.0).numpy(), [1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs, previous=25.0).numpy(), [0, 1, 0, 0, 1])
+
+
+def test_discounted_return_of_hand_made_rewards():
+    assert rlsrgan.discounted_return([1.0, 0.0, 1.0], 0.5).numpy() == pytest.approx(1.25)
+    assert rlsrgan.discounted_return([0.0, 1.0, 1.0, 1.0], 0.9).numpy() == pytest.approx(0.9 + 0.81 + 0.729)
+    assert rlsrgan.discounted_return([1.0, 1.0, 1.0], 1.0).numpy() == pytest.approx(3.0)
+    assert rlsrgan.discounted_return([1.0, 1.0, 1.0], 0.0).numpy() == pytest.approx(1.0)
+
+
+def test_gaussian_log_probability():
+    x, mean, log_std = 23.0, 25.0, np.log(2.0)
+    expected = -0.5 * ((x - mean) / 2.0) ** 2 - np.log(2.0) - 0.5 * np.log(2 * np.pi)
+    assert float(rlsrgan.gaussian_log_prob(x, mean, log_std)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_schedule_is_every_kth_step():
+    applied = [int(s) for s in range(12) if rlsrgan.rl_applies(tf.constant(s, tf.int64), 4)]
+    assert applied == [3, 7, 11]
+
+
+def test_the_rl_term_joins_the_loss_exactly_every_k_steps(photos):
+    from tfgc.train import compile_model
+
+    config = _config(rl_every=3)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(config)
+    compile_model(model, config)
+    batch = _batch(photos)
+    applied, terms, psnrs = [], [], []
+    for _ in range(8):
+        model.reset_metrics()
+        logs = model.train_step(batch)
+        applied.append(float(logs["rl_applied"]))
+        terms.append(float(logs["actor_critic"]))
+        psnrs.append(float(logs["psnr"]))
+    assert applied == [0, 0, 1, 0, 0, 1, 0, 0]
+    assert [t != 0 for t in terms] == [bool(a) for a in applied]
+    # The state holds the last k rewards of the PSNR history the steps reported.
+    np.testing.assert_array_equal(model.rewards.numpy(), rlsrgan.psnr_rewards(psnrs).numpy()[-3:])
+    assert int(model.rl_step.numpy()) == 8
+
+
+def test_srgan_and_rl_srgan_share_everything_but_the_head_and_its_loss(photos):
+    from tfgc.train import compile_model
+
+    models = {}
+    for rl in (False, True):
+        config = _config(actor_critic=rl, rl_every=2)
+        tf.keras.utils.set_random_seed(5)
+        models[rl] = build_model(config)
+        compile_model(models[rl], config)
+    baseline, hybrid = models[False], models[True]
+
+    def networks(model):
+        return model.encoder.variables + model.decoder.variables + model.discriminator.variables
+
+    def own(model):  # the model's variables, not its metric trackers'
+        trackers = {id(v) for metric in model.metrics for v in metric.variables}
+        return [v for v in model.variables if id(v) not in trackers]
+
+    assert {id(v) for v in own(baseline)} == {id(v) for v in networks(baseline)}
+    for a, b in zip(networks(baseline), networks(hybrid), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    shared = {id(v) for v in networks(hybrid)}
+    head = hybrid.actor_critic.variables + [hybrid.rl_step, hybrid.previous_psnr, hybrid.rewards]
+    assert {id(v) for v in own(hybrid) if id(v) not in shared} == {id(v) for v in head}
+    assert hybrid.loss_term_names() == baseline.loss_term_names() + ["actor_critic"]
+    # On a step without the RL term both optimize the same SRGAN loss of the same weights on the same batch.
+    batch = _batch(photos)
+    first_base, first_hybrid = baseline.train_step(batch), hybrid.train_step(batch)
+    assert float(first_hybrid["actor_critic"]) == 0.0
+    for name in ("distortion", "adversarial", "d_loss", "psnr"):
+        assert float(first_base[name]) == pytest.approx(float(first_hybrid[name]), rel=1e-6)
+
+
+# ---- generator and codec -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_output_shape_for_each_scale(scale):
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(_config(scale=scale), for_training=False)
+    low = np.zeros([2, 5, 7, 3], np.uint8)
+    assert model.synthesis(low, 5 * scale, 7 * scale).shape == (2, 5 * scale, 7 * scale, 3)
+    assert model.synthesis(low, 5 * scale - 1, 7 * scale - 3).shape == (2, 5 * scale - 1, 7 * scale - 3, 3)
+    x_hat = model.generate({"low": low, "high": np.zeros([2, 5 * scale, 7 * scale, 3], np.float32)}, False)["x_hat"]
+    assert x_hat.shape == (2, 5 * scale, 7 * scale, 3)
+
+
+def test_the_paper_generator_shape():
+    model = build_model(preset("rlsrgan-paper").replace(perceptual_weight=0.0, perceptual_weights=None),
+                        for_training=False)
+    convs = [layer for layer in model.encoder.submodules if isinstance(layer, tf.keras.layers.Conv2D)]
+    assert convs[0].kernel_size == (9, 9) and convs[0].filters == 64
+    assert len(convs) == 1 + 2 * 5 + 1  # head, 5 residual blocks of two convs, the conv before the long skip
+    shuffles = [layer for layer in model.decoder.submodules if isinstance(layer, rlsrgan.SubPixelUpsample)]
+    assert len(shuffles) == 2  # x4
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (1, 1)])
+def test_the_sr_file_round_trips_the_jpeg_and_the_size(photos, sr_model, size):
+    image = photos["chelsea"][:size[0], :size[1]]
+    result = api.encode_sr(image, 4, 60)
+    header, payload = bitstream.unpack(result.data)
+    stored = bitstream.unpack_sr(payload)
+    assert (header.family, header.height, header.width) == ("sr", *size)
+    assert stored.jpeg == sr.encode_jpeg(sr.downsample(image, 4), 60)  # the same JPEG bytes in and out
+    assert (stored.scale, stored.quality) == (4, 60)
+    assert len(result.data) == bitstream.OVERHEAD + 2 + len(stored.jpeg)
+    assert result.report()["bpp"] == pytest.approx(8 * len(result.data) / (size[0] * size[1]))
+    low = api.read_sr(result.data).low
+    assert low.shape == (-(-size[0] // 4), -(-size[1] // 4), 3)
+    for decoder in ("lanczos", "bicubic"):
+        out = api.decode(result.data, decoder=decoder)
+        assert out.shape == (*size, 3)
+        np.testing.assert_array_equal(out, sr.upscale(low, 4, decoder, *size))
+    decoded = api.decode(result.data, sr_model)
+    assert decoded.shape == (*size, 3)
+    np.testing.assert_array_equal(decoded, sr_model.synthesis(low[None], *size).numpy()[0])
+
+
+def test_an_sr_model_writes_the_codec_file_of_its_settings(photos, sr_model):
+    m = sr_model.config.model
+    assert api.encode(photos["coffee"], sr_model).data == api.encode_sr(photos["coffee"], m.scale, m.jpeg_quality).data
+
+
+def test_training_examples_hold_exactly_what_a_file_stores(photos):
+    from tfgc.data import super_resolution_example
+
+    crop = photos["coffee"][:48, :64].astype(np.float32)
+    example = super_resolution_example(4, 50)(tf.constant(crop))
+    np.testing.assert_array_equal(example["low"].numpy(), sr.degrade(crop.astype(np.uint8), 4, 50))
+    np.testing.assert_array_equal(example["high"].numpy(), crop)
+
+
+def test_damaged_or_wrong_sr_files_are_clear_errors(photos, sr_model, tiny_model):
+    image = photos["chelsea"][:40, :40]
+    data = api.encode_sr(image, 4, 75).data
+    header, payload = bitstream.unpack(data)
+
+    def repacked(new_payload, **fields):
+        return bitstream.pack(bitstream.Header(**dict(vars(header), **fields)), new_payload)
+
+    with pytest.raises(FormatError, match="scale 3"):
+        api.decode(repacked(bytes([3]) + payload[1:]), sr_model)
+    with pytest.raises(FormatError, match="no JPEG"):
+        api.decode(repacked(payload[:2]), sr_model)
+    with pytest.raises(FormatError, match="cannot be decoded|JPEG"):
+        api.decode(repacked(payload[:2] + b"\xff\xd8 not a jpeg"), sr_model)
+    with pytest.raises(FormatError, match="header implies"):  # a JPEG of another size than the header's image
+        api.decode(repacked(payload, height=80), sr_model)
+    with pytest.raises(FormatError, match="fingerprint"):
+        api.decode(repacked(bytes([2]) + payload[1:]), decoder="lanczos")
+    with pytest.raises(ModelError, match="sr files"):
+        api.decode(api.compress(image, tiny_model), decoder="lanczos")
+    with pytest.raises(ModelError, match="no model"):
+        api.decode(data, sr_model, decoder="bicubic")
+    with pytest.raises(TfgcError, match="scale"):
+        api.encode_sr(image, 3, 75)
+    with pytest.raises(TfgcError, match="quality"):
+        api.encode_sr(image, 4, 0)
+
+
+def test_config_of_sr_models():
+    with pytest.raises(ConfigError, match="scale"):
+        _config(scale=3)
+    with pytest.raises(ConfigError, match="jpeg_quality"):
+        _config(jpeg_quality=101)
+    with pytest.raises(ConfigError, match="rl_every"):
+        _config(rl_every=0)
+    assert preset("rlsrgan-paper").model.adversarial_weight == 1e-3
+    assert preset("rlsrgan-paper").model.perceptual_weight == 6e-3
+    assert preset("rlsrgan-paper").model.value_weight == 5e-3
+    assert preset("rlsrgan-paper").model.upsampling_skip == "none"
+
+
+def test_save_load_and_both_variants_decode_the_same_files(tmp_path, photos):
+    image = photos["astronaut"][:64, :48]
+    decoded = {}
+    for rl in (False, True):
+        tf.keras.utils.set_random_seed(11)
+        model = build_model(_config(actor_critic=rl))
+        directory = save_model(model, tmp_path / f"rl{rl}")
+        loaded = load_model(directory)
+        assert loaded.actor_critic is None and loaded.discriminator is None  # inference holds neither
+        data = api.compress(image, loaded)
+        decoded[rl] = api.decode(data, loaded)
+        np.testing.assert_array_equal(decoded[rl], api.decode(data, model))
+        manifest = json.loads((directory / "manifest.json").read_text())
+        assert manifest["scale"] == 4 and manifest["actor_critic"] is rl and "bound_bpp" not in manifest
+    # The same seed gives the same generator: the head is all that differs.
+    np.testing.assert_array_equal(decoded[False], decoded[True])
+
+
+@pytest.mark.parametrize("mode", ["float16", "bfloat16"])
+def test_sr_mixed_precision_steps_keep_weights_finite(photos, mode):
+    from tfgc.train import compile_model, set_precision
+
+    set_precision(mode)
+    try:
+        config = _config()
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(config)
+        compile_model(model, config)
+        history = model.fit(tf.data.Dataset.from_tensors(_batch(photos)).repeat(), steps_per_epoch=3, epochs=1,
+                            verbose=0)
+        assert all(np.isfinite(v[0]) for v in history.history.values())
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+    finally:
+        set_precision("off")
+
+
+def test_sr_mirrored_strategy_step_shares_the_reward_state(photos, one_training_step):
+    config = _config(rl_every=1)
+    batch = _batch(photos, n=4)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    start, after, history = one_training_step(config, batch, mirrored)
+    assert history["rl_applied"] == [1.0]
+    assert sum(float(np.abs(a - b).sum()) for a, b in zip(after, start)) > 0
+    assert all(np.isfinite(w).all() for w in after)
+
+
+def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(photos[name][:96, :128]).save(data / f"{name}.png")
+    run = tmp_path / "run"
+
+    def tfgc(*args, module="tfgc"):
+        return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                              timeout=600)
+
+    trained = tfgc("--preset", "rlsrgan-tiny", "--data", data, "--out", run, "--steps", 4, "--time-limit", 5,
+                   module="tfgc.train")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "JPEG q75 at 1/4, actor-critic" in trained.stdout
+    image, packed = data / "coffee.png", tmp_path / "coffee.tfgc"
+    assert tfgc("compress", image, packed, "--codec", "sr", "--quality", 40).returncode == 0
+    info = json.loads(tfgc("info", packed).stdout)
+    assert (info["family"], info["scale"], info["jpeg_quality"]) == ("sr", 4, 40)
+    assert info["bytes"] == packed.stat().st_size
+    for extra in (["--model", run / "model"], ["--decoder", "lanczos"]):
+        out = tmp_path / f"out{extra[0]}.png"
+        decoded = tfgc("decompress", packed, out, *extra)
+        assert decoded.returncode == 0, decoded.stderr
+        assert Image.open(out).size == Image.open(image).size
+
+    refused = tfgc("decompress", packed, tmp_path / "x.png", "--decoder", "lanczos", "--model", run / "model")
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+    refused = tfgc("compress", image, tmp_path / "y.tfgc", "--model", run / "model", "--quality", 40)
+    assert refused.returncode != 0 and "--codec sr" in refused.stderr and not (tmp_path / "y.tfgc").exists()
+
+    report = tfgc("superres", "--data", data, "--model", run / "model", "--qualities", 50, "--limit", 1,
+                  "--out", tmp_path / "docs")
+    assert report.returncode == 0, report.stderr[-2000:]
+    result = json.loads((tmp_path / "docs" / "rlsrgan" / "results.json").read_text())
+    assert set(result["table"]) == {"run", "lanczos", "bicubic"}
+    rows = [r for r in result["images"] if r["quality"] == 75]
+    assert len({r["bytes"] for r in rows}) == 1  # every decoder read the same file
+    assert rows[0]["bytes"] == len(api.encode_sr(photos["astronaut"][:96, :128], 4, 75).data)
+    for name in ("rd_psnr.png", "rd_msssim.png", "crops.png"):
+        assert (tmp_path / "docs" / "rlsrgan" / name).stat().st_size > 0
+
+
+def test_export_of_an_sr_decoder_to_serving_tflite_and_onnx(tmp_path, photos):
+    from PIL import Image
+
+    from tfgc import export
+
+    tf.keras.utils.set_random_seed(4)
+    directory = save_model(build_model(_config(), for_training=False), tmp_path / "model")
+    check = tmp_path / "check.png"
+    Image.fromarray(photos["coffee"][:60, :84]).save(check)
+    with pytest.raises(TfgcError, match="no codec SavedModel"):
+        export.export(directory, tmp_path / "codec", ["codec"])
+    folders = export.export(directory, tmp_path / "out", check_image=check)
+    assert set(folders) == {"serving", "tflite", "onnx"}
+    model = load_model(directory)
+    data = api.compress(photos["coffee"][:60, :84], model)
+    reference = api.decode(data, model)
+    for backend in ("onnx", "tflite"):
+        manifest = json.loads((folders[backend] / export.EXPORT_MANIFEST).read_text())
+        assert manifest["parity"]["float32" if backend == "tflite" else "onnx"]["max_abs_diff"] <= 2
+        decoded = api.decode(data, export.load_backend(tmp_path / "out", backend))
+        assert decoded.shape == reference.shape
+        assert np.abs(decoded.astype(int) - reference.astype(int)).max() <= 2
+    serving = load_model(folders["serving"])  # the serving folder is a model directory too
+    np.testing.assert_array_equal(api.decode(data, serving), reference)

@@ -1,0 +1,296 @@
+"""RL-SRGAN (Savioli 2019, "A Hybrid Approach Between Adversarial Generative Networks and Actor-Critic Policy Gradient
+for Low Rate High-Resolution Image Compression"): a file stores the image downsampled by r as a JPEG; the decoder is a
+super-resolution GAN (SRGAN, Ledig et al. 2017) whose training adds an actor-critic loss toward higher PSNR.
+
+Generator: the "encoder" E works at the JPEG's resolution: 9x9 conv w + PReLU, residual blocks (3x3 conv w, batch
+norm, PReLU, 3x3 conv w, batch norm, skip), 3x3 conv w + batch norm, plus the long skip from the first conv. The
+"decoder" upsamples with log2(r) sub-pixel stages (3x3 conv 4w, pixel shuffle x2, PReLU) and a 9x9 conv to RGB (tanh).
+The paper's "eight subpixel layers" cannot be eight x2 pixel shuffles at x4; we read the sub-pixel part as SRGAN's,
+one x2 stage per factor of 2 of r (2 at x4, 3 at x8). Our option `upsampling_skip="bilinear"` (the small presets) adds
+the bilinearly upscaled input to a linear output, so the generator learns only what the upscaler misses.
+
+Discriminator: VGG-style (tfgc.nn.discriminators.VGGStyleDiscriminator). SRGAN loss (the paper's eq. 4): MSE (images
+in [-1, 1]) + 1e-3 * (-log D(G(x))) + 6e-3 * VGG19 phi_5,4 feature MSE.
+
+Actor-critic head (eqs. 5-12), on the generator's low-resolution features E(x) (global average pooling, a 256-unit
+dense layer, then three outputs): a Gaussian policy pi over the PSNR (mean, log-std) and a value V. At training step
+i the reward is r_i = 1 if the batch's PSNR_i > PSNR_{i-1}, else 0; the last k rewards are kept, and every k-th step
+(steps k-1, 2k-1, ... counted from 0) the return R = sum_j gamma^j r_{i-k+1+j} (the window's first reward undiscounted,
+A3C's k-step return) enters the loss
+
+    L_RL = value_weight * (R - V)^2 - log pi(a) * (R - V),   a ~ pi (the predicted PSNR; sampled, no gradient),
+
+added to the SRGAN loss; other steps train on the SRGAN loss alone. (R - V) is held fixed in the policy term. The RL
+loss reaches the generator only through E's features under the head: that is the "indirect" push the paper describes.
+Without `actor_critic` the same model is the SRGAN baseline: the networks, data and SRGAN loss are the same, only the
+head and its loss are absent. The head is for training only; exported models never hold it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from tfgc.codec import sr
+from tfgc.config import Config
+from tfgc.models.gan import GANModel, nonsaturating_discriminator_loss, nonsaturating_generator_loss
+from tfgc.models.gc import checked_alpha, to_uint8, to_unit_range
+from tfgc.nn.discriminators import VGGStyleDiscriminator
+from tfgc.nn.layers import SRResidualBlock, SubPixelUpsample, prelu
+from tfgc.nn.perceptual import VGGContentLoss
+
+# The policy's mean is this plus the head's output, so an untrained head starts near the PSNRs it sees.
+PSNR_OFFSET = 25.0
+LOG_STD_RANGE = (-5.0, 3.0)
+
+
+class SREncoder(tf.keras.layers.Layer):
+    """E: the generator up to its upsampling, at the input's resolution."""
+
+    def __init__(self, width: int, residual_blocks: int, name="encoder"):
+        super().__init__(name=name)
+        self.head = tf.keras.Sequential([tf.keras.layers.Conv2D(width, 9, padding="same"), prelu()])
+        self.trunk = tf.keras.Sequential(
+            [SRResidualBlock(width) for _ in range(residual_blocks)]
+            + [tf.keras.layers.Conv2D(width, 3, padding="same"), tf.keras.layers.BatchNormalization()])
+
+    def call(self, x, training=None):
+        first = self.head(x)
+        return first + self.trunk(first, training=training)
+
+
+class SRDecoder(tf.keras.Sequential):
+    """The generator's upsampling: one sub-pixel x2 stage per factor of 2 of `scale`, then 9x9 conv to RGB: tanh, or
+    with a skip linear (the difference to the upscaled input)."""
+
+    def __init__(self, width: int, scale: int, skip: bool = False, name="decoder"):
+        stages = int(round(math.log2(scale)))
+        super().__init__(
+            [SubPixelUpsample(width) for _ in range(stages)]
+            + [tf.keras.layers.Conv2D(3, 9, padding="same"),
+               tf.keras.layers.Activation("linear" if skip else "tanh", dtype="float32")],
+            name=name)
+
+
+class ActorCriticHead(tf.keras.layers.Layer):
+    """Features [B, h, w, C] -> policy mean, log-std (of the PSNR in dB) and value, each [B], float32."""
+
+    def __init__(self, hidden: int = 256, name="actor_critic"):
+        super().__init__(name=name, dtype="float32")
+        self.pool = tf.keras.layers.GlobalAveragePooling2D(dtype="float32")
+        self.hidden = tf.keras.layers.Dense(hidden, activation="relu", dtype="float32")
+        self.policy_and_value = tf.keras.layers.Dense(3, dtype="float32")
+
+    def call(self, features):
+        out = self.policy_and_value(self.hidden(self.pool(tf.cast(features, tf.float32))))
+        return PSNR_OFFSET + out[:, 0], tf.clip_by_value(out[:, 1], *LOG_STD_RANGE), out[:, 2]
+
+
+# ---- the actor-critic arithmetic (pure functions, tested on hand-made sequences) --------------------------------
+
+def psnr_rewards(psnrs, previous=float("nan")):
+    """r_i = 1 where psnrs[i] > psnrs[i-1] (psnrs[-1] = `previous`; NaN: no previous step, reward 0), else 0."""
+    psnrs = tf.convert_to_tensor(psnrs, tf.float32)
+    before = tf.concat([[tf.cast(previous, tf.float32)], psnrs[:-1]], axis=0)
+    return tf.cast(psnrs > before, tf.float32)
+
+
+def discounted_return(rewards, discount):
+    """R = sum_j discount^j * rewards[j]: rewards oldest first, the first undiscounted."""
+    rewards = tf.convert_to_tensor(rewards, tf.float32)
+    powers = tf.pow(tf.cast(discount, tf.float32), tf.range(tf.size(rewards), dtype=tf.float32))
+    return tf.reduce_sum(powers * rewards)
+
+
+def gaussian_log_prob(x, mean, log_std):
+    return -0.5 * tf.square((x - mean) / tf.exp(log_std)) - log_std - 0.5 * math.log(2.0 * math.pi)
+
+
+def rl_applies(step, every: int):
+    """Whether the actor-critic loss joins the loss at training step `step` (counted from 0): every k-th step."""
+    return tf.equal((step + 1) % every, 0)
+
+
+def psnr(x, x_hat):
+    """Per-example PSNR (dB) of images in [-1, 1], as 8-bit images."""
+    mse = tf.reduce_mean(tf.square((tf.cast(x, tf.float32) - tf.cast(x_hat, tf.float32)) * 127.5), axis=[1, 2, 3])
+    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+
+
+def _global_mean(values):
+    """The mean of per-example values over the global batch (every replica gets the same number)."""
+    context = tf.distribute.get_replica_context()
+    total = tf.reduce_sum(values)
+    count = tf.cast(tf.size(values), tf.float32)
+    if context is not None:
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
+    return total / count
+
+
+class SRModel(GANModel):
+    family = "sr"
+
+    def __init__(self, config: Config, for_training: bool = True, **kwargs):
+        super().__init__(name="sr", **kwargs)
+        self.config = config
+        m = config.model
+        self.encoder = SREncoder(m.width, m.residual_blocks)
+        self.decoder = SRDecoder(m.width, m.scale, skip=m.upsampling_skip != "none")
+        self.discriminator = None
+        self.perceptual = None
+        self.actor_critic = None
+        if for_training and m.adversarial_weight > 0:
+            self.discriminator = VGGStyleDiscriminator(m.discriminator_width, m.discriminator_layers,
+                                                       name="discriminator")
+        if for_training and m.perceptual_weight > 0:
+            self.perceptual = VGGContentLoss(m.perceptual_weights, name="perceptual")
+        if for_training and m.actor_critic:
+            self.actor_critic = ActorCriticHead()
+            # The reward history lives in the model, so BackupAndRestore resumes it with the weights. Every replica
+            # computes the same values (from the global batch's PSNR); the first one's are kept.
+            state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.rl_step = tf.Variable(0, dtype=tf.int64, name="rl_step", **state)
+            self.previous_psnr = tf.Variable(0.0, dtype=tf.float32, name="previous_psnr", **state)
+            self.rewards = tf.Variable(tf.zeros([m.rl_every]), name="rewards", **state)
+        self._build_networks()
+        self.synthesis_function = tf.function(self._synthesis, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32)])
+
+    def _build_networks(self):
+        low = tf.zeros([1, 8, 8, 3])
+        features = self.encoder(low)
+        high = self.decoder(features)
+        if self.discriminator is not None:
+            self.discriminator(high)
+        if self.actor_critic is not None:
+            self.actor_critic(features)
+
+    # ---- forward pass and losses --------------------------------------------------------------------------------
+    def call(self, batch, training=False):
+        return self.generate(batch, training=training)["x_hat"]
+
+    def upscale(self, low, training: bool = False):
+        """Low-resolution images in [-1, 1] -> (the generator's output, E's features)."""
+        features = self.encoder(low, training=training)
+        x_hat = self.decoder(features, training=training)
+        if self.config.model.upsampling_skip == "bilinear":
+            size = tf.shape(low)[1:3] * self.config.model.scale
+            x_hat = x_hat + tf.image.resize(tf.cast(low, tf.float32), size, method="bilinear")
+        return x_hat, features
+
+    def generate(self, batch, training: bool):
+        x_hat, features = self.upscale(to_unit_range(batch["low"]), training=training)
+        return {"x": to_unit_range(batch["high"]), "x_hat": x_hat, "features": features}
+
+    def images_of(self, batch):
+        return batch["high"]
+
+    def discriminator_inputs(self, batch, outputs):
+        return outputs["x"], outputs["x_hat"]
+
+    def discriminator_loss(self, disc_real, disc_fake):
+        return nonsaturating_discriminator_loss(disc_real, disc_fake)
+
+    def loss_term_names(self) -> List[str]:
+        names = ["distortion"]
+        if self.adversarial:
+            names.append("adversarial")
+        if self.perceptual is not None:
+            names.append("perceptual")
+        if self.actor_critic is not None:
+            names.append("actor_critic")
+        return names
+
+    def metric_names(self) -> List[str]:
+        names = ["psnr"]
+        if self.actor_critic is not None:
+            names += ["rl_applied", "rl_return", "value", "predicted_psnr"]
+        return names
+
+    def generator_loss_terms(self, batch, outputs, disc_real, disc_fake) -> Dict[str, tf.Tensor]:
+        m = self.config.model
+        x, x_hat = outputs["x"], outputs["x_hat"]
+        terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])}
+        if self.adversarial:
+            terms["adversarial"] = m.adversarial_weight * nonsaturating_generator_loss(disc_fake)
+        if self.perceptual is not None:
+            terms["perceptual"] = m.perceptual_weight * self.perceptual(x, x_hat)
+        if self.actor_critic is not None:
+            terms["actor_critic"] = self._actor_critic_loss(outputs)
+        return terms
+
+    def _actor_critic_loss(self, outputs):
+        """This step's reward goes into the history; on every k-th step the loss, else zeros (and no gradient)."""
+        m = self.config.model
+        batch_psnr = _global_mean(tf.stop_gradient(psnr(outputs["x"], outputs["x_hat"])))
+        previous = tf.where(self.rl_step > 0, self.previous_psnr, float("nan"))  # the first step has none
+        reward = psnr_rewards(batch_psnr[None], previous)
+        rewards = tf.concat([self.rewards[1:], reward], axis=0)
+        applies = rl_applies(self.rl_step, m.rl_every)
+        self.rewards.assign(rewards)
+        self.previous_psnr.assign(batch_psnr)
+        self.rl_step.assign_add(1)
+
+        mean, log_std, value = self.actor_critic(outputs["features"])
+        action = tf.stop_gradient(mean + tf.exp(log_std) * tf.random.normal(tf.shape(mean)))
+        returns = discounted_return(rewards, m.rl_discount)
+        advantage = returns - value
+        loss = m.value_weight * tf.square(advantage) - gaussian_log_prob(action, mean, log_std) * tf.stop_gradient(
+            advantage)
+        outputs.update(rl_applied=tf.fill(tf.shape(value), tf.cast(applies, tf.float32)),
+                       rl_return=tf.fill(tf.shape(value), returns), value=value, predicted_psnr=mean)
+        return tf.where(applies, loss, tf.zeros_like(loss))
+
+    def batch_metrics(self, batch, outputs):
+        metrics = {"psnr": psnr(outputs["x"], outputs["x_hat"])}
+        for name in ("rl_applied", "rl_return", "value", "predicted_psnr"):
+            if name in outputs:
+                metrics[name] = outputs[name]
+        return metrics
+
+    # ---- the codec's learned decoder ----------------------------------------------------------------------------
+    def _synthesis(self, low, height, width):
+        """Decoded JPEGs uint8 [B, h, w, 3] -> uint8 images [B, height, width, 3] (r*h >= height, r*w >= width)."""
+        x_hat, _ = self.upscale(to_unit_range(low))
+        return to_uint8(x_hat[:, :height, :width, :])
+
+    def synthesis(self, low, height, width, alpha=None):
+        self.checked_alpha(alpha)
+        return self.synthesis_function(low, height, width)
+
+    def checked_alpha(self, alpha) -> float:
+        return checked_alpha(self.config, alpha)
+
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """What a file of this model stores of `image`, decoded: the downsampled JPEG's pixels."""
+        m = self.config.model
+        return sr.degrade(image, m.scale, m.jpeg_quality)
+
+    def reconstruct(self, image, alpha=None):
+        """The model's own reconstruction of uint8 images [B, H, W, 3] (each degraded as a file would be)."""
+        image = np.asarray(image, np.uint8)
+        low = np.stack([self.degrade(i) for i in image])
+        return self.synthesis(low, image.shape[1], image.shape[2], alpha)
+
+    def update_coding_tables(self) -> None:
+        """A JPEG needs no table of ours."""
+
+    def deployed_functions(self):
+        """synthesis: low uint8 [B, h, w, 3] (the decoded JPEG), image_size int32 [2] -> image uint8 [B, H, W, 3]."""
+
+        def synthesis(low, image_size):
+            return {"image": self._synthesis(low, image_size[0], image_size[1])}
+
+        return {"synthesis": tf.function(synthesis, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
+            tf.TensorSpec([2], tf.int32, name="image_size")])}
+
+    def export_parts(self):
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def fingerprint(self) -> bytes:
+        return sr.fingerprint(self.config.model.scale)
