@@ -332,3 +332,10 @@ def test_export_of_an_sr_decoder_to_serving_tflite_and_onnx(tmp_path, photos):
         assert np.abs(decoded.astype(int) - reference.astype(int)).max() <= 2
     serving = load_model(folders["serving"])  # the serving folder is a model directory too
     np.testing.assert_array_equal(api.decode(data, serving), reference)
+
+
+def test_a_file_of_another_scale_names_the_scales(photos, sr_model):
+    from tfgc.errors import ModelMismatchError
+
+    with pytest.raises(ModelMismatchError, match="downsampled by 2, the model upscales by 4"):
+        api.decode(api.encode_sr(photos["coffee"][:32, :32], 2, 75).data, sr_model)

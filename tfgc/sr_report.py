@@ -154,11 +154,11 @@ def _label(decoder: str) -> str:
 
 
 def _table(table: Dict[str, dict]) -> str:
-    lines = ["| decoder | PSNR (dB) | MS-SSIM | file bytes | PNG bytes | compression ratio (PNG / file) | bpp |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| decoder | PSNR (dB) | MS-SSIM | detail ratio | file bytes | PNG bytes | compression ratio (PNG / file) "
+             "| bpp |", "|---|---|---|---|---|---|---|---|"]
     for decoder, s in table.items():
-        lines.append(f"| {_label(decoder)} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | {s['bytes']:.0f} | "
-                     f"{s['png_bytes']:.0f} | {s['compression_ratio']:.1f} | {s['bpp']:.4f} |")
+        lines.append(f"| {_label(decoder)} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | {s['detail']:.3f} | "
+                     f"{s['bytes']:.0f} | {s['png_bytes']:.0f} | {s['compression_ratio']:.1f} | {s['bpp']:.4f} |")
     return "\n".join(lines)
 
 
@@ -232,7 +232,8 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         "decoder, so all rows of a quality describe identical bytes. bpp = 8 x file bytes / pixels (the .tfgc file: "
         "JPEG, 2 bytes of scale and quality, 31 bytes of header and checksum). PNG bytes: the original as Pillow "
         "writes a PNG; compression ratio = PNG bytes / file bytes, per image, averaged (the paper's \"compression "
-        "rate\").",
+        "rate\"). Detail ratio = gradient energy of the reconstruction / that of the original (1: as much fine "
+        "detail as the original; it measures amount, not faithfulness).",
         "",
         f"## Table 1 analogue: JPEG quality {q}",
         "",

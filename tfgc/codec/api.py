@@ -227,16 +227,16 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
     model = _as_model(model)
     if header.family != model.family:
         raise ModelMismatchError(f"file holds a {header.family} bitstream, the model is a {model.family} model")
+    m = model.config.model
+    if model.family == "sr":  # the file names no model, only its scale
+        stored = _read_sr(header, payload)
+        if stored.scale != m.scale:
+            raise ModelMismatchError(f"file is downsampled by {stored.scale}, the model upscales by {m.scale}")
+        return np.asarray(model.synthesis(stored.low[None], header.height, header.width, alpha=alpha))[0]
     expected = _fingerprint(model)
     if header.fingerprint != expected:
         raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
                                  f"({expected.hex()})")
-    m = model.config.model
-    if model.family == "sr":
-        stored = _read_sr(header, payload)
-        if stored.scale != m.scale:  # the fingerprint names the scale: only a damaged model gets here
-            raise ModelMismatchError(f"file is downsampled by {stored.scale}, the model upscales by {m.scale}")
-        return np.asarray(model.synthesis(stored.low[None], header.height, header.width, alpha=alpha))[0]
     shape = (-(-header.height // m.downsampling), -(-header.width // m.downsampling), m.latent_channels)
     table = model.coding_table()
     if header.uniform_table:
