@@ -339,3 +339,23 @@ def test_a_file_of_another_scale_names_the_scales(photos, sr_model):
 
     with pytest.raises(ModelMismatchError, match="downsampled by 2, the model upscales by 4"):
         api.decode(api.encode_sr(photos["coffee"][:32, :32], 2, 75).data, sr_model)
+
+
+def test_the_vgg_term_of_the_srgan_loss(photos):
+    from tfgc.train import compile_model
+
+    config = _config(perceptual_weight=6e-3, perceptual_weights="random")  # random features: the mechanics only
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(config)
+    compile_model(model, config)
+    logs = model.train_step(_batch(photos))
+    assert model.loss_term_names() == ["distortion", "adversarial", "perceptual", "actor_critic"]
+    assert np.isfinite(float(logs["perceptual"])) and float(logs["perceptual"]) > 0
+    batch = _batch(photos)
+    same = model.perceptual(tf.zeros([1, 32, 32, 3]), tf.zeros([1, 32, 32, 3]))
+    assert float(same[0]) == 0.0
+    assert float(model.perceptual(to_unit(batch["high"][:1]), -to_unit(batch["high"][:1]))[0]) > 0
+
+
+def to_unit(x):
+    return tf.cast(x, tf.float32) / 127.5 - 1.0

@@ -338,7 +338,8 @@ def _rlsrgan_small() -> Config:
     # The paper's generator at half width and a quarter-width discriminator, batch 8, without the VGG term (VGG19 on
     # every step is most of a CPU step, and its ImageNet weights need the network or a local file: add it with
     # --perceptual-weight 6e-3 --vgg-weights FILE). A bilinear global skip and a higher learning rate for short CPU
-    # runs: from scratch, the paper's generator spends its first CPU hour learning what an upscaler already does.
+    # runs: from scratch the paper's generator first has to learn what an upscaler does (measured on BSDS500 crops:
+    # 15.2 dB after 90 steps without the skip, 24.2 dB after 40 with it).
     config = _rlsrgan_paper()
     return dataclasses.replace(
         config, preset="rlsrgan-small",

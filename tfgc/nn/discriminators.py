@@ -52,9 +52,9 @@ class MultiScaleDiscriminator(tf.keras.layers.Layer):
 
 
 class VGGStyleDiscriminator(tf.keras.layers.Layer):
-    """SRGAN's discriminator: 3x3 convs with LeakyReLU(0.2), batch norm after the first, each width twice: once at
-    stride 1, once at stride 2 (strided convolutions instead of max-pooling), the width doubling from `width` for
-    `blocks` widths; then a dense head (1024, LeakyReLU, 1 logit).
+    """SRGAN's discriminator: 3x3 convs with LeakyReLU(0.2) and batch norm on all but the first; each width twice,
+    at stride 1 and then 2 (strided convolutions instead of max-pooling), the width doubling from `width` for `blocks`
+    widths; then a dense head (1024, LeakyReLU, 1 logit).
 
     The head pools globally before its dense layers (SRGAN flattens a fixed 96x96 crop's map), so any image size
     works. Returns [[logits]] (float32), the shape the GAN core's losses take: one scale, scores last.
