@@ -162,7 +162,9 @@ def test_the_sr_file_round_trips_the_jpeg_and_the_size(photos, sr_model, size):
 
 def test_an_sr_model_writes_the_codec_file_of_its_settings(photos, sr_model):
     m = sr_model.config.model
-    assert api.encode(photos["coffee"], sr_model).data == api.encode_sr(photos["coffee"], m.scale, m.jpeg_quality).data
+    data = api.encode(photos["coffee"], sr_model).data
+    assert data == api.encode_sr(photos["coffee"], m.scale, m.jpeg_quality).data
+    np.testing.assert_array_equal(api.decode(data, sr_model), sr_model.reconstruct(photos["coffee"][None]).numpy()[0])
 
 
 def test_training_examples_hold_exactly_what_a_file_stores(photos):

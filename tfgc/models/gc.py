@@ -67,6 +67,12 @@ def to_uint8(x):
     return tf.cast(tf.round(tf.clip_by_value((tf.cast(x, tf.float32) + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
+def unit_range_psnr(x, x_hat):
+    """Per-example PSNR (dB) of images in [-1, 1], measured as 8-bit images."""
+    mse = tf.reduce_mean(tf.square((tf.cast(x, tf.float32) - tf.cast(x_hat, tf.float32)) * 127.5), axis=[1, 2, 3])
+    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+
+
 def pad_to_multiple(image, multiple: int):
     """Edge-replicate an image [B, H, W, 3] to sizes divisible by `multiple` (works for a 1x1 image too)."""
     shape = tf.shape(image)
@@ -239,9 +245,8 @@ class GCModel(GANModel):
 
     def batch_metrics(self, batch, outputs):
         x, x_hat = outputs["x"], outputs["x_hat"]
-        mse = tf.reduce_mean(tf.square((x - x_hat) * 127.5), axis=[1, 2, 3])
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        return {"psnr": 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0),
+        return {"psnr": unit_range_psnr(x, x_hat),
                 "bpp": self.prior.bits(self.coded_onehot(outputs)) / pixels}
 
     def images_of(self, batch):

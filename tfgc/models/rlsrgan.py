@@ -37,7 +37,7 @@ import tensorflow as tf
 from tfgc.codec import sr
 from tfgc.config import Config
 from tfgc.models.gan import GANModel, nonsaturating_discriminator_loss, nonsaturating_generator_loss
-from tfgc.models.gc import checked_alpha, to_uint8, to_unit_range
+from tfgc.models.gc import checked_alpha, to_uint8, to_unit_range, unit_range_psnr
 from tfgc.nn.discriminators import VGGStyleDiscriminator
 from tfgc.nn.layers import SRResidualBlock, SubPixelUpsample, prelu
 from tfgc.nn.perceptual import VGGContentLoss
@@ -112,12 +112,6 @@ def gaussian_log_prob(x, mean, log_std):
 def rl_applies(step, every: int):
     """Whether the actor-critic loss joins the loss at training step `step` (counted from 0): every k-th step."""
     return tf.equal((step + 1) % every, 0)
-
-
-def psnr(x, x_hat):
-    """Per-example PSNR (dB) of images in [-1, 1], as 8-bit images."""
-    mse = tf.reduce_mean(tf.square((tf.cast(x, tf.float32) - tf.cast(x_hat, tf.float32)) * 127.5), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
 
 
 def _global_mean(values):
@@ -226,7 +220,7 @@ class SRModel(GANModel):
     def _actor_critic_loss(self, outputs):
         """This step's reward goes into the history; on every k-th step the loss, else zeros (and no gradient)."""
         m = self.config.model
-        batch_psnr = _global_mean(tf.stop_gradient(psnr(outputs["x"], outputs["x_hat"])))
+        batch_psnr = _global_mean(tf.stop_gradient(unit_range_psnr(outputs["x"], outputs["x_hat"])))
         previous = tf.where(self.rl_step > 0, self.previous_psnr, float("nan"))  # the first step has none
         reward = psnr_rewards(batch_psnr[None], previous)
         rewards = tf.concat([self.rewards[1:], reward], axis=0)
@@ -246,7 +240,7 @@ class SRModel(GANModel):
         return tf.where(applies, loss, tf.zeros_like(loss))
 
     def batch_metrics(self, batch, outputs):
-        metrics = {"psnr": psnr(outputs["x"], outputs["x_hat"])}
+        metrics = {"psnr": unit_range_psnr(outputs["x"], outputs["x_hat"])}
         for name in ("rl_applied", "rl_return", "value", "predicted_psnr"):
             if name in outputs:
                 metrics[name] = outputs[name]
