@@ -15,9 +15,10 @@ from tfgc.models.store import initialize_from, load_model, save_model
 from tfgc.nn.interpolation import call_with_weights, interpolate
 
 
-def _two_decoder_model(seed=0):
+def _two_decoder_model(seed=0, normalization="instance"):
     tf.keras.utils.set_random_seed(seed)
-    model = build_model(preset("gc-tiny").replace(fidelity_control=True), for_training=False)
+    model = build_model(preset("gc-tiny").replace(fidelity_control=True, normalization=normalization),
+                        for_training=False)
     for variable in model.generator.weights:  # two decoders that differ everywhere
         variable.assign(variable + tf.random.normal(variable.shape, stddev=0.2))
     return model
@@ -38,8 +39,9 @@ def test_interpolated_weights_are_exactly_linear(rng):
             np.testing.assert_array_equal(mixed.numpy(), expected)
 
 
-def test_alpha_endpoints_are_the_two_decoders_bit_for_bit(rng):
-    model = _two_decoder_model()
+@pytest.mark.parametrize("normalization", ["instance", "gdn", "none"])
+def test_alpha_endpoints_are_the_two_decoders_bit_for_bit(rng, normalization):
+    model = _two_decoder_model(normalization=normalization)
     z = _latent(model, rng)
     first, second = model.mse_generator.weights, model.generator.weights
     np.testing.assert_array_equal(call_with_weights(model.generator, z, interpolate(first, second, 0.0)),
@@ -52,8 +54,9 @@ def test_alpha_endpoints_are_the_two_decoders_bit_for_bit(rng):
     assert not np.array_equal(halfway, model.mse_generator(z).numpy())
 
 
-def test_call_with_own_weights_equals_the_keras_call(rng):
-    model = build_model(preset("gc-tiny").replace(residual_blocks=2), for_training=False)
+@pytest.mark.parametrize("normalization", ["instance", "gdn", "none"])
+def test_call_with_own_weights_equals_the_keras_call(rng, normalization):
+    model = build_model(preset("gc-tiny").replace(residual_blocks=2, normalization=normalization), for_training=False)
     z = _latent(model, rng)
     np.testing.assert_array_equal(call_with_weights(model.generator, z, model.generator.weights),
                                   model.generator(z))

@@ -59,9 +59,10 @@ def test_mixed_precision_steps_keep_weights_finite(photos, mode, dtype):
         model = build_model(config)
         compile_model(model, config)
         assert model.encoder.layers[0].layers[0].compute_dtype == dtype
-        scaled = isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
-        assert scaled == (mode == "float16")
-        assert isinstance(model.discriminator_optimizer, tf.keras.mixed_precision.LossScaleOptimizer) == scaled
+        for optimizer in (model.optimizer, model.discriminator_optimizer):
+            # Every optimizer skips non-finite steps; only float16 scales its losses dynamically.
+            assert isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+            assert (optimizer.dynamic_growth_steps < 10**6) == (mode == "float16")
         history = model.fit(tf.data.Dataset.from_tensors(_fixed_batch(photos)).repeat(), steps_per_epoch=3,
                             epochs=1, verbose=0)
         assert all(np.isfinite(v[0]) for v in history.history.values())

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 from tfgc.codec.bitstream import SR_SCALES
 from tfgc.errors import ConfigError
 
+NORMALIZATIONS = ("instance", "gdn", "none")
+
 CONFIG_FORMAT = 1
 
 
@@ -32,6 +34,8 @@ class ModelConfig:
     latent_channels: int = 8  # C
     levels: int = 5  # L: quantizer centres -(L-1)/2 .. (L-1)/2
     residual_blocks: int = 9
+    # "instance" (the paper), "gdn" (GDN / inverse GDN in the resampling layers, Balle et al.) or "none"
+    normalization: str = "instance"
     noise_channels: int = 0  # extra Gaussian channels concatenated to the quantized latent before the generator
     quantizer_sigma: float = 1.0  # softness of the soft-to-hard gradient; 0 means plain straight-through
     # Discriminator (multi-scale PatchGAN, pix2pixHD style).
@@ -100,6 +104,10 @@ class TrainConfig:
     steps_per_epoch: int = 1000
     learning_rate: float = 2e-4
     discriminator_learning_rate: float = 2e-4
+    # "constant", or "cosine": both learning rates fall along a half cosine to learning_rate_floor times their start
+    # as the run progresses toward whichever ends it first, `steps` or this session's `time_limit_minutes`.
+    learning_rate_schedule: str = "constant"
+    learning_rate_floor: float = 0.01
     beta_1: float = 0.5
     beta_2: float = 0.999
     mixed_precision: str = "off"  # off | float16 | bfloat16
@@ -109,6 +117,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between BackupAndRestore saves
     validation_images: int = 4
     time_limit_minutes: float = 0.0  # 0: no limit; otherwise stop cleanly (checkpoint + export) after this long
+    snapshot_minutes: float = 0.0  # > 0: export the model every this many minutes of training (OUT/snapshots/)
     # 0: every module trains on every loss (Agustsson et al.); 1: every module on rate + distortion, no GAN;
     # 2: the decoder alone with the GAN, from the stage-1 model `init_from`, encoder and entropy model frozen.
     stage: int = 0
@@ -190,6 +199,7 @@ class Config:
                      "mask_mix holds 4 probabilities (none, all, box, classes), >= 0, not all 0")
             _require(0 <= t.preserved_class_probability <= 1, "preserved_class_probability must be in [0, 1]")
             _require(t.downscale >= 1, "downscale must be >= 1")
+        _require(m.normalization in NORMALIZATIONS, f"normalization must be one of {', '.join(NORMALIZATIONS)}")
         _require(m.width >= 1, "width must be >= 1")
         _require(1 <= m.latent_channels <= 1024, "latent_channels must be in 1..1024")
         _require(2 <= m.levels <= 256, "levels must be in 2..256")
@@ -206,10 +216,13 @@ class Config:
         _require(t.batch_size >= 1, "batch_size must be >= 1")
         _require(t.steps >= 1 and t.steps_per_epoch >= 1, "steps and steps_per_epoch must be >= 1")
         _require(t.learning_rate > 0 and t.discriminator_learning_rate > 0, "learning rates must be > 0")
+        _require(t.learning_rate_schedule in ("constant", "cosine"), "learning_rate_schedule must be constant or cosine")
+        _require(0 <= t.learning_rate_floor <= 1, "learning_rate_floor must be in [0, 1]")
         _require(t.mixed_precision in ("off", "float16", "bfloat16"), "mixed_precision must be off, float16 or bfloat16")
         _require(t.strategy in ("default", "mirrored", "multiworker"), "strategy must be default, mirrored or multiworker")
         _require(t.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         _require(t.time_limit_minutes >= 0, "time_limit_minutes must be >= 0")
+        _require(t.snapshot_minutes >= 0, "snapshot_minutes must be >= 0")
         _require(0.0 <= m.default_alpha <= 1.0, "default_alpha must be in [0, 1]")
         _require(t.stage in (0, 1, 2), "stage must be 0 (joint), 1 (rate + distortion) or 2 (decoder with GAN)")
         _require(t.stage != 1 or m.adversarial_weight == m.feature_matching_weight == m.perceptual_weight == 0,
@@ -264,12 +277,15 @@ def _paper(latent_channels: int) -> Config:
 def _small() -> Config:
     # Narrow enough for 2 CPU cores: encoder 16-32-64-128-256, 4 residual blocks, no discriminator by default
     # (rate-bounded MSE training, the first stage of a two-stage schedule); C=8, L=5 gives the 0.0726 bpp bound.
+    # Departures from the paper, measured in docs/cpu-training.md (scripts/cpu_training.py): GDN instead of instance
+    # norm, and Adam 3e-4 on a cosine schedule over the run.
     return Config(
         preset="gc-small",
-        model=ModelConfig(width=16, latent_channels=8, levels=5, residual_blocks=4, discriminator_width=16,
-                          discriminator_layers=3, adversarial_weight=0.0, feature_matching_weight=0.0),
-        train=TrainConfig(crop_size=128, batch_size=8, steps=240, steps_per_epoch=40, learning_rate=1e-3,
-                          beta_1=0.9, checkpoint_every=40, validation_images=4),
+        model=ModelConfig(width=16, latent_channels=8, levels=5, residual_blocks=4, normalization="gdn",
+                          discriminator_width=16, discriminator_layers=3, adversarial_weight=0.0,
+                          feature_matching_weight=0.0),
+        train=TrainConfig(crop_size=128, batch_size=8, steps=240, steps_per_epoch=40, learning_rate=3e-4,
+                          learning_rate_schedule="cosine", beta_1=0.9, checkpoint_every=40, validation_images=4),
     )
 
 

@@ -9,6 +9,7 @@ again (Keras' BackupAndRestore):
     OUT/checkpoints/   weights and optimizer state at the end of each epoch (the last 3)
     OUT/logs/          TensorBoard: losses, bpp, PSNR, validation reconstructions
     OUT/model/         the exported model (for `python -m tfgc compress --model OUT/model`)
+    OUT/snapshots/     with --snapshot-minutes: the model exported every so many minutes of training (step-N/)
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ from tfgc.utils import run_command
 DEFAULT_PRESET = "gc-small"
 # `python -m tfgc.train` without arguments is a demonstration that must end soon on any machine.
 DEFAULT_TIME_LIMIT_MINUTES = 6.0
+# Skipped (non-finite) steps in a row after which training stops: one bad batch is noise, this many is divergence.
+MAX_NONFINITE_STEPS = 10
 
 # Flags that override the config field of the same name.
 _OVERRIDES = (
-    "width", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight", "distortion_weight",
+    "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight", "distortion_weight",
     "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
-    "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes",
+    "learning_rate_schedule", "learning_rate_floor",
+    "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "snapshot_minutes",
     "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
     "scale", "jpeg_quality", "rl_every", "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
-_RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every"}
+_RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every", "snapshot_minutes"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start over in --out even if it holds a run with a different config (deletes its backup)")
     g = p.add_argument_group("model (override the preset)")
     g.add_argument("--width", type=int, help="base width w: encoder w..16w, generator 16w..w (paper: 60)")
+    g.add_argument("--normalization", choices=["instance", "gdn", "none"],
+                   help="normalization of encoder and generator: instance norm (the paper), GDN / inverse GDN (Balle "
+                        "et al.), or none")
     g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, help="latent channels C (paper: 2, 4, 8)")
     g.add_argument("--levels", "-L", dest="levels", type=int, help="quantizer levels L (paper: 5)")
     g.add_argument("--residual-blocks", type=int, help="generator residual blocks (paper: 9)")
@@ -108,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop-size", type=int, help="training crop side in pixels (multiple of 16)")
     g.add_argument("--learning-rate", type=float, help="generator-side Adam learning rate")
     g.add_argument("--discriminator-learning-rate", type=float, help="discriminator Adam learning rate")
+    g.add_argument("--learning-rate-schedule", choices=["constant", "cosine"],
+                   help="cosine: the learning rates fall along a half cosine to --learning-rate-floor times their "
+                        "start, over --steps or over this session's --time-limit, whichever ends the run first")
+    g.add_argument("--learning-rate-floor", type=float, help="the cosine schedule's last learning rate, as a fraction")
     g.add_argument("--mixed-precision", choices=["off", "float16", "bfloat16"],
                    help="precision policy: float16 adds loss scaling (GPUs); bfloat16 (TPUs, recent GPUs); off on CPUs")
     g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
@@ -117,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, help="steps between BackupAndRestore saves")
     g.add_argument("--time-limit", dest="time_limit_minutes", type=float,
                    help="stop after this many minutes (0: no limit), then export; rerun to continue")
+    g.add_argument("--snapshot-minutes", type=float,
+                   help="also export the model to OUT/snapshots/step-N every this many minutes of training (the "
+                        "export's own time is not counted against --time-limit)")
     return p
 
 
@@ -158,7 +172,7 @@ def resolve_config(args) -> Config:
     return config.replace(**overrides)
 
 
-_ARCHITECTURE = ("family", "width", "latent_channels", "levels", "residual_blocks", "noise_channels", "label_set",
+_ARCHITECTURE = ("family", "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "label_set",
                  "semantic_classes", "semantic_channels")
 
 
@@ -233,7 +247,30 @@ def compile_model(model, config: Config) -> None:
     model.compile(optimizer, d_optimizer, jit_compile=t.jit_compile)
 
 
-def _callbacks(model, config: Config, out: Path, validation_batch, started: float):
+class TrainingClock:
+    """Minutes of training in this session, without the time spent exporting snapshots."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.paused = 0.0
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started - self.paused
+
+    def pause(self):
+        clock = self
+
+        class Paused:
+            def __enter__(self):
+                self.entered = time.monotonic()
+
+            def __exit__(self, *exc):
+                clock.paused += time.monotonic() - self.entered
+
+        return Paused()
+
+
+def _callbacks(model, config: Config, out: Path, validation_batch, clock: TrainingClock):
     import tensorflow as tf
 
     from tfgc.models.gc import to_uint8
@@ -266,17 +303,75 @@ def _callbacks(model, config: Config, out: Path, validation_batch, started: floa
 
     class TimeLimit(tf.keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if t.time_limit_minutes and time.monotonic() - started > 60 * t.time_limit_minutes:
+            if t.time_limit_minutes and clock.seconds() > 60 * t.time_limit_minutes:
                 self.model.stop_training = True
 
+    class NonFiniteSteps(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.in_a_row = 0
+            self.stopped_at = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if not (logs or {}).get("nonfinite"):
+                self.in_a_row = 0
+                return
+            self.in_a_row += 1
+            step = current_step(model)
+            print(f"tfgc.train: step {step}: the loss or its gradients are not finite (NaN or Inf); the update was "
+                  "skipped", file=sys.stderr, flush=True)
+            if self.in_a_row >= MAX_NONFINITE_STEPS:
+                self.stopped_at = step
+                self.model.stop_training = True
+
+    class CosineLearningRate(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.optimizers = [(model.optimizer, t.learning_rate)]
+            if model.discriminator_optimizer is not None:
+                self.optimizers.append((model.discriminator_optimizer, t.discriminator_learning_rate))
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if t.learning_rate_schedule != "cosine":
+                return
+            progress = current_step(model) / t.steps
+            if t.time_limit_minutes:
+                progress = max(progress, clock.seconds() / (60 * t.time_limit_minutes))
+            factor = cosine_factor(min(progress, 1.0), t.learning_rate_floor)
+            for optimizer, start in self.optimizers:
+                tf.keras.backend.set_value(optimizer.learning_rate, start * factor)
+
+    class Snapshots(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.taken = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            if t.snapshot_minutes and clock.seconds() >= 60 * t.snapshot_minutes * (self.taken + 1):
+                self.taken = int(clock.seconds() // (60 * t.snapshot_minutes))  # one snapshot for marks passed at once
+                with clock.pause():
+                    from tfgc.models.store import save_model
+
+                    step = current_step(model)
+                    save_model(model, out / "snapshots" / f"step-{step:07d}", force=True, extra={
+                        "steps": step, "train_seconds_this_session": round(clock.seconds(), 1)})
+
     return [
+        # First, so that the step that stops training is not followed by a save of its state.
+        NonFiniteSteps(),
         tf.keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq=t.checkpoint_every, delete_checkpoint=False),
-        tf.keras.callbacks.TerminateOnNaN(),
         tf.keras.callbacks.TensorBoard(str(out / "logs"), update_freq=max(1, min(50, t.steps_per_epoch // 4))),
         EpochCheckpoint(),
         ReconstructionImages(),
         TimeLimit(),
+        CosineLearningRate(),
+        Snapshots(),
     ]
+
+
+def cosine_factor(progress: float, floor: float) -> float:
+    """The cosine schedule's learning rate at `progress` (0..1) of the run, as a fraction of the initial one."""
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def run(args) -> int:
@@ -352,14 +447,18 @@ def run(args) -> int:
     print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
           f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, {rate}, "
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
-    started = time.monotonic()
+    clock = TrainingClock()
+    callbacks = _callbacks(model, config, out, validation_batch, clock)
     model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,
-              callbacks=_callbacks(model, config, out, validation_batch, started), verbose=1 if sys.stdout.isatty() else 2)
-    elapsed = time.monotonic() - started
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    elapsed = clock.seconds()
     steps = current_step(model)
 
-    weights = [w for w in model.trainable_weights]
-    if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights):
+    if callbacks[0].stopped_at is not None:
+        raise TfgcError(f"training stopped at step {steps}: {MAX_NONFINITE_STEPS} steps in a row had a non-finite loss "
+                        f"or gradient (all skipped, so the weights and {out / 'backup'} hold the last finite state); "
+                        "lower the learning rate or check the data; no model exported")
+    if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights if w.dtype.is_floating):
         raise TfgcError(f"training diverged (non-finite weights at step {steps}); the last good state is in "
                         f"{out / 'checkpoints'}; no model exported")
     model_dir = save_model(model, out / "model", force=True, extra={

@@ -105,16 +105,18 @@ class GANModel(tf.keras.Model):
     def compile(self, optimizer, discriminator_optimizer=None, **kwargs):
         """`optimizer` updates the generator side, `discriminator_optimizer` the discriminator.
 
-        Under the mixed_float16 policy both are wrapped in a LossScaleOptimizer: the losses are scaled inside
-        `train_step` and the gradients unscaled before they are applied, so float16 gradients neither underflow nor
-        overflow silently (steps with non-finite gradients are skipped and the scale lowered).
+        Both are wrapped in a LossScaleOptimizer, which skips any step whose gradients are not finite (on every
+        replica alike), so a NaN or Inf never reaches the weights or a checkpoint. Under the mixed_float16 policy it
+        also scales the losses dynamically, so float16 gradients neither underflow nor overflow; under the other
+        policies the scale starts at 1 and never grows (a skipped step halves it, exactly, in float32).
+        `train_step` reports each skipped step as `nonfinite` = 1.
         """
         if self.adversarial and discriminator_optimizer is None:
             raise ValueError("an adversarial model needs a discriminator_optimizer")
-        if tf.keras.mixed_precision.global_policy().compute_dtype == "float16":
-            optimizer = _loss_scaled(optimizer)
-            if discriminator_optimizer is not None:
-                discriminator_optimizer = _loss_scaled(discriminator_optimizer)
+        float16 = tf.keras.mixed_precision.global_policy().compute_dtype == "float16"
+        optimizer = _loss_scaled(optimizer, float16)
+        if discriminator_optimizer is not None:
+            discriminator_optimizer = _loss_scaled(discriminator_optimizer, float16)
         super().compile(optimizer=optimizer, **kwargs)
         self.discriminator_optimizer = discriminator_optimizer
         names = ["loss"] + (["d_loss"] if self.adversarial else []) + self.loss_term_names() + self.metric_names()
@@ -145,20 +147,33 @@ class GANModel(tf.keras.Model):
             g_loss = tf.nn.compute_average_loss(g_per_example)
             g_objective = self._scaled(self.optimizer, g_loss)
 
-        self._apply(self.optimizer, g_tape, g_objective, generator_variables)
+        finite = self._apply(self.optimizer, g_tape, g_objective, generator_variables)
         updates = dict(terms, loss=g_per_example, **self.batch_metrics(data, outputs))
         if self.adversarial:
-            self._apply(self.discriminator_optimizer, d_tape, d_objective, discriminator_variables)
+            finite = tf.logical_and(finite, self._apply(self.discriminator_optimizer, d_tape, d_objective,
+                                                        discriminator_variables))
             updates["d_loss"] = d_per_example
-        return self._update_trackers(updates)
+        replicas = tf.distribute.get_replica_context()
+        if replicas is not None and replicas.num_replicas_in_sync > 1:  # the optimizers skip on every replica alike
+            failed = replicas.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+            finite = failed == 0
+        # A skipped step leaves the epoch's means alone (one NaN would otherwise show in every later log line).
+        logs = self._update_trackers(updates, weight=tf.cast(finite, tf.float32))
+        logs["nonfinite"] = 1.0 - tf.cast(finite, tf.float32)
+        return logs
 
     def test_step(self, data):
         outputs = self.generate(data, training=False)
         return self._update_trackers(self.batch_metrics(data, outputs))
 
-    def _update_trackers(self, values):
+    def _update_trackers(self, values, weight=None):
         for name, value in values.items():
-            self._trackers[name].update_state(value)
+            if weight is None:
+                self._trackers[name].update_state(value)
+            else:
+                value = tf.cast(value, tf.float32)
+                self._trackers[name].update_state(tf.where(weight > 0, value, tf.zeros_like(value)),
+                                                  sample_weight=weight * tf.ones_like(value))
         return {name: self._trackers[name].result() for name in values}
 
     @staticmethod
@@ -167,11 +182,24 @@ class GANModel(tf.keras.Model):
 
     @staticmethod
     def _apply(optimizer, tape, objective, variables):
+        """Apply the gradients of `objective` (the optimizer skips them if any is not finite on any replica); returns
+        whether this replica's objective and gradients were finite."""
         gradients = tape.gradient(objective, variables)
         if _is_loss_scaled(optimizer):
             gradients = optimizer.get_unscaled_gradients(gradients)
-        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        optimizer.apply_gradients(pairs)
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(objective))]
+                             + [tf.reduce_all(tf.math.is_finite(g)) for g, _ in pairs])
 
 
-def _loss_scaled(optimizer):
-    return optimizer if _is_loss_scaled(optimizer) else tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+# A scale that never grows: 2**30 steps between doublings.
+_NEVER = 2**30
+
+
+def _loss_scaled(optimizer, float16: bool):
+    if _is_loss_scaled(optimizer):
+        return optimizer
+    if float16:
+        return tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer, initial_scale=1.0, dynamic_growth_steps=_NEVER)

@@ -39,21 +39,21 @@ NOISE_TILE = 64
 class Encoder(tf.keras.Sequential):
     """c7s1-w, then a stride-2 conv for each further multiple of w (d2w, d4w, d8w, d16w by default), c3s1-C."""
 
-    def __init__(self, width: int, latent_channels: int, multiples=(1, 2, 4, 8, 16), name="encoder"):
+    def __init__(self, width: int, latent_channels: int, multiples=(1, 2, 4, 8, 16), norm="instance", name="encoder"):
         super().__init__(
-            [ConvNormAct(multiples[0] * width, 7)]
-            + [ConvNormAct(f * width, 3, strides=2) for f in multiples[1:]]
+            [ConvNormAct(multiples[0] * width, 7, norm=norm)]
+            + [ConvNormAct(f * width, 3, strides=2, norm=norm) for f in multiples[1:]]
             # The latent goes to the quantizer unnormalized and unrectified: its sign carries information.
             + [tf.keras.layers.Conv2D(latent_channels, 3, padding="same")],
             name=name)
 
 
 class Generator(tf.keras.Sequential):
-    def __init__(self, width: int, residual_blocks: int):
+    def __init__(self, width: int, residual_blocks: int, norm="instance"):
         super().__init__(
-            [ConvNormAct(16 * width, 3)]
-            + [ResidualBlock(16 * width) for _ in range(residual_blocks)]
-            + [ConvNormAct(f * width, 3, strides=2, transpose=True) for f in (8, 4, 2, 1)]
+            [ConvNormAct(16 * width, 3, norm=norm)]
+            + [ResidualBlock(16 * width, norm=norm) for _ in range(residual_blocks)]
+            + [ConvNormAct(f * width, 3, strides=2, transpose=True, norm=norm) for f in (8, 4, 2, 1)]
             + [tf.keras.layers.Conv2D(3, 7, padding="same"),
                tf.keras.layers.Activation("tanh", dtype="float32")],
             name="generator")
@@ -107,14 +107,14 @@ class GCModel(GANModel):
         super().__init__(name="gc", **kwargs)
         self.config = config
         m = config.model
-        self.encoder = Encoder(m.width, m.latent_channels)
+        self.encoder = Encoder(m.width, m.latent_channels, norm=m.normalization)
         self.quantizer = Quantizer(m.levels, m.quantizer_sigma)
         self.prior = CategoricalPrior(m.latent_channels, m.levels, name="prior")
-        self.generator = Generator(m.width, m.residual_blocks)
+        self.generator = Generator(m.width, m.residual_blocks, m.normalization)
         # Fidelity control (Iwai et al.): the stage-1 decoder, kept frozen beside the one stage 2 trains.
         self.mse_generator = None
         if m.fidelity_control:
-            self.mse_generator = Generator(m.width, m.residual_blocks)
+            self.mse_generator = Generator(m.width, m.residual_blocks, m.normalization)
             self.mse_generator.trainable = False
         self.discriminator = None
         self.perceptual = None

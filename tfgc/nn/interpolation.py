@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tfgc.nn.layers import InstanceNormalization, ResidualBlock
 
@@ -50,9 +51,33 @@ def _apply(layer, x, weight: Callable[[tf.Variable], tf.Tensor]):
         return _bias_and_activation(layer, layer.convolution_op(x, weight(layer.kernel)), weight)
     if isinstance(layer, InstanceNormalization):
         return layer.normalize(x, weight(layer.gamma), weight(layer.beta))
+    if isinstance(layer, tfc.GDN):
+        return _gdn(layer, x, weight)
     if isinstance(layer, (tf.keras.layers.Activation, tf.keras.layers.LeakyReLU)):
         return layer(x)  # no weights
     raise TypeError(f"decoder interpolation does not know layer {layer.name} ({type(layer).__name__})")
+
+
+def _gdn(layer, x, weight):
+    """tfc.GDN's computation (the configuration tfgc builds: alpha = epsilon = 1, not rectified) with the given
+    values of its reparameterized beta and gamma variables."""
+    if layer.rectify or callable(layer.alpha_parameter) or callable(layer.epsilon_parameter) \
+            or float(layer.alpha) != 1 or float(layer.epsilon) != 1 or layer.data_format != "channels_last":
+        raise TypeError(f"decoder interpolation supports tfc.GDN with alpha = epsilon = 1 only, not {layer.name}")
+    beta = _gdn_parameter(layer.beta_parameter, weight, layer.compute_dtype)
+    gamma = _gdn_parameter(layer.gamma_parameter, weight, layer.compute_dtype)
+    rank = x.shape.rank
+    norm_pool = tf.nn.convolution(abs(x), tf.reshape(gamma, (rank - 2) * [1] + gamma.shape), padding="VALID")
+    norm_pool = tf.nn.bias_add(norm_pool, beta)
+    return x * norm_pool if layer.inverse else x / norm_pool
+
+
+def _gdn_parameter(parameter, weight, dtype):
+    """A tfc.GDNParameter's value (a lower-bounded square) computed from `weight` of its variable."""
+    variable = tf.cast(weight(parameter.variable), dtype)
+    pedestal = tf.constant(parameter.offset**2, dtype=variable.dtype)
+    bound = tf.constant((parameter.minimum + parameter.offset**2)**.5, dtype=variable.dtype)
+    return tf.math.square(tfc.lower_bound(variable, bound)) - pedestal
 
 
 def _require_plain(layer) -> None:

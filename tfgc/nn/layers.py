@@ -35,14 +35,30 @@ def instance_norm(name=None) -> tf.keras.layers.Layer:
     return InstanceNormalization(name=name)
 
 
-class ConvNormAct(tf.keras.Sequential):
-    """Conv (or transposed conv) - instance norm - activation."""
+NORMALIZATIONS = ("instance", "gdn", "none")
 
-    def __init__(self, filters, kernel_size, strides=1, transpose=False, norm=True, activation="relu", name=None):
+
+class ConvNormAct(tf.keras.Sequential):
+    """Conv (or transposed conv) - normalization - activation.
+
+    norm "instance": instance norm, then the activation (pix2pixHD, Agustsson et al.); "gdn": GDN after a conv, its
+    inverse after a transposed conv, and no further activation (Balle et al.: GDN is the nonlinearity); "none": the
+    activation alone.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, transpose=False, norm="instance", activation="relu",
+                 name=None):
+        if norm not in NORMALIZATIONS:
+            raise ValueError(f"norm must be one of {', '.join(NORMALIZATIONS)}, not {norm!r}")
         conv = tf.keras.layers.Conv2DTranspose if transpose else tf.keras.layers.Conv2D
-        layers = [conv(filters, kernel_size, strides=strides, padding="same", use_bias=not norm)]
-        if norm:
+        layers = [conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm != "instance")]
+        if norm == "instance":
             layers.append(instance_norm())
+        elif norm == "gdn":
+            import tensorflow_compression as tfc
+
+            layers.append(tfc.GDN(inverse=transpose))
+            activation = None
         if activation == "lrelu":
             layers.append(tf.keras.layers.LeakyReLU(0.2))
         elif activation is not None:
@@ -51,13 +67,15 @@ class ConvNormAct(tf.keras.Sequential):
 
 
 class ResidualBlock(tf.keras.layers.Layer):
-    """Two 3x3 conv-norm layers (ReLU between them) and an identity skip."""
+    """Two 3x3 conv-norm layers (ReLU between them) and an identity skip; with norm "gdn" (or "none") the convs have
+    no normalization (GDN belongs to the resampling layers)."""
 
-    def __init__(self, filters, name=None):
+    def __init__(self, filters, norm="instance", name=None):
         super().__init__(name=name)
+        norm = "instance" if norm == "instance" else "none"
         self.body = tf.keras.Sequential([
-            ConvNormAct(filters, 3),
-            ConvNormAct(filters, 3, activation=None),
+            ConvNormAct(filters, 3, norm=norm),
+            ConvNormAct(filters, 3, norm=norm, activation=None),
         ])
 
     def call(self, x):

@@ -1,0 +1,282 @@
+"""How much quality a CPU hour buys: stage-1 (MSE, no GAN) training of gc-small variants at a fixed wall-clock
+budget, evaluated on real files, written up as docs/cpu-training.md.
+
+    python scripts/cpu_training.py --data ../shared/data/bsds500/train ../shared/data/bsds500/test \
+        --kodak ../shared/data/kodak --runs runs/cpu-training --minutes 8 --snapshot-minutes 2 \
+        --final gc-small --final-minutes 60 --out docs
+
+Each variant is one `python -m tfgc.train --preset gc-small --stage 1 ...` run with the variant's flags, `--time-limit`
+minutes long, exporting a snapshot every `--snapshot-minutes` minutes of training (exports are not counted). The runs
+are made one after the other, with the machine to themselves: run nothing else meanwhile, or the minutes buy less.
+Then every snapshot is evaluated on the Kodak images: each image compressed to a real .tfgc file and decoded (PSNR and
+bpp of the file; MS-SSIM for each run's last model). The script resumes: finished runs and evaluations are kept in
+--runs and not repeated. `--speed` first measures the steps/s of settings that change speed but not the model (XLA,
+thread counts, precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (what it changes, flags of python -m tfgc.train on top of --preset gc-small --stage 1)
+VARIANTS = {
+    "gc-small": ("the gc-small preset as it ships (GDN, Adam 3e-4 on a cosine schedule)", []),
+    "instance-1e-3": ("gc-small before this study: instance norm (the paper's), constant learning rate 1e-3",
+                      ["--normalization", "instance", "--learning-rate", "1e-3", "--learning-rate-schedule", "constant"]),
+    "gdn-1e-3": ("GDN, constant 1e-3", ["--normalization", "gdn", "--learning-rate", "1e-3",
+                                        "--learning-rate-schedule", "constant"]),
+    "instance-3e-4-cosine": ("instance norm, cosine 3e-4 -> 3e-6",
+                             ["--normalization", "instance", "--learning-rate", "3e-4",
+                              "--learning-rate-schedule", "cosine"]),
+    "none-3e-4-cosine": ("no normalization, cosine 3e-4 -> 3e-6",
+                         ["--normalization", "none", "--learning-rate", "3e-4", "--learning-rate-schedule", "cosine"]),
+    "gdn-3e-4-cosine": ("GDN, cosine 3e-4 -> 3e-6",
+                        ["--normalization", "gdn", "--learning-rate", "3e-4", "--learning-rate-schedule", "cosine"]),
+}
+
+# Settings that change the speed of a step, not what it computes (measured with --speed).
+SPEED_SETTINGS = {
+    "default": ([], {}),
+    "xla": (["--jit-compile"], {}),
+    "threads 2/1": ([], {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}),
+    "threads 1/2": ([], {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2"}),
+    "bfloat16": (["--mixed-precision", "bfloat16"], {}),
+    "float16": (["--mixed-precision", "float16"], {}),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="training folders (BSDS500 train + test)")
+    p.add_argument("--kodak", required=True, help="folder of the evaluation images")
+    p.add_argument("--runs", default="runs/cpu-training", help="folder of the training runs and cached evaluations")
+    p.add_argument("--variants", nargs="*",
+                   default=["instance-1e-3", "gdn-1e-3", "instance-3e-4-cosine", "none-3e-4-cosine", "gdn-3e-4-cosine"],
+                   choices=sorted(VARIANTS), help="variants trained for --minutes each")
+    p.add_argument("--minutes", type=float, default=8.0, help="training budget of each variant")
+    p.add_argument("--snapshot-minutes", type=float, default=2.0, help="minutes between evaluated snapshots")
+    p.add_argument("--final", choices=sorted(VARIANTS), help="a variant also trained for --final-minutes")
+    p.add_argument("--final-minutes", type=float, default=60.0)
+    p.add_argument("--final-snapshot-minutes", type=float, default=10.0)
+    p.add_argument("--speed", action="store_true", help="first measure steps/s of the SPEED_SETTINGS")
+    p.add_argument("--speed-steps", type=int, default=60)
+    p.add_argument("--target-psnr", type=float, default=24.0)
+    p.add_argument("--target-ms-ssim", type=float, default=0.85)
+    p.add_argument("--target-bpp", type=float, default=0.0726)
+    p.add_argument("--out", default="docs", help="folder of cpu-training.md and its assets cpu-training/")
+    p.add_argument("--train-only", action="store_true", help="train, do not evaluate or report")
+    return p.parse_args(argv)
+
+
+def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
+    run = Path(args.runs) / (label or name)
+    if (run / "model" / "manifest.json").is_file():
+        print(f"[{label or name}] trained already: {run}", flush=True)
+        return run
+    command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-small", "--stage", "1", "--data", *args.data,
+               "--steps", "1000000", "--steps-per-epoch", "200", "--time-limit", f"{minutes:g}", "--snapshot-minutes", f"{snapshot_minutes:g}",
+               "--out", str(run), "--force", *flags]
+    run.mkdir(parents=True, exist_ok=True)
+    print(f"[{label or name}] {shlex.join(command)}", flush=True)
+    with open(run / "train.log", "w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"[{label or name}] training failed (exit {code}); see {run / 'train.log'}")
+    return run
+
+
+def measure_speed(args) -> dict:
+    """steps/s of gc-small's stage-1 step (GDN, the shipped preset) under each speed setting."""
+    results = {}
+    for label, (flags, env) in SPEED_SETTINGS.items():
+        run = Path(args.runs) / "speed" / label.replace(" ", "-").replace("/", "-")
+        cached = run / "speed.json"
+        if cached.is_file():
+            results[label] = json.loads(cached.read_text())
+            continue
+        # Three epochs: the first traces (and with XLA compiles) the step; the last one's ms/step is the figure.
+        per_epoch = max(1, args.speed_steps // 3)
+        command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-small", "--stage", "1", "--data", *args.data,
+                   "--steps", str(3 * per_epoch), "--steps-per-epoch", str(per_epoch), "--out", str(run),
+                   "--force", *flags]
+        print(f"[speed {label}] {shlex.join(command)}", flush=True)
+        run.mkdir(parents=True, exist_ok=True)
+        with open(run / "train.log", "w") as log:
+            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **env))
+        if code != 0:
+            raise SystemExit(f"[speed {label}] failed (exit {code}); see {run / 'train.log'}")
+        epochs = re.findall(r"^\s*\d+/\d+ - .* - (\d+)ms/step", (run / "train.log").read_text(), re.MULTILINE)
+        if not epochs:
+            raise SystemExit(f"[speed {label}] no ms/step in {run / 'train.log'}")
+        results[label] = {"ms_per_step": int(epochs[-1]), "steps_per_second": 1000 / int(epochs[-1]), "env": env,
+                          "flags": flags}
+        cached.write_text(json.dumps(results[label], indent=2))
+    return results
+
+
+def snapshots(run: Path):
+    """(minutes, steps, directory) of each snapshot and of the final model, in training order."""
+    found = []
+    for directory in sorted((run / "snapshots").glob("step-*")) + [run / "model"]:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        found.append((manifest["train_seconds_this_session"] / 60, manifest["steps"], directory))
+    return sorted(found)
+
+
+def evaluate(run: Path, images, full: bool) -> list:
+    """Kodak figures of each snapshot of `run` (cached in run/eval.json); MS-SSIM of the last one when `full`."""
+    import numpy as np
+
+    from tfgc import metrics
+    from tfgc.codec import api
+    from tfgc.models.store import load_model
+
+    cache_path = run / "eval.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    points = []
+    found = snapshots(run)
+    for index, (minutes, steps, directory) in enumerate(found):
+        last = index == len(found) - 1
+        key = directory.name
+        if key not in cache or (last and full and "ms_ssim" not in cache[key]):
+            model = load_model(directory)
+            psnr, ms_ssim, bpp = [], [], []
+            for _, image in images:
+                data = api.encode(image, model).data
+                decoded = api.decode(data, model)
+                psnr.append(metrics.psnr(image, decoded))
+                bpp.append(8 * len(data) / (image.shape[0] * image.shape[1]))
+                if last and full:
+                    ms_ssim.append(metrics.ms_ssim(image, decoded))
+            cache[key] = {"minutes": minutes, "steps": steps, "psnr": float(np.mean(psnr)),
+                          "bpp": float(np.mean(bpp))}
+            if ms_ssim:
+                cache[key]["ms_ssim"] = float(np.mean(ms_ssim))
+            cache_path.write_text(json.dumps(cache, indent=2))
+            print(f"[{run.name}] {key}: {minutes:.1f} min, step {steps}: {cache[key]['psnr']:.2f} dB at "
+                  f"{cache[key]['bpp']:.4f} bpp" + (f", MS-SSIM {cache[key]['ms_ssim']:.4f}" if ms_ssim else ""),
+                  flush=True)
+        points.append(cache[key])
+    return points
+
+
+def plot(curves: dict, path: Path, target: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
+    for label, points in curves.items():
+        axes.plot([0] + [p["minutes"] for p in points], [None] + [p["psnr"] for p in points], marker="o",
+                  markersize=3, label=label)
+    axes.axhline(target, color="grey", linestyle="--", linewidth=1)
+    axes.text(0.5, target + 0.1, f"target {target:g} dB", color="grey", fontsize=8)
+    axes.set_xlabel("training minutes (2 CPU cores; snapshot exports not counted)")
+    axes.set_ylabel("PSNR on Kodak (dB), real files")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def report(args, variants: dict, final, speed: dict, command: str) -> str:
+    from tfgc.evaluate import environment
+
+    env = environment()
+    machine = env["machine"]
+    lines = ["# Stage-1 training of gc-small on 2 CPU cores", "",
+             "Generated by:", "", f"    {command}", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']:.0f} GiB; "
+             f"{machine['platform']}. Python {env['python']}, TensorFlow {env['versions']['tensorflow']}. "
+             f"Commit {env['commit']}.", "",
+             "Every run: `python -m tfgc.train --preset gc-small --stage 1 --data "
+             + " ".join(args.data) + " --steps 1000000 --steps-per-epoch 200 --time-limit MINUTES --snapshot-minutes M --out RUN` "
+             "plus "
+             "the variant's flags (C=8, L=5: the rate bound is 0.0726 bpp). Every figure is of the "
+             f"{args.kodak_count} Kodak images compressed to real .tfgc files and decoded (`tfgc.codec.api`); bpp "
+             "counts whole files. The minutes count training only (snapshot exports are left out); the first minute "
+             "includes tracing the step and filling the data cache.", ""]
+    if speed:
+        lines += ["## Speed of a step", "",
+                  "gc-small's stage-1 step (batch 8 of 128x128): the last of three epochs of "
+                  f"{max(1, args.speed_steps // 3)} steps (the first traces and compiles the step):", "",
+                  "| setting | flags / environment | steps/s |", "|---|---|---:|"]
+        for label, s in speed.items():
+            how = " ".join(s["flags"] + [f"{k}={v}" for k, v in s["env"].items()]) or "(none)"
+            lines.append(f"| {label} | `{how}` | {s['steps_per_second']:.2f} |")
+        lines.append("")
+    lines += ["## Variants at a fixed budget", "",
+              f"Each trained {args.minutes:g} minutes; Kodak PSNR after each {args.snapshot_minutes:g} minutes:", "",
+              "![PSNR against training minutes](cpu-training/variants.png)", "",
+              "| variant | flags | steps | steps/s | PSNR (dB) | MS-SSIM | bpp |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, points in variants.items():
+        last = points[-1]
+        lines.append(f"| {name} | `{' '.join(VARIANTS[name][1]) or '(preset)'}` | {last['steps']} | "
+                     f"{last['steps'] / (60 * last['minutes']):.2f} | {last['psnr']:.2f} | "
+                     f"{last.get('ms_ssim', float('nan')):.4f} | {last['bpp']:.4f} |")
+    lines += ["", "What each variant changes: "
+              + "; ".join(f"**{name}**: {VARIANTS[name][0]}" for name in variants) + ".", ""]
+    if final is not None:
+        name, points = final
+        last = points[-1]
+        met = (last["psnr"] >= args.target_psnr and last.get("ms_ssim", 0) >= args.target_ms_ssim
+               and last["bpp"] <= args.target_bpp)
+        lines += [f"## {name}, {args.final_minutes:g} minutes", "",
+                  "![PSNR against training minutes](cpu-training/final.png)", "",
+                  "| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
+        lines += [f"| {p['minutes']:.1f} | {p['steps']} | {p['psnr']:.2f} | {p['bpp']:.4f} |" for p in points]
+        lines += ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): **{last['psnr']:.2f} dB PSNR, "
+                      f"{last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} bpp** on Kodak. Target "
+                      f"({args.target_psnr:g} dB, {args.target_ms_ssim:g} MS-SSIM, <= {args.target_bpp:g} bpp): "
+                      + ("met." if met else "not met."), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python scripts/cpu_training.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    speed = measure_speed(args) if args.speed else {}
+    final_run = None
+    if args.final:
+        label = f"{args.final}-{args.final_minutes:g}min"
+        final_run = (label, train(args.final, VARIANTS[args.final][1], args.final_minutes,
+                                  args.final_snapshot_minutes, args, label=label))
+    runs = {name: train(name, VARIANTS[name][1], args.minutes, args.snapshot_minutes, args)
+            for name in args.variants}
+    if args.train_only:
+        return 0
+    from tfgc.evaluate import load_images
+
+    images = load_images([args.kodak])
+    args.kodak_count = len(images)
+    variants = {name: evaluate(run, images, full=True) for name, run in runs.items()}
+    final = (final_run[0], evaluate(final_run[1], images, full=True)) if final_run else None
+    out = Path(args.out)
+    assets = out / "cpu-training"
+    assets.mkdir(parents=True, exist_ok=True)
+    plot(variants, assets / "variants.png", args.target_psnr)
+    if final:
+        plot({final[0]: final[1]}, assets / "final.png", args.target_psnr)
+    results = {"command": command, "speed": speed, "variants": variants, "final": final}
+    (assets / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "cpu-training.md").write_text(report(args, variants, final, speed, command))
+    print(f"wrote {out / 'cpu-training.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    code = main()
+    print(f"({(time.monotonic() - started) / 60:.1f} min)")
+    sys.exit(code)
