@@ -57,7 +57,8 @@ def cmd_compress(args) -> int:
         if args.scale is not None or args.quality is not None:
             raise TfgcError("--scale and --quality set the JPEG of --codec sr")
         result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
-                            preserve=args.preserve, preserve_classes=args.preserve_classes)
+                            preserve=args.preserve, preserve_classes=args.preserve_classes,
+                            max_pixels=args.max_pixels)
     write_atomic(args.output, result.data, force=args.force)
     if args.json:
         print(json.dumps(dict(result.report(), output=args.output)))
@@ -82,7 +83,7 @@ def _compress_sr(args):
         scale, quality = manifest["scale"], manifest["jpeg_quality"]
     scale = args.scale if args.scale is not None else scale
     quality = args.quality if args.quality is not None else quality
-    return api.encode_sr(args.input, scale, quality)
+    return api.encode_sr(args.input, scale, quality, max_pixels=args.max_pixels)
 
 
 def cmd_decompress(args) -> int:
@@ -105,9 +106,9 @@ def cmd_decompress(args) -> int:
     if args.decoder != "model":
         if args.model or args.alpha is not None or args.backend != "tensorflow":
             raise TfgcError(f"--decoder {args.decoder} upscales by itself: no --model, --alpha or --backend")
-        image = api.decode(data, decoder=args.decoder)
+        image = api.decode(data, decoder=args.decoder, max_pixels=args.max_pixels)
     else:
-        image = api.decode(data, _backend_model(args, lambda: None), args.alpha)
+        image = api.decode(data, _backend_model(args, lambda: None), args.alpha, max_pixels=args.max_pixels)
     save_image(image, args.output, force=args.force)
     if args.semantics_out:
         _write_semantics(data, args.semantics_out, args.force)
@@ -198,6 +199,14 @@ def _read_file(path: str) -> bytes:
         raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
 
 
+def _max_pixels_argument(parser) -> None:
+    from tfgc.codec.bitstream import MAX_IMAGE_PIXELS
+
+    parser.add_argument("--max-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                        help="refuse images larger than this many pixels, before decoding them (as Pillow's "
+                             "MAX_IMAGE_PIXELS); large images are transformed in tiles")
+
+
 def _backend_argument(parser) -> None:
     parser.add_argument("--backend", default="tensorflow", choices=export.BACKENDS,
                         help="what runs the transforms: TensorFlow with a model directory, or TFLite (float32 or "
@@ -264,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--codec sr: downsampling factor (default: the sr --model's, else 4)")
     c.add_argument("--quality", type=int, help="--codec sr: JPEG quality 1..100 (default: the sr --model's, else 75)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
+    _max_pixels_argument(c)
     c.add_argument("--quiet", "-q", action="store_true")
     c.set_defaults(run=cmd_compress)
 
@@ -281,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "file's scale) or with Pillow's bicubic or Lanczos filter")
     d.add_argument("--semantics-out", metavar="LABELS.png",
                    help="sc files: also write the stored label map (classes) there, and the mask beside it")
+    _max_pixels_argument(d)
     d.add_argument("--quiet", "-q", action="store_true")
     d.set_defaults(run=cmd_decompress)
 

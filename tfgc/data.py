@@ -7,9 +7,11 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import DataError
+from tfgc.utils import first_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "images"
@@ -35,8 +37,8 @@ def list_images(folders: Sequence[str]) -> List[str]:
         try:
             with Image.open(path) as image:
                 image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-            raise DataError(f"unreadable image {path}: {str(e) or type(e).__name__}") from None
+        except DECODE_ERRORS as e:
+            raise DataError(f"unreadable image {path}: {first_line(e)}") from None
     return paths
 
 
@@ -144,8 +146,8 @@ def check_label_maps(pairs, label_set: str, classes: int) -> None:
                     raise DataError(f"label map {label_path} is {labels.size[0]}x{labels.size[1]}, its photograph "
                                     f"{image.size[0]}x{image.size[1]}")
                 low, high = labels.getextrema()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-            raise DataError(f"unreadable pair {image_path}: {str(e) or type(e).__name__}") from None
+        except DECODE_ERRORS as e:
+            raise DataError(f"unreadable pair {image_path}: {first_line(e)}") from None
         if high > limit:
             raise DataError(f"label map {label_path} holds id {high}, outside the {label_set} label set (0..{limit})")
 

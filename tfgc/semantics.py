@@ -18,7 +18,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import ImageError, TfgcError
+from tfgc.utils import first_line
 
 # (name, labelId, trainId) of the 19 Cityscapes train classes, in trainId order (Cordts et al. 2016,
 # cityscapesScripts' labels.py).
@@ -95,8 +97,8 @@ def read_label_ids(source) -> np.ndarray:
             raise ImageError(f"cannot read label map {name}: no such file") from None
         except UnidentifiedImageError:
             raise ImageError(f"cannot read label map {name}: not an image format Pillow knows") from None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise ImageError(f"cannot read label map {name}: {str(e) or type(e).__name__}") from None
+        except DECODE_ERRORS as e:
+            raise ImageError(f"cannot read label map {name}: {first_line(e)}") from None
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
         raise ImageError(f"a label map must be a 2-D array of integer ids, not {array.dtype} {list(array.shape)}")
     return array
@@ -148,15 +150,15 @@ def read_binary_image(source) -> np.ndarray:
     if isinstance(source, np.ndarray):
         array = source
     else:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         try:
             with Image.open(source) as image:
                 array = np.asarray(image.convert("L") if image.mode not in ("1", "L", "I", "I;16") else image)
         except FileNotFoundError:
             raise ImageError(f"cannot read preservation mask {source}: no such file") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            raise ImageError(f"cannot read preservation mask {source}: {str(e) or type(e).__name__}") from None
+        except DECODE_ERRORS as e:
+            raise ImageError(f"cannot read preservation mask {source}: {first_line(e)}") from None
     if array.ndim != 2:
         raise ImageError(f"a preservation mask must be one channel, not shape {list(array.shape)}")
     values = np.unique(array)

@@ -306,6 +306,16 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
             if t.time_limit_minutes and clock.seconds() > 60 * t.time_limit_minutes:
                 self.model.stop_training = True
 
+    class SessionStart(tf.keras.callbacks.Callback):
+        """The step this session starts from: 0, or where BackupAndRestore (before it in the list) resumed."""
+
+        resumed_from = 0
+
+        def on_train_begin(self, logs=None):
+            self.resumed_from = current_step(model)
+            if self.resumed_from:
+                print(f"tfgc.train: resumed from step {self.resumed_from} ({out / 'backup'})", flush=True)
+
     class NonFiniteSteps(tf.keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -360,6 +370,7 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
         # First, so that the step that stops training is not followed by a save of its state.
         NonFiniteSteps(),
         tf.keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq=t.checkpoint_every, delete_checkpoint=False),
+        SessionStart(),
         tf.keras.callbacks.TensorBoard(str(out / "logs"), update_freq=max(1, min(50, t.steps_per_epoch // 4))),
         EpochCheckpoint(),
         ReconstructionImages(),
@@ -454,7 +465,9 @@ def run(args) -> int:
     elapsed = clock.seconds()
     steps = current_step(model)
 
-    if callbacks[0].stopped_at is not None:
+    guard = next(c for c in callbacks if hasattr(c, "stopped_at"))
+    resumed_from = next(c for c in callbacks if hasattr(c, "resumed_from")).resumed_from
+    if guard.stopped_at is not None:
         raise TfgcError(f"training stopped at step {steps}: {MAX_NONFINITE_STEPS} steps in a row had a non-finite loss "
                         f"or gradient (all skipped, so the weights and {out / 'backup'} hold the last finite state); "
                         "lower the learning rate or check the data; no model exported")
@@ -462,7 +475,7 @@ def run(args) -> int:
         raise TfgcError(f"training diverged (non-finite weights at step {steps}); the last good state is in "
                         f"{out / 'checkpoints'}; no model exported")
     model_dir = save_model(model, out / "model", force=True, extra={
-        "steps": steps, "train_seconds_this_session": round(elapsed, 1),
+        "steps": steps, "resumed_from_step": resumed_from, "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),

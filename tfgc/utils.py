@@ -91,7 +91,7 @@ def run_command(prog: str, command, interrupted: str = "interrupted") -> int:
     try:
         return command()
     except TfgcError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {first_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)

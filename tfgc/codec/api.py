@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from tfgc.codec import bitstream, entropy
+from tfgc.codec import bitstream, entropy, tiling
 from tfgc.codec.io import load_image
 from tfgc.errors import FormatError, ModelError, ModelMismatchError
 
@@ -99,15 +99,17 @@ def _fingerprint(model) -> bytes:
     return bytes.fromhex(manifest["fingerprint"]) if manifest else model.fingerprint()
 
 
-def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_classes=None) -> EncodeResult:
+def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_classes=None,
+           max_pixels: Optional[int] = None) -> EncodeResult:
     """Compress `image` (path, bytes, Pillow image or uint8 array) and report its rate.
 
     An sc model also needs `semantics`, the image's label map (path, bytes or array of ids in the model's label set),
     and takes what to preserve: `preserve` = "all" (the default), "none", or a binary mask (array or image path, at
-    the image's size or the latent grid's), or `preserve_classes` = class names or ids.
+    the image's size or the latent grid's), or `preserve_classes` = class names or ids. Images of more than
+    `max_pixels` pixels (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) are refused before they are decoded.
     """
     model = _as_model(model)
-    pixels = load_image(image)
+    pixels = load_image(image, max_pixels)
     if model.family == "sr":
         if semantics is not None or preserve is not None or preserve_classes is not None:
             raise ModelError("an sr model takes no label map or preservation mask; those are for sc models")
@@ -119,13 +121,40 @@ def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_clas
     if semantics is not None or preserve is not None or preserve_classes is not None:
         raise ModelError(f"a {model.family} model takes no label map or preservation mask; those are for sc models")
     height, width = pixels.shape[:2]
-    symbols = np.asarray(model.analysis(pixels[None]))[0]
+    symbols = _analysis(model, pixels)
     use_uniform, latents = _code_latents(symbols, model)
     header = bitstream.Header(model.family, bitstream.FLAG_UNIFORM_TABLE if use_uniform else 0,
                               _fingerprint(model), height, width)
     levels = model.config.model.levels
     return EncodeResult(bitstream.pack(header, latents), height, width, use_uniform, int(symbols.size),
                         symbols.size * math.log2(levels), entropy.ideal_bits(symbols, model.coding_table()))
+
+
+def _analysis(model, pixels: np.ndarray, classes: Optional[np.ndarray] = None) -> np.ndarray:
+    """The model's symbols [h, w, C] of an image (and an sc model's classes), in tiles when it is large."""
+    down = model.config.model.downsampling
+    inputs = [(tiling.edge_pad(pixels[None], down), down)]
+    if classes is not None:
+        inputs.append((tiling.edge_pad(classes[None], down), down))
+    grid = (inputs[0][0].shape[1] // down, inputs[0][0].shape[2] // down)
+    tile = tiling.tile_cells(down)
+    if not tiling.needs_tiles(model.config, grid, tile, pixels.shape[0] * pixels.shape[1]):
+        return np.asarray(model.analysis(*[array for array, _ in inputs]))[0]
+    return tiling.run(model.analysis, inputs, grid, 1, tiling.ANALYSIS_HALO, tile)[0]
+
+
+def _synthesis(model, inputs, scale: int, height: int, width: int, transform) -> np.ndarray:
+    """transform(*arrays, height, width) -> the decoded image [height, width, 3], in tiles when it is large.
+
+    inputs: (array [1, ...], pixels per cell of the first array's grid) pairs, the first on the grid; `scale`: output
+    pixels per cell."""
+    grid = inputs[0][0].shape[1:3]
+    tile = tiling.tile_cells(scale)
+    if not tiling.needs_tiles(model.config, grid, tile, height * width):
+        return np.asarray(transform(*[array for array, _ in inputs], height, width))[0]
+    image = tiling.run(lambda *windows: transform(*windows, windows[0].shape[1] * scale, windows[0].shape[2] * scale),
+                       inputs, grid, scale, tiling.synthesis_halo(model.config), tile)
+    return image[0, :height, :width]
 
 
 def _code_latents(symbols: np.ndarray, model):
@@ -165,7 +194,7 @@ def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> E
     height, width = pixels.shape[:2]
     classes = semantics.load_classes(label_map, m.label_set, m.semantic_classes, size=(height, width))
     mask = preservation_mask(model, classes, preserve, preserve_classes)
-    symbols = np.asarray(model.analysis(pixels[None], classes[None]))[0]
+    symbols = _analysis(model, pixels, classes)
     kept = symbols[mask.astype(bool)]  # [n, C], raster order
     use_uniform, latents = _code_latents(kept, model) if kept.size else (False, b"")
     label_coding, label_bytes = selective.encode_label_map(classes)
@@ -180,14 +209,14 @@ def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> E
                         entropy.ideal_bits(kept, model.coding_table()), parts, float(mask.mean()))
 
 
-def encode_sr(image, scale: int = 4, quality: int = 75) -> EncodeResult:
+def encode_sr(image, scale: int = 4, quality: int = 75, max_pixels: Optional[int] = None) -> EncodeResult:
     """The super-resolution codec's file (RL-SRGAN): `image` downsampled by `scale` (bicubic) as a JPEG of `quality`.
     No model takes part: any sr decoder of that scale, learned or classic, reads the file."""
     from tfgc.codec import sr
 
     sr.check_scale(scale)
     sr.check_quality(quality)
-    pixels = load_image(image)
+    pixels = load_image(image, max_pixels)
     height, width = pixels.shape[:2]
     jpeg = sr.encode_jpeg(sr.downsample(pixels, scale), quality)
     header = bitstream.Header("sr", 0, sr.fingerprint(scale), height, width)
@@ -205,15 +234,16 @@ def read_header(data: bytes) -> bitstream.Header:
 
 
 def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float] = None,
-           decoder: Optional[str] = None) -> np.ndarray:
+           decoder: Optional[str] = None, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decompress a .tfgc file's bytes to RGB uint8 [H, W, 3].
 
     Without `model`, the model is looked up by the file's fingerprint in $TFGC_MODEL_PATH and saved_models/.
     `alpha` in [0, 1] chooses the decoder of a fidelity-controlled model (0: the MSE decoder, 1: the GAN decoder,
     between: their interpolation); the file is the same for every alpha. sr files may also be decoded by a classic
-    upscaler instead of a model: `decoder` = "bicubic" or "lanczos".
+    upscaler instead of a model: `decoder` = "bicubic" or "lanczos". A file declaring more than `max_pixels` pixels
+    (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) is refused before anything is allocated for it.
     """
-    header, payload = bitstream.unpack(data)
+    header, payload = bitstream.unpack(data, max_pixels)
     if decoder not in (None, "model"):
         return _decode_sr_classic(header, payload, decoder, model, alpha)
     if model is None:
@@ -232,7 +262,8 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
         stored = _read_sr(header, payload)
         if stored.scale != m.scale:
             raise ModelMismatchError(f"file is downsampled by {stored.scale}, the model upscales by {m.scale}")
-        return np.asarray(model.synthesis(stored.low[None], header.height, header.width, alpha=alpha))[0]
+        return _synthesis(model, [(stored.low[None], 1)], m.scale, header.height, header.width,
+                          lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))
     expected = _fingerprint(model)
     if header.fingerprint != expected:
         raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
@@ -250,10 +281,13 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
             symbols[preserved] = entropy.range_decode(sections.latents, table, (count, m.latent_channels))
         elif sections.latents:
             raise FormatError("sc file stores latent bytes but its mask preserves nothing")
-        return np.asarray(model.synthesis(symbols[None], classes[None], mask[None], header.height, header.width,
-                                          alpha=alpha))[0]
+        down = m.downsampling
+        inputs = [(symbols[None], 1), (tiling.edge_pad(classes[None], down), down), (mask[None], 1)]
+        return _synthesis(model, inputs, down, header.height, header.width,
+                          lambda s, c, k, h, w: model.synthesis(s, c, k, h, w, alpha=alpha))
     symbols = entropy.range_decode(payload, table, shape)
-    return np.asarray(model.synthesis(symbols[None], header.height, header.width, alpha=alpha))[0]
+    return _synthesis(model, [(symbols[None], 1)], m.downsampling, header.height, header.width,
+                      lambda s, h, w: model.synthesis(s, h, w, alpha=alpha))
 
 
 def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256):

@@ -39,6 +39,17 @@ def ideal_bits(symbols: np.ndarray, table: np.ndarray) -> float:
     return float(np.sum(PRECISION - np.log2(frequencies[channel, symbols])))
 
 
+# The range coder's output never falls more than a few bytes short of the ideal length; more is a forged or damaged
+# payload, which would otherwise decode (to anything) however many symbols its header asks for.
+SHORTFALL_BITS = 64
+
+
+def minimum_bits(table: np.ndarray, cells: int) -> float:
+    """The fewest bits `cells` cells of C symbols can cost with `table`: every symbol at its channel's likeliest level."""
+    frequencies = np.diff(table[:, 1:], axis=1).astype(np.float64)
+    return cells * float(np.sum(PRECISION - np.log2(frequencies.max(axis=1))))
+
+
 def _channel_index(shape):
     return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
 
@@ -51,6 +62,13 @@ def range_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
 
 
 def range_decode(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
+    """Symbols of `shape` [..., C] from a payload range coded with `table`; a FormatError if the payload is too short to
+    hold them (so a small file cannot make the decoder produce a large image) or does not decode."""
+    cells = int(np.prod(shape[:-1], dtype=np.int64))
+    needed = minimum_bits(table, cells)
+    if 8 * len(payload) + SHORTFALL_BITS < needed:
+        raise FormatError(f"entropy-coded payload of {len(payload)} bytes cannot hold {cells * shape[-1]} symbols "
+                          f"(at least {needed / 8:.0f} bytes): the file is damaged or its image size is wrong")
     try:
         handle = tfc.create_range_decoder(payload, table)
         handle, symbols = tfc.entropy_decode_index(handle, _channel_index(tuple(shape)), shape, tf.int32)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfgc.errors import ImageError
-from tfgc.utils import write_atomic
+from tfgc.utils import first_line, write_atomic
+
+# What Pillow and its plugins raise on damaged or hostile image data (pillow-jxl-plugin raises RuntimeError; Pillow's
+# decoders also EOFError, struct.error and zlib.error): each becomes tfgc's own one-line error where images are read.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, RuntimeError, EOFError, struct.error, zlib.error,
+                 Image.DecompressionBombError)
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -30,16 +38,23 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(source) -> np.ndarray:
-    """A path, bytes, a Pillow image or an array ([H, W], [H, W, 1|3|4], uint8) as RGB uint8 [H, W, 3]."""
+def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
+    """A path, bytes, a Pillow image or an array ([H, W], [H, W, 1|3|4], uint8) as RGB uint8 [H, W, 3].
+
+    An image of more than `max_pixels` pixels (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) is refused, a file
+    from its header alone, before its pixels are decoded.
+    """
     if isinstance(source, np.ndarray):
+        _check_size(source.shape[1::-1] if source.ndim >= 2 else (0, 0), max_pixels, "image array")
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
+        _check_size(source.size, max_pixels, "image")
         return to_rgb_array(source)
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
         with opened as image:
+            _check_size(image.size, max_pixels, name)
             image.load()
             return to_rgb_array(image)
     except FileNotFoundError:
@@ -50,8 +65,18 @@ def load_image(source) -> np.ndarray:
         raise ImageError(f"cannot read {name}: not an image format Pillow knows") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"cannot read {name}: {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"cannot read {name}: {str(e) or type(e).__name__} (truncated or corrupt?)") from None
+    except DECODE_ERRORS as e:
+        raise ImageError(f"cannot read {name}: {first_line(e)} (truncated or corrupt?)") from None
+
+
+def _check_size(size, max_pixels: Optional[int], name: str) -> None:
+    from tfgc.codec.bitstream import MAX_IMAGE_PIXELS
+
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    width, height = size
+    if width * height > limit:
+        raise ImageError(f"{name}: {width}x{height} pixels exceed the limit of {limit} (--max-pixels, "
+                         "tfgc.codec.bitstream.MAX_IMAGE_PIXELS)")
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:

@@ -15,10 +15,12 @@ import zlib
 from typing import Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tfgc.codec import bitstream
+from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import FormatError
+from tfgc.utils import first_line
 
 # WebP's own limit on a side.
 _WEBP_MAX_SIDE = 16383
@@ -118,5 +120,5 @@ def _read_lossless(data: bytes, what: str, size, image_format: str) -> np.ndarra
             return np.asarray(image)
     except FormatError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise FormatError(f"{what} does not decode: {str(e) or type(e).__name__}") from None
+    except DECODE_ERRORS as e:
+        raise FormatError(f"{what} does not decode: {first_line(e)}") from None

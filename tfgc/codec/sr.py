@@ -11,10 +11,12 @@ import io
 import json
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tfgc.codec.bitstream import SR_SCALES
+from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import FormatError, TfgcError
+from tfgc.utils import first_line
 
 CLASSIC_DECODERS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
 
@@ -64,8 +66,8 @@ def decode_jpeg(data: bytes, height: int, width: int) -> np.ndarray:
                 raise FormatError(f"sr payload's JPEG is {image.mode}, not RGB")
             image.load()
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise FormatError(f"sr payload's JPEG cannot be decoded: {str(e) or type(e).__name__}") from None
+    except DECODE_ERRORS as e:
+        raise FormatError(f"sr payload's JPEG cannot be decoded: {first_line(e)}") from None
 
 
 def degrade(image: np.ndarray, scale: int, quality: int) -> np.ndarray:

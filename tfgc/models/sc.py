@@ -25,8 +25,8 @@ class SemanticFeatures(Encoder):
     """F: one-hot label map [B, H, W, K] -> features at the latent grid [B, H/16, W/16, channels]; the encoder's
     shape, its widest layer halved (a label map holds less than a photograph)."""
 
-    def __init__(self, width: int, channels: int):
-        super().__init__(width, channels, multiples=(1, 2, 4, 8, 8), name="semantic_features")
+    def __init__(self, width: int, channels: int, norm: str = "instance"):
+        super().__init__(width, channels, multiples=(1, 2, 4, 8, 8), norm=norm, name="semantic_features")
 
 
 def sample_masks(classes, class_count: int, mix, class_probability: float, downsampling: int):
@@ -75,7 +75,7 @@ class SCModel(GCModel):
 
     def _create_conditioning(self):
         m = self.config.model
-        self.semantic_features = SemanticFeatures(m.width, m.semantic_channels)
+        self.semantic_features = SemanticFeatures(m.width, m.semantic_channels, m.normalization)
 
     def _build_networks(self):
         self.semantic_features(tf.zeros([1, 32, 32, self.condition_channels]))

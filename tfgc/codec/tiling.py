@@ -1,0 +1,104 @@
+"""Large images in tiles, so that the memory a transform needs does not grow with the image.
+
+A convolutional transform's output at a point depends only on its input within the receptive field around it. So an
+image larger than a tile is cut into tiles on its latent grid; each tile's transform runs on the tile plus a margin
+(the halo) at least as wide as the receptive field, and only the tile's own part of the output is kept. The result is
+the whole-image transform's, up to the rounding of convolutions on other shapes, and it depends on the image size
+alone: the same file always decodes to the same pixels.
+
+Instance normalization is the exception: its statistics are those of the whole image, which no tile sees. Models
+with it (the paper-scale presets), and models with noise channels, run on whole images, up to WHOLE_IMAGE_PIXELS;
+larger images get a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+
+from tfgc.errors import ImageError
+
+# Tile side in image pixels (GC, SC: 64 latent cells; SR at x4: 256 pixels of the stored image).
+TILE_PIXELS = 1024
+# The largest image a model with instance normalization transforms in one piece (about 4 GB of activations per
+# layer of 60 channels for gc-paper at float32: raise it where the memory is there).
+WHOLE_IMAGE_PIXELS = 16_000_000
+
+
+def spans(length: int, tile: int, halo: int) -> List[Tuple[int, int, int, int]]:
+    """(start, end, window start, window end) of each tile along an axis of `length` cells."""
+    return [(start, min(start + tile, length), max(0, start - halo), min(length, start + tile + halo))
+            for start in range(0, length, tile)]
+
+
+def tile_cells(pixels_per_cell: int) -> int:
+    """Tile side in grid cells of `pixels_per_cell` image pixels."""
+    return max(1, TILE_PIXELS // pixels_per_cell)
+
+
+def run(transform: Callable, inputs: Sequence[Tuple[np.ndarray, int]], grid: Tuple[int, int], scale: int,
+        halo: int, tile: int) -> np.ndarray:
+    """transform(*windows) over the grid in tiles of `tile` cells; returns the output of the whole grid,
+    [B, gh*scale, gw*scale, ...].
+
+    inputs: (array [B, gh*k, gw*k, ...], k) pairs, k the array's pixels per grid cell; `scale` is the output's.
+    """
+    rows, columns = (spans(length, tile, halo) for length in grid)
+    output = None
+    for top, bottom, window_top, window_bottom in rows:
+        for left, right, window_left, window_right in columns:
+            windows = [array[:, window_top * k:window_bottom * k, window_left * k:window_right * k]
+                       for array, k in inputs]
+            result = np.asarray(transform(*windows))
+            if output is None:
+                output = np.empty((result.shape[0], grid[0] * scale, grid[1] * scale) + result.shape[3:], result.dtype)
+            output[:, top * scale:bottom * scale, left * scale:right * scale] = result[
+                :, (top - window_top) * scale:(bottom - window_top) * scale,
+                (left - window_left) * scale:(right - window_left) * scale]
+    return output
+
+
+def tileable(config) -> bool:
+    """Whether a model's transforms are local: no statistics over the whole image, and no noise channels (their fixed
+    noise tile is laid from the image's corner, which a tile does not know)."""
+    m = config.model
+    return m.family == "sr" or (m.normalization != "instance" and m.noise_channels == 0)
+
+
+def needs_tiles(config, grid: Tuple[int, int], tile: int, pixels: int) -> bool:
+    """Whether an image of `pixels` on this `grid` is transformed in tiles of `tile` cells; a clear error if it is too
+    large for a model that cannot be tiled."""
+    if grid[0] <= tile and grid[1] <= tile:
+        return False
+    if tileable(config):
+        return True
+    if pixels > WHOLE_IMAGE_PIXELS:
+        reason = "instance normalization" if config.model.normalization == "instance" else "noise channels"
+        raise ImageError(f"an image of {pixels} pixels is too large for this model: its {reason} needs the whole "
+                         f"image at once, and tfgc transforms at most {WHOLE_IMAGE_PIXELS} pixels so "
+                         "(tfgc.codec.tiling.WHOLE_IMAGE_PIXELS); models with GDN or no normalization, and without "
+                         "noise channels, work in tiles at any size")
+    return False
+
+
+def synthesis_halo(config) -> int:
+    """A margin (in grid cells) beyond the receptive field of the decoder."""
+    m = config.model
+    if m.family == "sr":
+        # 9x9 head, two 3x3 convs per residual block and one more, the upsampling stages, the 9x9 output conv.
+        return 2 * m.residual_blocks + 8
+    # c3s1, two 3x3 convs per residual block, four upsampling layers, c7s1: at most 2 * blocks + 3 cells; one spare.
+    # SC's semantic features come from an encoder of the label map (ANALYSIS_HALO).
+    return 2 * m.residual_blocks + 4 + (ANALYSIS_HALO if m.family == "sc" else 0)
+
+
+# The encoder's receptive field: c7s1 and four stride-2 3x3 convs and the 3x3 latent conv, about 34 pixels (3 cells).
+ANALYSIS_HALO = 4
+
+
+def edge_pad(array: np.ndarray, multiple: int) -> np.ndarray:
+    """[B, H, W, ...] edge-replicated to sizes divisible by `multiple` (as the models' own pad_to_multiple)."""
+    height, width = array.shape[1:3]
+    pad = [(0, 0), (0, -height % multiple), (0, -width % multiple)] + [(0, 0)] * (array.ndim - 3)
+    return np.pad(array, pad, mode="edge")
