@@ -74,6 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--target-bpp", type=float, default=0.0726)
     p.add_argument("--out", default="docs", help="folder of cpu-training.md and its assets cpu-training/")
     p.add_argument("--train-only", action="store_true", help="train, do not evaluate or report")
+    p.add_argument("--notes", help="a Markdown file appended to the report (what the figures mean)")
     return p.parse_args(argv)
 
 
@@ -125,10 +126,12 @@ def measure_speed(args) -> dict:
 
 def snapshots(run: Path):
     """(minutes, steps, directory) of each snapshot and of the final model, in training order."""
-    found = []
-    for directory in sorted((run / "snapshots").glob("step-*")) + [run / "model"]:
+    final = json.loads((run / "model" / "manifest.json").read_text())
+    found = [(final["train_seconds_this_session"] / 60, final["steps"], run / "model")]
+    for directory in (run / "snapshots").glob("step-*"):
         manifest = json.loads((directory / "manifest.json").read_text())
-        found.append((manifest["train_seconds_this_session"] / 60, manifest["steps"], directory))
+        if manifest["steps"] < final["steps"]:  # a snapshot taken at the time limit is the final model
+            found.append((manifest["train_seconds_this_session"] / 60, manifest["steps"], directory))
     return sorted(found)
 
 
@@ -200,47 +203,61 @@ def report(args, variants: dict, final, speed: dict, command: str) -> str:
              f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']:.0f} GiB; "
              f"{machine['platform']}. Python {env['python']}, TensorFlow {env['versions']['tensorflow']}. "
              f"Commit {env['commit']}.", "",
-             "Every run: `python -m tfgc.train --preset gc-small --stage 1 --data "
-             + " ".join(args.data) + " --steps 1000000 --steps-per-epoch 200 --time-limit MINUTES --snapshot-minutes M --out RUN` "
-             "plus "
-             "the variant's flags (C=8, L=5: the rate bound is 0.0726 bpp). Every figure is of the "
+             "Every run: `python -m tfgc.train --preset gc-small --stage 1 --data " + " ".join(args.data)
+             + " --steps 1000000 --steps-per-epoch 200 --time-limit MINUTES --snapshot-minutes M --out RUN` plus the "
+             "variant's flags (C=8, L=5: the rate bound is 0.0726 bpp). Every figure is of the "
              f"{args.kodak_count} Kodak images compressed to real .tfgc files and decoded (`tfgc.codec.api`); bpp "
              "counts whole files. The minutes count training only (snapshot exports are left out); the first minute "
              "includes tracing the step and filling the data cache.", ""]
+    if args.notes:
+        lines += [Path(args.notes).read_text().strip(), ""]
     if speed:
-        lines += ["## Speed of a step", "",
-                  "gc-small's stage-1 step (batch 8 of 128x128): the last of three epochs of "
-                  f"{max(1, args.speed_steps // 3)} steps (the first traces and compiles the step):", "",
-                  "| setting | flags / environment | steps/s |", "|---|---|---:|"]
-        for label, s in speed.items():
-            how = " ".join(s["flags"] + [f"{k}={v}" for k, v in s["env"].items()]) or "(none)"
-            lines.append(f"| {label} | `{how}` | {s['steps_per_second']:.2f} |")
-        lines.append("")
-    lines += ["## Variants at a fixed budget", "",
-              f"Each trained {args.minutes:g} minutes; Kodak PSNR after each {args.snapshot_minutes:g} minutes:", "",
-              "![PSNR against training minutes](cpu-training/variants.png)", "",
-              "| variant | flags | steps | steps/s | PSNR (dB) | MS-SSIM | bpp |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines += speed_lines(args, speed)
+    if variants:
+        lines += variant_lines(args, variants)
+    if final is not None:
+        lines += final_lines(args, final)
+    return "\n".join(lines) + "\n"
+
+
+def speed_lines(args, speed: dict) -> list:
+    lines = ["## Speed of a step", "",
+             "gc-small's stage-1 step (batch 8 of 128x128): the last of three epochs of "
+             f"{max(1, args.speed_steps // 3)} steps (the first traces and compiles the step):", "",
+             "| setting | flags / environment | steps/s |", "|---|---|---:|"]
+    for label, s in speed.items():
+        how = " ".join(s["flags"] + [f"{k}={v}" for k, v in s["env"].items()]) or "(none)"
+        lines.append(f"| {label} | `{how}` | {s['steps_per_second']:.2f} |")
+    return lines + [""]
+
+
+def variant_lines(args, variants: dict) -> list:
+    lines = ["## Variants at a fixed budget", "",
+             f"Each trained {args.minutes:g} minutes; Kodak PSNR after each {args.snapshot_minutes:g} minutes:", "",
+             "![PSNR against training minutes](cpu-training/variants.png)", "",
+             "| variant | flags | steps | steps/s | PSNR (dB) | MS-SSIM | bpp |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, points in variants.items():
         last = points[-1]
         lines.append(f"| {name} | `{' '.join(VARIANTS[name][1]) or '(preset)'}` | {last['steps']} | "
                      f"{last['steps'] / (60 * last['minutes']):.2f} | {last['psnr']:.2f} | "
                      f"{last.get('ms_ssim', float('nan')):.4f} | {last['bpp']:.4f} |")
-    lines += ["", "What each variant changes: "
-              + "; ".join(f"**{name}**: {VARIANTS[name][0]}" for name in variants) + ".", ""]
-    if final is not None:
-        name, points = final
-        last = points[-1]
-        met = (last["psnr"] >= args.target_psnr and last.get("ms_ssim", 0) >= args.target_ms_ssim
-               and last["bpp"] <= args.target_bpp)
-        lines += [f"## {name}, {args.final_minutes:g} minutes", "",
-                  "![PSNR against training minutes](cpu-training/final.png)", "",
-                  "| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
-        lines += [f"| {p['minutes']:.1f} | {p['steps']} | {p['psnr']:.2f} | {p['bpp']:.4f} |" for p in points]
-        lines += ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): **{last['psnr']:.2f} dB PSNR, "
-                      f"{last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} bpp** on Kodak. Target "
-                      f"({args.target_psnr:g} dB, {args.target_ms_ssim:g} MS-SSIM, <= {args.target_bpp:g} bpp): "
-                      + ("met." if met else "not met."), ""]
-    return "\n".join(lines) + "\n"
+    return lines + ["", "What each variant changes: "
+                    + "; ".join(f"**{name}**: {VARIANTS[name][0]}" for name in variants) + ".", ""]
+
+
+def final_lines(args, final) -> list:
+    name, points = final
+    last = points[-1]
+    met = (last["psnr"] >= args.target_psnr and last.get("ms_ssim", 0) >= args.target_ms_ssim
+           and last["bpp"] <= args.target_bpp)
+    lines = [f"## {name}: {args.final_minutes:g} minutes", "",
+             "![PSNR against training minutes](cpu-training/final.png)", "",
+             "| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
+    lines += [f"| {p['minutes']:.1f} | {p['steps']} | {p['psnr']:.2f} | {p['bpp']:.4f} |" for p in points]
+    return lines + ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): **{last['psnr']:.2f} dB PSNR, "
+                        f"{last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} bpp** on Kodak. "
+                        f"Target ({args.target_psnr:g} dB, {args.target_ms_ssim:g} MS-SSIM, <= {args.target_bpp:g} "
+                        "bpp): " + ("met." if met else "not met."), ""]
 
 
 def main(argv=None) -> int:
@@ -265,7 +282,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     assets = out / "cpu-training"
     assets.mkdir(parents=True, exist_ok=True)
-    plot(variants, assets / "variants.png", args.target_psnr)
+    if variants:
+        plot(variants, assets / "variants.png", args.target_psnr)
     if final:
         plot({final[0]: final[1]}, assets / "final.png", args.target_psnr)
     results = {"command": command, "speed": speed, "variants": variants, "final": final}

@@ -421,6 +421,7 @@ def run(args) -> int:
 
     import tensorflow as tf
 
+    from tfgc.evaluate import environment
     from tfgc.models.registry import build_model
     from tfgc.models.store import save_model
 
@@ -477,6 +478,7 @@ def run(args) -> int:
     model_dir = save_model(model, out / "model", force=True, extra={
         "steps": steps, "resumed_from_step": resumed_from, "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
+        "commit": environment()["commit"],
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
