@@ -183,14 +183,17 @@ class GANModel(tf.keras.Model):
     @staticmethod
     def _apply(optimizer, tape, objective, variables):
         """Apply the gradients of `objective` (the optimizer skips them if any is not finite on any replica); returns
-        whether this replica's objective and gradients were finite."""
+        whether this replica's objective, and outside float16 its gradients, were finite. (Under float16 an overflowing
+        gradient is the dynamic loss scale's business: it skips the step and lowers the scale, as designed.)"""
         gradients = tape.gradient(objective, variables)
         if _is_loss_scaled(optimizer):
             gradients = optimizer.get_unscaled_gradients(gradients)
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         optimizer.apply_gradients(pairs)
-        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(objective))]
-                             + [tf.reduce_all(tf.math.is_finite(g)) for g, _ in pairs])
+        checks = [tf.reduce_all(tf.math.is_finite(objective))]
+        if not _is_loss_scaled(optimizer) or optimizer.dynamic_growth_steps >= _NEVER:
+            checks += [tf.reduce_all(tf.math.is_finite(g)) for g, _ in pairs]
+        return tf.reduce_all(checks)
 
 
 # A scale that never grows: 2**30 steps between doublings.
