@@ -84,7 +84,8 @@ def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
         print(f"[{label or name}] trained already: {run}", flush=True)
         return run
     command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-small", "--stage", "1", "--data", *args.data,
-               "--steps", "1000000", "--steps-per-epoch", "200", "--time-limit", f"{minutes:g}", "--snapshot-minutes", f"{snapshot_minutes:g}",
+               "--steps", "1000000", "--steps-per-epoch", "200", "--time-limit", f"{minutes:g}",
+               "--snapshot-minutes", f"{snapshot_minutes:g}",
                "--out", str(run), "--force", *flags]
     run.mkdir(parents=True, exist_ok=True)
     print(f"[{label or name}] {shlex.join(command)}", flush=True)

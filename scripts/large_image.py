@@ -5,8 +5,8 @@
 
 The image is a bundled photograph resized (bicubic) to the size, saved as PNG. Peak memory is the process's maximum
 resident set size (wait4's ru_maxrss), TensorFlow's own footprint included; for scale, the baseline is `python -m tfgc
-info` on the compressed file, which starts Python, tfgc and TensorFlow and reads the file but transforms nothing. Files and images are
-checked: the decoded PNG has the original's size.
+info` on the compressed file, which starts Python, tfgc and TensorFlow and reads the file but transforms nothing. The
+decoded PNG is checked to have the original's size.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ MAX_NONFINITE_STEPS = 10
 
 # Flags that override the config field of the same name.
 _OVERRIDES = (
-    "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight", "distortion_weight",
+    "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight",
+    "distortion_weight",
     "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "learning_rate_schedule", "learning_rate_floor",
@@ -172,8 +173,8 @@ def resolve_config(args) -> Config:
     return config.replace(**overrides)
 
 
-_ARCHITECTURE = ("family", "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "label_set",
-                 "semantic_classes", "semantic_channels")
+_ARCHITECTURE = ("family", "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels",
+                 "label_set", "semantic_classes", "semantic_channels")
 
 
 def stage1_config(directory) -> Config:

@@ -45,7 +45,8 @@ SHORTFALL_BITS = 64
 
 
 def minimum_bits(table: np.ndarray, cells: int) -> float:
-    """The fewest bits `cells` cells of C symbols can cost with `table`: every symbol at its channel's likeliest level."""
+    """The fewest bits `cells` cells of C symbols can cost with `table` (each symbol at its channel's likeliest
+    level)."""
     frequencies = np.diff(table[:, 1:], axis=1).astype(np.float64)
     return cells * float(np.sum(PRECISION - np.log2(frequencies.max(axis=1))))
 
