@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from tfgc.config import PRESETS, Config, preset
+from tfgc.config import NORMALIZATIONS, PRESETS, Config, preset
 from tfgc.errors import ConfigError, TfgcError
 from tfgc.utils import run_command
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start over in --out even if it holds a run with a different config (deletes its backup)")
     g = p.add_argument_group("model (override the preset)")
     g.add_argument("--width", type=int, help="base width w: encoder w..16w, generator 16w..w (paper: 60)")
-    g.add_argument("--normalization", choices=["instance", "gdn", "none"],
+    g.add_argument("--normalization", choices=NORMALIZATIONS,
                    help="normalization of encoder and generator: instance norm (the paper), GDN / inverse GDN (Balle "
                         "et al.), or none")
     g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, help="latent channels C (paper: 2, 4, 8)")

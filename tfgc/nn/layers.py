@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfgc.config import NORMALIZATIONS
+
 
 class InstanceNormalization(tf.keras.layers.GroupNormalization):
     """Keras' `GroupNormalization(groups=-1)` (one group per channel), with its weights, computed with plain moments.
@@ -33,9 +35,6 @@ class InstanceNormalization(tf.keras.layers.GroupNormalization):
 
 def instance_norm(name=None) -> tf.keras.layers.Layer:
     return InstanceNormalization(name=name)
-
-
-NORMALIZATIONS = ("instance", "gdn", "none")
 
 
 class ConvNormAct(tf.keras.Sequential):
