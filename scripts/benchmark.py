@@ -3,6 +3,7 @@
     python scripts/benchmark.py                                   # gc-small and gc-paper, a bundled photo at 768x512
     python scripts/benchmark.py --image ../shared/data/kodak/kodim01.png --presets gc-small
     python scripts/benchmark.py --presets --export EXPORTS   # each runtime of a `python -m tfgc export --format all`
+    python scripts/benchmark.py --presets --ms-ssim           # the MS-SSIM loss: tfgc.nn.ssim vs tf.image
 
 Training is timed after warm-up steps (tracing excluded), on random crops of the bundled photographs, with each
 preset's own batch size and GAN setting at the crop size given. Encode and decode are timed through the public API
@@ -72,6 +73,38 @@ def bench_backends(export_dir: str, image: np.ndarray, repeats: int) -> None:
         time_codec(f"{backend}", model, image, repeats)
 
 
+def bench_ms_ssim(batch: int, crop: int, steps: int) -> None:
+    """Forward and backward pass of 1 - MS-SSIM, TensorFlow's and tfgc's, on a training batch's shape."""
+    import tensorflow as tf
+
+    from tfgc.metrics import MS_SSIM_FILTER, MS_SSIM_WEIGHTS, ms_ssim_scales
+    from tfgc.nn.ssim import ms_ssim
+
+    weights = np.array(MS_SSIM_WEIGHTS[:ms_ssim_scales(crop, crop)])
+    weights = tuple(float(w) for w in weights / weights.sum())
+    original = tf.random.uniform([batch, crop, crop, 3])
+    reconstruction = tf.Variable(tf.clip_by_value(original + tf.random.normal(original.shape, stddev=0.1), 0, 1))
+    implementations = {
+        "tf.image.ssim_multiscale": lambda x, y: tf.image.ssim_multiscale(x, y, 1.0, power_factors=weights,
+                                                                          filter_size=MS_SSIM_FILTER),
+        "tfgc.nn.ssim.ms_ssim": lambda x, y: ms_ssim(x, y, 1.0),
+    }
+    for label, function in implementations.items():
+        @tf.function
+        def step(function=function):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(1.0 - function(original, reconstruction))
+            return tape.gradient(loss, reconstruction)
+
+        step()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        seconds = (time.perf_counter() - started) / steps
+        print(f"loss   MS-SSIM {label:26s} batch {batch} of {crop}x{crop}: {1000 * seconds:7.1f} ms forward + backward",
+              flush=True)
+
+
 def time_codec(label: str, model, image: np.ndarray, repeats: int) -> None:
     result = api.encode(image, model)
     api.decode(result.data, model)
@@ -97,6 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--image", help="image for encode/decode timing (default: a bundled photo resized to 768x512)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--ms-ssim", action="store_true",
+                   help="time the MS-SSIM loss (gc-small's batch of 8 at 128x128) with TensorFlow's and tfgc's code")
     args = p.parse_args(argv)
     print(f"machine: {machine()}")
     print(f"command: python {' '.join(sys.argv)}")
@@ -110,6 +145,8 @@ def main(argv=None) -> int:
         bench_codec(name, image, args.repeats)
     if args.export:
         bench_backends(args.export, image, args.repeats)
+    if args.ms_ssim:
+        bench_ms_ssim(8, 128, args.repeats * 5)
     return 0
 
 

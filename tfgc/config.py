@@ -44,6 +44,9 @@ class ModelConfig:
     discriminator_layers: int = 3
     # Loss weights. adversarial_weight = 0 trains without a discriminator (rate + distortion only).
     distortion_weight: float = 10.0  # lambda on MSE of images scaled to [-1, 1]
+    # Weight on 1 - MS-SSIM (as many of the 5 scales as the crop holds): MSE alone leaves low-rate reconstructions
+    # blurry, which MS-SSIM punishes more than PSNR does.
+    ms_ssim_weight: float = 0.0
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 0.0  # VGG19 feature loss; needs perceptual_weights
@@ -187,6 +190,7 @@ class Config:
             _require(0 <= m.rl_discount <= 1, "rl_discount must be in [0, 1]")
             _require(m.value_weight >= 0, "value_weight must be >= 0")
             _require(t.stage == 0 and not m.fidelity_control, "sr models train in one stage")
+            _require(m.ms_ssim_weight == 0, "ms_ssim_weight is for gc and sc models")
         if m.family == "sc":
             from tfgc.semantics import LABEL_SETS
 
@@ -211,8 +215,8 @@ class Config:
         _require(m.quantizer_sigma >= 0, "quantizer_sigma must be >= 0")
         _require(1 <= m.discriminator_scales <= 8 and 1 <= m.discriminator_layers <= 8,
                  "discriminator_scales and discriminator_layers must be in 1..8")
-        for name in ("distortion_weight", "adversarial_weight", "feature_matching_weight", "perceptual_weight",
-                     "rate_weight"):
+        for name in ("distortion_weight", "ms_ssim_weight", "adversarial_weight", "feature_matching_weight",
+                     "perceptual_weight", "rate_weight"):
             _require(getattr(m, name) >= 0, f"{name} must be >= 0")
         _require(m.perceptual_weight == 0 or m.perceptual_weights,
                  "perceptual_weight > 0 needs perceptual_weights ('imagenet' or a path to VGG19 weights)")

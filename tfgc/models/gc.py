@@ -28,6 +28,7 @@ from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import ConvNormAct, ResidualBlock
 from tfgc.nn.perceptual import VGGFeatureLoss
 from tfgc.nn.quantizer import Quantizer
+from tfgc.nn.ssim import ms_ssim
 
 # Decoding must not depend on anything but the file and the model: at inference the optional noise channels are one
 # fixed tile, drawn from this seed and stored with the weights, repeated over the latent (a stored tile, unlike a
@@ -197,6 +198,8 @@ class GCModel(GANModel):
     def loss_term_names(self) -> List[str]:
         m = self.config.model
         names = ["distortion"]
+        if m.ms_ssim_weight > 0:
+            names.append("ms_ssim")
         if not self.decoder_only:
             names.append("entropy_model")
             if m.rate_weight > 0:
@@ -220,6 +223,10 @@ class GCModel(GANModel):
         x, x_hat = outputs["x"], outputs["x_hat"]
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
         terms = {"distortion": m.distortion_weight * self.squared_error(outputs)}
+        if m.ms_ssim_weight > 0:
+            # On the whole image, in float32 whatever the policy (its products of powers underflow in float16).
+            similarity = ms_ssim((tf.cast(x, tf.float32) + 1) / 2, (tf.cast(x_hat, tf.float32) + 1) / 2, 1.0)
+            terms["ms_ssim"] = m.ms_ssim_weight * (1.0 - similarity)
         if not self.decoder_only:
             # The prior always learns the symbol statistics (so files are entropy coded well), whatever beta: this
             # term reaches only its logits.
