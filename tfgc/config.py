@@ -286,13 +286,13 @@ def _small() -> Config:
     # Narrow enough for 2 CPU cores: encoder 16-32-64-128-256, 4 residual blocks, no discriminator by default
     # (rate-bounded MSE training, the first stage of a two-stage schedule); C=8, L=5 gives the 0.0726 bpp bound.
     # Departures from the paper, measured in docs/cpu-training.md (scripts/cpu_training.py): GDN instead of instance
-    # norm, and Adam 3e-4 on a cosine schedule over the run.
+    # norm, an MS-SSIM term beside the MSE, batches of 4, and Adam 3e-4 on a cosine schedule over the run.
     return Config(
         preset="gc-small",
         model=ModelConfig(width=16, latent_channels=8, levels=5, residual_blocks=4, normalization="gdn",
-                          discriminator_width=16, discriminator_layers=3, adversarial_weight=0.0,
+                          ms_ssim_weight=3.0, discriminator_width=16, discriminator_layers=3, adversarial_weight=0.0,
                           feature_matching_weight=0.0),
-        train=TrainConfig(crop_size=128, batch_size=8, steps=240, steps_per_epoch=40, learning_rate=3e-4,
+        train=TrainConfig(crop_size=128, batch_size=4, steps=240, steps_per_epoch=40, learning_rate=3e-4,
                           learning_rate_schedule="cosine", beta_1=0.9, checkpoint_every=40, validation_images=4),
     )
 
@@ -332,12 +332,12 @@ def _sc_paper() -> Config:
 
 def _sc_small() -> Config:
     # gc-small's networks with the label map, at 1024x512 (downscale 2) in 192x192 crops; MSE only, like gc-small.
-    # Instance norm and a constant 1e-3, as the SC study (docs/selective.md) was made with; gc-small's GDN and
-    # schedule are not measured on SC yet.
+    # Instance norm, MSE alone and a constant 1e-3, as the SC study (docs/selective.md) was made with; gc-small's
+    # GDN, MS-SSIM term and schedule are not measured on SC yet.
     config = _small()
     return dataclasses.replace(config, preset="sc-small",
                                model=dataclasses.replace(config.model, family="sc", semantic_channels=16,
-                                                         normalization="instance"),
+                                                         normalization="instance", ms_ssim_weight=0.0),
                                train=dataclasses.replace(config.train, crop_size=192, batch_size=4, downscale=2,
                                                          learning_rate=1e-3, learning_rate_schedule="constant"))
 

@@ -25,7 +25,7 @@ from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_los
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
 from tfgc.nn.interpolation import call_with_weights, interpolate
-from tfgc.nn.layers import ConvNormAct, ResidualBlock
+from tfgc.nn.layers import ConvNormAct, EagerSequential, ResidualBlock
 from tfgc.nn.perceptual import VGGFeatureLoss
 from tfgc.nn.quantizer import Quantizer
 from tfgc.nn.ssim import ms_ssim
@@ -37,7 +37,7 @@ NOISE_SEED = (20190, 2958)
 NOISE_TILE = 64
 
 
-class Encoder(tf.keras.Sequential):
+class Encoder(EagerSequential):
     """c7s1-w, then a stride-2 conv for each further multiple of w (d2w, d4w, d8w, d16w by default), c3s1-C."""
 
     def __init__(self, width: int, latent_channels: int, multiples=(1, 2, 4, 8, 16), norm="instance", name="encoder"):
@@ -49,7 +49,7 @@ class Encoder(tf.keras.Sequential):
             name=name)
 
 
-class Generator(tf.keras.Sequential):
+class Generator(EagerSequential):
     def __init__(self, width: int, residual_blocks: int, norm="instance"):
         super().__init__(
             [ConvNormAct(16 * width, 3, norm=norm)]
