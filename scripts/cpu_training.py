@@ -28,18 +28,22 @@ from pathlib import Path
 
 # name -> (what it changes, flags of python -m tfgc.train on top of --preset gc-small --stage 1)
 VARIANTS = {
-    "gc-small": ("the gc-small preset as it ships (GDN, Adam 3e-4 on a cosine schedule)", []),
-    "instance-1e-3": ("gc-small before this study: instance norm (the paper's), constant learning rate 1e-3",
-                      ["--normalization", "instance", "--learning-rate", "1e-3", "--learning-rate-schedule", "constant"]),
-    "gdn-1e-3": ("GDN, constant 1e-3", ["--normalization", "gdn", "--learning-rate", "1e-3",
-                                        "--learning-rate-schedule", "constant"]),
-    "instance-3e-4-cosine": ("instance norm, cosine 3e-4 -> 3e-6",
-                             ["--normalization", "instance", "--learning-rate", "3e-4",
-                              "--learning-rate-schedule", "cosine"]),
-    "none-3e-4-cosine": ("no normalization, cosine 3e-4 -> 3e-6",
-                         ["--normalization", "none", "--learning-rate", "3e-4", "--learning-rate-schedule", "cosine"]),
-    "gdn-3e-4-cosine": ("GDN, cosine 3e-4 -> 3e-6",
-                        ["--normalization", "gdn", "--learning-rate", "3e-4", "--learning-rate-schedule", "cosine"]),
+    "gc-small": ("the preset as it ships: GDN, MSE + 3 x (1 - MS-SSIM), batch 4, Adam 3e-4 on a cosine schedule", []),
+    "before": ("gc-small before this study: instance norm, MSE alone, batch 8, constant 1e-3",
+               ["--normalization", "instance", "--ms-ssim-weight", "0", "--batch-size", "8",
+                "--learning-rate", "1e-3", "--learning-rate-schedule", "constant"]),
+    "mse-batch-8": ("the preset of the first 60-minute run: MSE alone, batch 8",
+                    ["--ms-ssim-weight", "0", "--batch-size", "8"]),
+    "mse": ("MSE alone", ["--ms-ssim-weight", "0"]),
+    "ms-ssim-1": ("MS-SSIM weight 1", ["--ms-ssim-weight", "1"]),
+    "ms-ssim-10": ("MS-SSIM weight 10", ["--ms-ssim-weight", "10"]),
+    "batch-8": ("batch 8", ["--batch-size", "8"]),
+    "instance": ("instance norm (the paper's)", ["--normalization", "instance"]),
+    "none": ("no normalization", ["--normalization", "none"]),
+    "lr-1e-3": ("Adam 1e-3 on the cosine schedule", ["--learning-rate", "1e-3"]),
+    "constant-3e-4": ("a constant 3e-4", ["--learning-rate-schedule", "constant"]),
+    "residual-blocks-2": ("2 residual blocks instead of 4", ["--residual-blocks", "2"]),
+    "crop-192": ("192x192 crops", ["--crop-size", "192"]),
 }
 
 # Settings that change the speed of a step, not what it computes (measured with --speed).
@@ -67,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--final", choices=sorted(VARIANTS), help="a variant also trained for --final-minutes")
     p.add_argument("--final-minutes", type=float, default=60.0)
     p.add_argument("--final-snapshot-minutes", type=float, default=10.0)
+    p.add_argument("--compare", nargs="*", default=[], metavar="LABEL=RUN",
+                   help="earlier final runs (run directories of this script) shown beside the final one")
     p.add_argument("--speed", action="store_true", help="first measure steps/s of the SPEED_SETTINGS")
     p.add_argument("--speed-steps", type=int, default=60)
     p.add_argument("--target-psnr", type=float, default=24.0)
@@ -194,7 +200,7 @@ def plot(curves: dict, path: Path, target: float) -> None:
     plt.close(figure)
 
 
-def report(args, variants: dict, final, speed: dict, command: str) -> str:
+def report(args, variants: dict, final, speed: dict, command: str, compared: dict) -> str:
     from tfgc.evaluate import environment
 
     env = environment()
@@ -218,12 +224,14 @@ def report(args, variants: dict, final, speed: dict, command: str) -> str:
         lines += variant_lines(args, variants)
     if final is not None:
         lines += final_lines(args, final)
+    for label, points in compared.items():
+        lines += final_lines(args, (label, points), plotted=False)
     return "\n".join(lines) + "\n"
 
 
 def speed_lines(args, speed: dict) -> list:
     lines = ["## Speed of a step", "",
-             "gc-small's stage-1 step (batch 8 of 128x128): the last of three epochs of "
+             "gc-small's stage-1 step (the preset's batch and crop): the last of three epochs of "
              f"{max(1, args.speed_steps // 3)} steps (the first traces and compiles the step):", "",
              "| setting | flags / environment | steps/s |", "|---|---|---:|"]
     for label, s in speed.items():
@@ -246,14 +254,16 @@ def variant_lines(args, variants: dict) -> list:
                     + "; ".join(f"**{name}**: {VARIANTS[name][0]}" for name in variants) + ".", ""]
 
 
-def final_lines(args, final) -> list:
+def final_lines(args, final, plotted=True) -> list:
     name, points = final
     last = points[-1]
     met = (last["psnr"] >= args.target_psnr and last.get("ms_ssim", 0) >= args.target_ms_ssim
            and last["bpp"] <= args.target_bpp)
-    lines = [f"## {name}: {args.final_minutes:g} minutes", "",
-             "![PSNR against training minutes](cpu-training/final.png)", "",
-             "| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
+    lines = [f"## {name}" + (f": {args.final_minutes:g} minutes" if plotted else " (an earlier run, for comparison)"),
+             ""]
+    if plotted:
+        lines += ["![PSNR against training minutes](cpu-training/final.png)", ""]
+    lines += ["| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
     lines += [f"| {p['minutes']:.1f} | {p['steps']} | {p['psnr']:.2f} | {p['bpp']:.4f} |" for p in points]
     return lines + ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): **{last['psnr']:.2f} dB PSNR, "
                         f"{last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} bpp** on Kodak. "
@@ -280,16 +290,20 @@ def main(argv=None) -> int:
     args.kodak_count = len(images)
     variants = {name: evaluate(run, images, full=True) for name, run in runs.items()}
     final = (final_run[0], evaluate(final_run[1], images, full=True)) if final_run else None
+    compared = {}
+    for item in args.compare:
+        label, _, run = item.partition("=")
+        compared[label] = evaluate(Path(run), images, full=True)
     out = Path(args.out)
     assets = out / "cpu-training"
     assets.mkdir(parents=True, exist_ok=True)
     if variants:
         plot(variants, assets / "variants.png", args.target_psnr)
     if final:
-        plot({final[0]: final[1]}, assets / "final.png", args.target_psnr)
-    results = {"command": command, "speed": speed, "variants": variants, "final": final}
+        plot({final[0]: final[1], **compared}, assets / "final.png", args.target_psnr)
+    results = {"command": command, "speed": speed, "variants": variants, "final": final, "compared": compared}
     (assets / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "cpu-training.md").write_text(report(args, variants, final, speed, command))
+    (out / "cpu-training.md").write_text(report(args, variants, final, speed, command, compared))
     print(f"wrote {out / 'cpu-training.md'}")
     return 0
 
