@@ -63,9 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--data", nargs="+", required=True, help="training folders (BSDS500 train + test)")
     p.add_argument("--kodak", required=True, help="folder of the evaluation images")
     p.add_argument("--runs", default="runs/cpu-training", help="folder of the training runs and cached evaluations")
-    p.add_argument("--variants", nargs="*",
-                   default=["instance-1e-3", "gdn-1e-3", "instance-3e-4-cosine", "none-3e-4-cosine", "gdn-3e-4-cosine"],
-                   choices=sorted(VARIANTS), help="variants trained for --minutes each")
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=sorted(VARIANTS),
+                   help="variants trained for --minutes each (default: all; the flag alone: none)")
     p.add_argument("--minutes", type=float, default=8.0, help="training budget of each variant")
     p.add_argument("--snapshot-minutes", type=float, default=2.0, help="minutes between evaluated snapshots")
     p.add_argument("--final", choices=sorted(VARIANTS), help="a variant also trained for --final-minutes")
