@@ -189,7 +189,8 @@ def plot(curves: dict, path: Path, target: float) -> None:
         axes.plot([0] + [p["minutes"] for p in points], [None] + [p["psnr"] for p in points], marker="o",
                   markersize=3, label=label)
     axes.axhline(target, color="grey", linestyle="--", linewidth=1)
-    axes.text(0.5, target + 0.1, f"target {target:g} dB", color="grey", fontsize=8)
+    axes.text(0.01, target, f"target {target:g} dB", color="grey", fontsize=8, va="bottom",
+              transform=axes.get_yaxis_transform())
     axes.set_xlabel("training minutes (2 CPU cores; snapshot exports not counted)")
     axes.set_ylabel("PSNR on Kodak (dB), real files")
     axes.grid(alpha=0.3)
