@@ -1,7 +1,7 @@
 """MS-SSIM as a training loss: tf.image.ssim_multiscale's values (Wang et al. 2003; 11-tap Gaussian, sigma 1.5,
-k1 0.01, k2 0.03, 2x2 average pooling between scales), computed an order of magnitude faster on the CPU.
+k1 0.01, k2 0.03, 2x2 average pooling between scales), computed several times faster on the CPU.
 
-TensorFlow filters with an 11x11 depthwise convolution, whose gradient dominated a gc-small training step. The
+TensorFlow filters with an 11x11 depthwise convolution, whose gradient doubled a gc-small training step. The
 Gaussian is separable, and a 1-D valid filter along an axis of fixed length n is a product with an (n - 10) x n band
 matrix, which runs on the matrix-multiply kernels forward and backward.
 """
