@@ -77,11 +77,10 @@ def bench_ms_ssim(batch: int, crop: int, steps: int) -> None:
     """Forward and backward pass of 1 - MS-SSIM, TensorFlow's and tfgc's, on a training batch's shape."""
     import tensorflow as tf
 
-    from tfgc.metrics import MS_SSIM_FILTER, MS_SSIM_WEIGHTS, ms_ssim_scales
+    from tfgc.metrics import MS_SSIM_FILTER, ms_ssim_weights
     from tfgc.nn.ssim import ms_ssim
 
-    weights = np.array(MS_SSIM_WEIGHTS[:ms_ssim_scales(crop, crop)])
-    weights = tuple(float(w) for w in weights / weights.sum())
+    weights = ms_ssim_weights(crop, crop)
     original = tf.random.uniform([batch, crop, crop, 3])
     reconstruction = tf.Variable(tf.clip_by_value(original + tf.random.normal(original.shape, stddev=0.1), 0, 1))
     implementations = {

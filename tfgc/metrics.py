@@ -30,14 +30,19 @@ def ms_ssim_scales(height: int, width: int) -> int:
     return scales
 
 
+def ms_ssim_weights(height: int, width: int) -> tuple:
+    """The standard scale weights of the scales an image holds, renormalized to sum to 1."""
+    weights = np.array(MS_SSIM_WEIGHTS[:ms_ssim_scales(height, width)])
+    return tuple(float(w) for w in weights / weights.sum())
+
+
 def ms_ssim(original: np.ndarray, reconstruction: np.ndarray) -> float:
     """MS-SSIM (tf.image.ssim_multiscale, 8-bit range). Images under 161 pixels a side use fewer scales, with the
     standard weights of those scales renormalized; Kodak-sized images use all five. About 1 s per 768x512 image on
     2 CPU cores (its 11x11 depthwise Gaussian filters dominate)."""
     import tensorflow as tf
 
-    weights = np.array(MS_SSIM_WEIGHTS[:ms_ssim_scales(*original.shape[:2])])
-    weights = tuple(float(w) for w in weights / weights.sum())
+    weights = ms_ssim_weights(*original.shape[:2])
     value = tf.image.ssim_multiscale(tf.constant(original[None], tf.float32), tf.constant(reconstruction[None], tf.float32),
                                      max_val=255.0, power_factors=weights, filter_size=MS_SSIM_FILTER)
     return float(value[0])

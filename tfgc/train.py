@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beta", dest="rate_weight", type=float,
                    help="rate weight beta: 0 trains at the bounded rate dim*log2(L) (the paper), > 0 adds bits/pixel")
     g.add_argument("--distortion-weight", type=float, help="lambda on MSE (paper: 10)")
-    g.add_argument("--ms-ssim-weight", type=float, help="weight on 1 - MS-SSIM beside the MSE (default 0)")
+    g.add_argument("--ms-ssim-weight", type=float, help="weight on 1 - MS-SSIM beside the MSE (gc-small: 3; other presets: 0)")
     g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")
     g.add_argument("--feature-matching-weight", type=float, help="pix2pixHD feature matching weight")
     g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfgc.metrics import MS_SSIM_FILTER, MS_SSIM_WEIGHTS, ms_ssim_scales
+from tfgc.metrics import MS_SSIM_FILTER, ms_ssim_weights
 
 FILTER_SIGMA = 1.5
 K1, K2 = 0.01, 0.03
@@ -54,12 +54,11 @@ def _ssim_and_cs(x, y, max_val: float):
 
 def ms_ssim(original, reconstruction, max_val: float):
     """MS-SSIM of each image of two float batches [B, H, W, C] of a size known when traced: as many of the 5 scales
-    as the size holds (tfgc.metrics.ms_ssim_scales), their standard weights renormalized, channels averaged."""
+    as the size holds, their standard weights renormalized (tfgc.metrics.ms_ssim_weights), channels averaged."""
     batch, height, width, channels = original.shape
     if height is None or width is None or channels is None:
         raise ValueError("ms_ssim needs images whose height, width and channels are known when traced")
-    weights = np.array(MS_SSIM_WEIGHTS[:ms_ssim_scales(height, width)])
-    weights = weights / weights.sum()
+    weights = ms_ssim_weights(height, width)
 
     def planes(images):
         return tf.reshape(tf.transpose(tf.cast(images, tf.float32), [0, 3, 1, 2]), [-1, height, width])
