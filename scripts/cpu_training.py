@@ -44,6 +44,7 @@ VARIANTS = {
     "constant-3e-4": ("a constant 3e-4", ["--learning-rate-schedule", "constant"]),
     "residual-blocks-2": ("2 residual blocks instead of 4", ["--residual-blocks", "2"]),
     "crop-192": ("192x192 crops", ["--crop-size", "192"]),
+    "width-24": ("base width 24 instead of 16 (1.5x the channels of every layer)", ["--width", "24"]),
 }
 
 # Settings that change the speed of a step, not what it computes (measured with --speed).
