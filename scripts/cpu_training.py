@@ -133,12 +133,15 @@ def measure_speed(args) -> dict:
 
 def snapshots(run: Path):
     """(minutes, steps, directory) of each snapshot and of the final model, in training order."""
+    def minutes(manifest):  # the run's training time; models from before tfgc kept it have one session's
+        return manifest.get("train_seconds", manifest["train_seconds_this_session"]) / 60
+
     final = json.loads((run / "model" / "manifest.json").read_text())
-    found = [(final["train_seconds_this_session"] / 60, final["steps"], run / "model")]
+    found = [(minutes(final), final["steps"], run / "model")]
     for directory in (run / "snapshots").glob("step-*"):
         manifest = json.loads((directory / "manifest.json").read_text())
         if manifest["steps"] < final["steps"]:  # a snapshot taken at the time limit is the final model
-            found.append((manifest["train_seconds_this_session"] / 60, manifest["steps"], directory))
+            found.append((minutes(manifest), manifest["steps"], directory))
     return sorted(found)
 
 

@@ -139,6 +139,74 @@ def test_interrupted_run_resumes_from_the_saved_step(tmp_path, monkeypatch, caps
     assert "another config" in capsys.readouterr().err
 
 
+class _StepClock(train.TrainingClock):
+    """One second of training per step, so that time limits and budgets fall on known steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.ticks = 0
+
+    def seconds(self):
+        return float(self.ticks)
+
+
+class _Tick(tf.keras.callbacks.Callback):
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.clock.ticks += 1
+
+
+class _RecordLearningRate(tf.keras.callbacks.Callback):
+    rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        _RecordLearningRate.rates.append(float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)))
+
+
+def test_budget_spans_sessions_schedule_and_snapshots(tmp_path, monkeypatch, capsys):
+    import json
+
+    out = tmp_path / "run"
+    argv = ["--preset", "gc-tiny", "--stage", "1", "--out", str(out), "--steps", "1000", "--steps-per-epoch", "50",
+            "--checkpoint-every", "1", "--learning-rate-schedule", "cosine", "--budget-minutes", "0.1",
+            "--snapshot-minutes", "0.05"]
+    original = train._callbacks
+    monkeypatch.setattr(train, "TrainingClock", _StepClock)
+    monkeypatch.setattr(train, "_callbacks", lambda model, config, out, batch, clock: (
+        [_Tick(clock)] + original(model, config, out, batch, clock) + [_RecordLearningRate()]))
+    manifest = lambda path: json.loads((path / "manifest.json").read_text())  # noqa: E731
+    start = preset("gc-tiny").train.learning_rate
+
+    # A session limit of 3 seconds ends the first session after step 4, 4 seconds into the run's 6-second budget.
+    assert train.main(argv + ["--time-limit", "0.05"]) == 0
+    first = manifest(out / "model")
+    assert (first["steps"], first["train_seconds"], first["train_seconds_this_session"]) == (4, 4.0, 4.0)
+    # The cosine follows the budget, not the session: at step 4 (3 s of 6) it is halfway, not at its floor.
+    assert _RecordLearningRate.rates[-1] == pytest.approx(start * train.cosine_factor(0.5, 0.01), rel=1e-5)
+
+    _RecordLearningRate.rates.clear()
+    assert train.main(argv) == 0
+    assert "resumed from step 4 after 0.1 minutes" in capsys.readouterr().out
+    second = manifest(out / "model")
+    assert (second["steps"], second["train_seconds"], second["train_seconds_this_session"]) == (7, 7.0, 3.0)
+    assert _RecordLearningRate.rates[0] == pytest.approx(start * train.cosine_factor(4 / 6, 0.01), rel=1e-5)
+    assert _RecordLearningRate.rates[-1] == pytest.approx(start * 0.01, rel=1e-5)
+    # Snapshots every 3 seconds of the run's time, across the session boundary.
+    snapshots = {p.name: manifest(p)["train_seconds"] for p in (out / "snapshots").iterdir()}
+    assert snapshots == {"step-0000003": 3.0, "step-0000006": 6.0}
+
+    # With the budget spent, a rerun trains no step and exports the last backup again.
+    _RecordLearningRate.rates.clear()
+    assert train.main(argv) == 0
+    assert "budget of 0.1 minutes is spent" in capsys.readouterr().out
+    assert _RecordLearningRate.rates == []
+    third = manifest(out / "model")
+    assert (third["steps"], third["train_seconds"]) == (7, 7.0)
+
+
 def test_help_documents_every_flag():
     parser = train.build_parser()
     flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]

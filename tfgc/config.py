@@ -108,7 +108,8 @@ class TrainConfig:
     learning_rate: float = 2e-4
     discriminator_learning_rate: float = 2e-4
     # "constant", or "cosine": both learning rates fall along a half cosine to learning_rate_floor times their start
-    # as the run progresses toward whichever ends it first, `steps` or this session's `time_limit_minutes`.
+    # as the run progresses toward whichever ends it first: `steps`, the run's `budget_minutes`, or (without a budget)
+    # this session's `time_limit_minutes`.
     learning_rate_schedule: str = "constant"
     learning_rate_floor: float = 0.01
     beta_1: float = 0.5
@@ -120,6 +121,9 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between BackupAndRestore saves
     validation_images: int = 4
     time_limit_minutes: float = 0.0  # 0: no limit; otherwise stop cleanly (checkpoint + export) after this long
+    # 0: no budget; otherwise the run's training time in total, over every session that resumes it: stop (checkpoint +
+    # export) when it is spent. The time is kept in the model's backups, so a killed session loses only its last steps.
+    budget_minutes: float = 0.0
     snapshot_minutes: float = 0.0  # > 0: export the model every this many minutes of training (OUT/snapshots/)
     # 0: every module trains on every loss (Agustsson et al.); 1: every module on rate + distortion, no GAN;
     # 2: the decoder alone with the GAN, from the stage-1 model `init_from`, encoder and entropy model frozen.
@@ -230,6 +234,7 @@ class Config:
         _require(t.strategy in ("default", "mirrored", "multiworker"), "strategy must be default, mirrored or multiworker")
         _require(t.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         _require(t.time_limit_minutes >= 0, "time_limit_minutes must be >= 0")
+        _require(t.budget_minutes >= 0, "budget_minutes must be >= 0")
         _require(t.snapshot_minutes >= 0, "snapshot_minutes must be >= 0")
         _require(0.0 <= m.default_alpha <= 1.0, "default_alpha must be in [0, 1]")
         _require(t.stage in (0, 1, 2), "stage must be 0 (joint), 1 (rate + distortion) or 2 (decoder with GAN)")

@@ -609,8 +609,12 @@ def _plot_fidelity(summary, path) -> None:
 
 def _training_summary(manifest: dict) -> str:
     def one(m):
-        minutes = m.get("train_seconds_this_session")
-        time = f", {minutes / 60:.1f} min in its last session" if minutes else ""
+        if m.get("train_seconds"):
+            time = f", {m['train_seconds'] / 60:.1f} min of training"
+        elif m.get("train_seconds_this_session"):  # models from before tfgc kept a run's total time
+            time = f", {m['train_seconds_this_session'] / 60:.1f} min in its last session"
+        else:
+            time = ""
         return f"`{m.get('command', '?')}` ({m.get('steps', '?')} steps{time})"
 
     text = f"Trained with {one(manifest)}"

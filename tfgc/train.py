@@ -39,12 +39,12 @@ _OVERRIDES = (
     "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "learning_rate_schedule", "learning_rate_floor",
-    "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "snapshot_minutes",
-    "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
+    "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "budget_minutes",
+    "snapshot_minutes", "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
     "scale", "jpeg_quality", "rl_every", "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
-_RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "checkpoint_every", "snapshot_minutes"}
+_RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "budget_minutes", "checkpoint_every", "snapshot_minutes"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="random seed of weights and data order")
     g.add_argument("--checkpoint-every", type=int, help="steps between BackupAndRestore saves")
     g.add_argument("--time-limit", dest="time_limit_minutes", type=float,
-                   help="stop after this many minutes (0: no limit), then export; rerun to continue")
+                   help="stop after this many minutes of this session (0: no limit), then export; rerun to continue")
+    g.add_argument("--budget-minutes", type=float,
+                   help="the run's training time in total, over every session that resumes it (0: none): stop and "
+                        "export when it is spent; a cosine schedule spans it")
     g.add_argument("--snapshot-minutes", type=float,
                    help="also export the model to OUT/snapshots/step-N every this many minutes of training (the "
                         "export's own time is not counted against --time-limit)")
@@ -193,7 +196,7 @@ def _stage1_summary(directory) -> dict:
     from tfgc.models.store import read_manifest
 
     manifest = read_manifest(directory)
-    keys = ("command", "steps", "train_seconds_this_session", "data", "fingerprint")
+    keys = ("command", "steps", "train_seconds", "train_seconds_this_session", "data", "fingerprint")
     return dict({key: manifest[key] for key in keys if key in manifest}, directory=str(directory))
 
 
@@ -212,6 +215,17 @@ def check_resumable(existing: Config, config: Config) -> Optional[str]:
             if key not in _RESUMABLE_CHANGES and old[section].get(key) != value:
                 return f"{section}.{key} was {old[section].get(key)!r}, now {value!r}"
     return None
+
+
+def _backup_training_seconds(backup: Optional[str]) -> float:
+    """The training time a BackupAndRestore checkpoint holds (0 without one, or from before tfgc kept it)."""
+    import tensorflow as tf
+
+    if not backup:
+        return 0.0
+    key = "model/training_seconds/.ATTRIBUTES/VARIABLE_VALUE"
+    reader = tf.train.load_checkpoint(backup)
+    return float(reader.get_tensor(key)) if reader.has_tensor(key) else 0.0
 
 
 def current_step(model) -> int:
@@ -250,14 +264,19 @@ def compile_model(model, config: Config) -> None:
 
 
 class TrainingClock:
-    """Minutes of training in this session, without the time spent exporting snapshots."""
+    """Seconds of training, without the time spent exporting snapshots: in this session, and in total (`earlier`
+    holds what the sessions before this one trained, restored with the model's backup)."""
 
     def __init__(self):
         self.started = time.monotonic()
         self.paused = 0.0
+        self.earlier = 0.0
 
     def seconds(self) -> float:
         return time.monotonic() - self.started - self.paused
+
+    def total(self) -> float:
+        return self.earlier + self.seconds()
 
     def pause(self):
         clock = self
@@ -303,9 +322,17 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
                 tf.summary.image("original | reconstruction", pair, step=current_step(model),
                                  max_outputs=t.validation_images)
 
+    class TrainingTime(tf.keras.callbacks.Callback):
+        """Before BackupAndRestore in the list, so that each backup holds the training time of its step."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            model.training_seconds.assign(clock.total())
+
     class TimeLimit(tf.keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if t.time_limit_minutes and clock.seconds() > 60 * t.time_limit_minutes:
+                self.model.stop_training = True
+            if t.budget_minutes and clock.total() > 60 * t.budget_minutes:
                 self.model.stop_training = True
 
     class SessionStart(tf.keras.callbacks.Callback):
@@ -315,8 +342,10 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
 
         def on_train_begin(self, logs=None):
             self.resumed_from = current_step(model)
+            clock.earlier = float(model.training_seconds.numpy())
             if self.resumed_from:
-                print(f"tfgc.train: resumed from step {self.resumed_from} ({out / 'backup'})", flush=True)
+                print(f"tfgc.train: resumed from step {self.resumed_from} after {clock.earlier / 60:.1f} minutes of "
+                      f"training ({out / 'backup'})", flush=True)
 
     class NonFiniteSteps(tf.keras.callbacks.Callback):
         def __init__(self):
@@ -347,30 +376,40 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
             if t.learning_rate_schedule != "cosine":
                 return
             progress = current_step(model) / t.steps
-            if t.time_limit_minutes:
+            if t.budget_minutes:
+                progress = max(progress, clock.total() / (60 * t.budget_minutes))
+            elif t.time_limit_minutes:
                 progress = max(progress, clock.seconds() / (60 * t.time_limit_minutes))
             factor = cosine_factor(min(progress, 1.0), t.learning_rate_floor)
             for optimizer, start in self.optimizers:
                 tf.keras.backend.set_value(optimizer.learning_rate, start * factor)
 
     class Snapshots(tf.keras.callbacks.Callback):
+        """Marks every snapshot_minutes of the run's total training time, so a resumed run keeps the spacing."""
+
         def __init__(self):
             super().__init__()
             self.taken = 0
 
+        def on_train_begin(self, logs=None):
+            if t.snapshot_minutes:
+                self.taken = int(clock.total() // (60 * t.snapshot_minutes))
+
         def on_train_batch_end(self, batch, logs=None):
-            if t.snapshot_minutes and clock.seconds() >= 60 * t.snapshot_minutes * (self.taken + 1):
-                self.taken = int(clock.seconds() // (60 * t.snapshot_minutes))  # one snapshot for marks passed at once
+            if t.snapshot_minutes and clock.total() >= 60 * t.snapshot_minutes * (self.taken + 1):
+                self.taken = int(clock.total() // (60 * t.snapshot_minutes))  # one snapshot for marks passed at once
                 with clock.pause():
                     from tfgc.models.store import save_model
 
                     step = current_step(model)
                     save_model(model, out / "snapshots" / f"step-{step:07d}", force=True, extra={
-                        "steps": step, "train_seconds_this_session": round(clock.seconds(), 1)})
+                        "steps": step, "train_seconds": round(clock.total(), 1),
+                        "train_seconds_this_session": round(clock.seconds(), 1)})
 
     return [
         # First, so that the step that stops training is not followed by a save of its state.
         NonFiniteSteps(),
+        TrainingTime(),
         tf.keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq=t.checkpoint_every, delete_checkpoint=False),
         SessionStart(),
         tf.keras.callbacks.TensorBoard(str(out / "logs"), update_freq=max(1, min(50, t.steps_per_epoch // 4))),
@@ -463,13 +502,24 @@ def run(args) -> int:
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
     clock = TrainingClock()
     callbacks = _callbacks(model, config, out, validation_batch, clock)
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,
-              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    session_start = next(c for c in callbacks if hasattr(c, "resumed_from"))
+    backup = tf.train.latest_checkpoint(str(out / "backup" / "chief"))
+    trained = _backup_training_seconds(backup)
+    if t.budget_minutes and trained >= 60 * t.budget_minutes:
+        # Keras would train at least one more step; a run whose budget is spent exports its last backup again instead.
+        print(f"tfgc.train: the run's budget of {t.budget_minutes:g} minutes is spent ({trained / 60:.1f} trained); "
+              "exporting its last backup again (raise --budget-minutes to train on)", flush=True)
+        tf.train.Checkpoint(model=model).read(backup).expect_partial()
+        clock.earlier, clock.started = trained, time.monotonic()
+        session_start.resumed_from = current_step(model)
+    else:
+        model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     elapsed = clock.seconds()
     steps = current_step(model)
 
     guard = next(c for c in callbacks if hasattr(c, "stopped_at"))
-    resumed_from = next(c for c in callbacks if hasattr(c, "resumed_from")).resumed_from
+    resumed_from = session_start.resumed_from
     if guard.stopped_at is not None:
         raise TfgcError(f"training stopped at step {steps}: {MAX_NONFINITE_STEPS} steps in a row had a non-finite loss "
                         f"or gradient (all skipped, so the weights and {out / 'backup'} hold the last finite state); "
@@ -478,13 +528,15 @@ def run(args) -> int:
         raise TfgcError(f"training diverged (non-finite weights at step {steps}); the last good state is in "
                         f"{out / 'checkpoints'}; no model exported")
     model_dir = save_model(model, out / "model", force=True, extra={
-        "steps": steps, "resumed_from_step": resumed_from, "train_seconds_this_session": round(elapsed, 1),
+        "steps": steps, "resumed_from_step": resumed_from, "train_seconds": round(clock.total(), 1),
+        "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         "commit": environment()["commit"],
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
-    print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session). Exported {model_dir}")
+    print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session, {clock.total() / 60:.1f} in "
+          f"total). Exported {model_dir}")
     print("Next:")
     print(f"  tensorboard --logdir {out / 'logs'}")
     print(f"  python -m tfgc compress IMAGE.png image.tfgc --model {model_dir}")

@@ -119,6 +119,11 @@ class GANModel(tf.keras.Model):
             discriminator_optimizer = _loss_scaled(discriminator_optimizer, float16)
         super().compile(optimizer=optimizer, **kwargs)
         self.discriminator_optimizer = discriminator_optimizer
+        if not hasattr(self, "training_seconds"):
+            # The run's training time over all its sessions: a model variable, so BackupAndRestore keeps it with the
+            # step it belongs to (tfgc.train's time budget and schedule read it; the host sets it after each step).
+            self.training_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="training_seconds",
+                                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         names = ["loss"] + (["d_loss"] if self.adversarial else []) + self.loss_term_names() + self.metric_names()
         self._trackers = {name: tf.keras.metrics.Mean(name=name) for name in names}
 
