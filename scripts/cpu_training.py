@@ -84,22 +84,37 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+# The runs import tfgc from the checkout holding this script (python -m puts the working directory first on the path),
+# so a frozen clone trains its own code whatever the shell's directory.
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def run_training(command_flags, log_path: Path, env=None) -> int:
+    command = [sys.executable, "-m", "tfgc.train", *command_flags]
+    with open(log_path, "w") as log:
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY,
+                               env=dict(os.environ, **(env or {})))
+
+
 def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
     run = Path(args.runs) / (label or name)
     if (run / "model" / "manifest.json").is_file():
         print(f"[{label or name}] trained already: {run}", flush=True)
         return run
-    command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-small", "--stage", "1", "--data", *args.data,
+    command = ["--preset", "gc-small", "--stage", "1", "--data", *absolute(args.data),
                "--steps", "1000000", "--steps-per-epoch", "200", "--time-limit", f"{minutes:g}",
                "--snapshot-minutes", f"{snapshot_minutes:g}",
-               "--out", str(run), "--force", *flags]
+               "--out", str(run.resolve()), "--force", *flags]
     run.mkdir(parents=True, exist_ok=True)
-    print(f"[{label or name}] {shlex.join(command)}", flush=True)
-    with open(run / "train.log", "w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    print(f"[{label or name}] python -m tfgc.train {shlex.join(command)} (in {REPOSITORY})", flush=True)
+    code = run_training(command, run / "train.log")
     if code != 0:
         raise SystemExit(f"[{label or name}] training failed (exit {code}); see {run / 'train.log'}")
     return run
+
+
+def absolute(paths):
+    return [str(Path(p).resolve()) for p in paths]
 
 
 def measure_speed(args) -> dict:
@@ -113,13 +128,12 @@ def measure_speed(args) -> dict:
             continue
         # Three epochs: the first traces (and with XLA compiles) the step; the last one's ms/step is the figure.
         per_epoch = max(1, args.speed_steps // 3)
-        command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-small", "--stage", "1", "--data", *args.data,
-                   "--steps", str(3 * per_epoch), "--steps-per-epoch", str(per_epoch), "--out", str(run),
+        command = ["--preset", "gc-small", "--stage", "1", "--data", *absolute(args.data),
+                   "--steps", str(3 * per_epoch), "--steps-per-epoch", str(per_epoch), "--out", str(run.resolve()),
                    "--force", *flags]
-        print(f"[speed {label}] {shlex.join(command)}", flush=True)
+        print(f"[speed {label}] python -m tfgc.train {shlex.join(command)} (in {REPOSITORY})", flush=True)
         run.mkdir(parents=True, exist_ok=True)
-        with open(run / "train.log", "w") as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **env))
+        code = run_training(command, run / "train.log", env)
         if code != 0:
             raise SystemExit(f"[speed {label}] failed (exit {code}); see {run / 'train.log'}")
         epochs = re.findall(r"^\s*\d+/\d+ - .* - (\d+)ms/step", (run / "train.log").read_text(), re.MULTILINE)
