@@ -44,6 +44,8 @@ VARIANTS = {
     "constant-3e-4": ("a constant 3e-4", ["--learning-rate-schedule", "constant"]),
     "residual-blocks-2": ("2 residual blocks instead of 4", ["--residual-blocks", "2"]),
     "crop-192": ("192x192 crops", ["--crop-size", "192"]),
+    "lr-1e-3-blocks-2": ("Adam 1e-3 on the cosine schedule and 2 residual blocks",
+                         ["--learning-rate", "1e-3", "--residual-blocks", "2"]),
     "width-24": ("base width 24 instead of 16 (1.5x the channels of every layer)", ["--width", "24"]),
 }
 
