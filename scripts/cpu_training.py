@@ -115,6 +115,16 @@ def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
     return run
 
 
+def last_epoch_ms_per_step(log: str, steps_per_epoch: int):
+    """The last epoch's time per step in Keras' one-line-per-epoch log: "123ms/step", or from "53s/epoch" when the
+    step took a second or more (Keras then prints a whole number of seconds per step)."""
+    epochs = re.findall(r"^\s*\d+/\d+ - .* - (\d+)s/epoch - (\d+)(ms|s)/step", log, re.MULTILINE)
+    if not epochs:
+        return None
+    epoch_seconds, per_step, unit = epochs[-1]
+    return int(per_step) if unit == "ms" else round(1000 * int(epoch_seconds) / steps_per_epoch)
+
+
 def absolute(paths):
     return [str(Path(p).resolve()) for p in paths]
 
@@ -138,10 +148,10 @@ def measure_speed(args) -> dict:
         code = run_training(command, run / "train.log", env)
         if code != 0:
             raise SystemExit(f"[speed {label}] failed (exit {code}); see {run / 'train.log'}")
-        epochs = re.findall(r"^\s*\d+/\d+ - .* - (\d+)ms/step", (run / "train.log").read_text(), re.MULTILINE)
-        if not epochs:
-            raise SystemExit(f"[speed {label}] no ms/step in {run / 'train.log'}")
-        results[label] = {"ms_per_step": int(epochs[-1]), "steps_per_second": 1000 / int(epochs[-1]), "env": env,
+        ms_per_step = last_epoch_ms_per_step((run / "train.log").read_text(), per_epoch)
+        if ms_per_step is None:
+            raise SystemExit(f"[speed {label}] no epoch timing in {run / 'train.log'}")
+        results[label] = {"ms_per_step": ms_per_step, "steps_per_second": 1000 / ms_per_step, "env": env,
                           "flags": flags}
         cached.write_text(json.dumps(results[label], indent=2))
     return results
