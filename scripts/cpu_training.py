@@ -163,11 +163,17 @@ def snapshots(run: Path):
         return manifest.get("train_seconds", manifest["train_seconds_this_session"]) / 60
 
     final = json.loads((run / "model" / "manifest.json").read_text())
-    found = [(minutes(final), final["steps"], run / "model")]
+    final_minutes = minutes(final)
+    found = []
     for directory in (run / "snapshots").glob("step-*"):
         manifest = json.loads((directory / "manifest.json").read_text())
-        if manifest["steps"] < final["steps"]:  # a snapshot taken at the time limit is the final model
+        if manifest["steps"] < final["steps"]:
             found.append((minutes(manifest), manifest["steps"], directory))
+        elif manifest["steps"] == final["steps"]:
+            # A snapshot taken at the time limit is the final model, timed at its last step (the final export's
+            # clock also holds the epoch's end: validation and checkpoints).
+            final_minutes = min(final_minutes, minutes(manifest))
+    found.append((final_minutes, final["steps"], run / "model"))
     return sorted(found)
 
 

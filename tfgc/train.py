@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the run's training time in total, over every session that resumes it (0: none): stop and "
                         "export when it is spent; a cosine schedule spans it")
     g.add_argument("--snapshot-minutes", type=float,
-                   help="also export the model to OUT/snapshots/step-N every this many minutes of training (the "
-                        "export's own time is not counted against --time-limit)")
+                   help="also export the model to OUT/snapshots/step-N every this many minutes of the run's training "
+                        "time (the exports' own time is not counted against --time-limit or the budget)")
     return p
 
 
@@ -342,7 +342,7 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
 
         def on_train_begin(self, logs=None):
             self.resumed_from = current_step(model)
-            clock.earlier = float(model.training_seconds.numpy())
+            clock.earlier = float(tf.keras.backend.get_value(model.training_seconds))
             if self.resumed_from:
                 print(f"tfgc.train: resumed from step {self.resumed_from} after {clock.earlier / 60:.1f} minutes of "
                       f"training ({out / 'backup'})", flush=True)
