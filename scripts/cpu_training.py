@@ -210,7 +210,7 @@ def evaluate(run: Path, images, full: bool) -> list:
             print(f"[{run.name}] {key}: {minutes:.1f} min, step {steps}: {cache[key]['psnr']:.2f} dB at "
                   f"{cache[key]['bpp']:.4f} bpp" + (f", MS-SSIM {cache[key]['ms_ssim']:.4f}" if ms_ssim else ""),
                   flush=True)
-        points.append(cache[key])
+        points.append(dict(cache[key], minutes=minutes, steps=steps))  # the time as snapshots() reads it now
     return points
 
 
