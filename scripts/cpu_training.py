@@ -5,9 +5,11 @@ budget, evaluated on real files, written up as docs/cpu-training.md.
         --kodak ../shared/data/kodak --runs runs/cpu-training --minutes 8 --snapshot-minutes 2 \
         --final gc-small --final-minutes 60 --out docs
 
-Each variant is one `python -m tfgc.train --preset gc-small --stage 1 ...` run with the variant's flags, `--time-limit`
-minutes long, exporting a snapshot every `--snapshot-minutes` minutes of training (exports are not counted). The runs
-are made one after the other, with the machine to themselves: run nothing else meanwhile, or the minutes buy less.
+Each variant is one `python -m tfgc.train --preset gc-small --stage 1 ...` run with the variant's flags and
+`--budget-minutes` of training, exporting a snapshot every `--snapshot-minutes` minutes of training (exports are not
+counted). The runs are made one after the other, with the machine to themselves: run nothing else meanwhile, or the
+minutes buy less. With `--session-minutes S` each call stops after S minutes (`--time-limit`) and the script after it;
+run the same command again to go on from the run's last backup (a 3-hour run in 60-minute sessions).
 Then every snapshot is evaluated on the Kodak images: each image compressed to a real .tfgc file and decoded (PSNR and
 bpp of the file; MS-SSIM for each run's last model). The script resumes: finished runs and evaluations are kept in
 --runs and not repeated. `--speed` first measures the steps/s of settings that change speed but not the model (XLA,
@@ -73,6 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--final", choices=sorted(VARIANTS), help="a variant also trained for --final-minutes")
     p.add_argument("--final-minutes", type=float, default=60.0)
     p.add_argument("--final-snapshot-minutes", type=float, default=10.0)
+    p.add_argument("--session-minutes", type=float, default=0.0,
+                   help="stop each training session after this many minutes; rerun to go on (0: no limit)")
     p.add_argument("--compare", nargs="*", default=[], metavar="LABEL=RUN",
                    help="earlier final runs (run directories of this script) shown beside the final one")
     p.add_argument("--speed", action="store_true", help="first measure steps/s of the SPEED_SETTINGS")
@@ -93,25 +97,48 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def run_training(command_flags, log_path: Path, env=None) -> int:
     command = [sys.executable, "-m", "tfgc.train", *command_flags]
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:
         return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY,
                                env=dict(os.environ, **(env or {})))
 
 
+def trained_minutes(run: Path):
+    """Minutes of training of the run's exported model (None without one)."""
+    manifest = run / "model" / "manifest.json"
+    if not manifest.is_file():
+        return None
+    found = json.loads(manifest.read_text())
+    return found.get("train_seconds", found.get("train_seconds_this_session", 0.0)) / 60
+
+
 def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
-    run = Path(args.runs) / (label or name)
-    if (run / "model" / "manifest.json").is_file():
-        print(f"[{label or name}] trained already: {run}", flush=True)
+    """Train (or go on training) a run to `minutes` of training; the run directory, or None if this session's
+    --session-minutes ended first."""
+    label = label or name
+    run = Path(args.runs) / label
+    done = trained_minutes(run)
+    if done is not None and done >= minutes:
+        print(f"[{label}] trained already: {run}", flush=True)
         return run
+    # A run cut short (by --session-minutes or a kill) goes on from its last backup; anything else starts over.
+    resume = (run / "backup").is_dir() and (run / "config.json").is_file()
     command = ["--preset", "gc-small", "--stage", "1", "--data", *absolute(args.data),
-               "--steps", "1000000", "--steps-per-epoch", "200", "--time-limit", f"{minutes:g}",
-               "--snapshot-minutes", f"{snapshot_minutes:g}",
-               "--out", str(run.resolve()), "--force", *flags]
+               "--steps", "1000000", "--steps-per-epoch", "200", "--budget-minutes", f"{minutes:g}",
+               "--snapshot-minutes", f"{snapshot_minutes:g}", "--out", str(run.resolve()),
+               *(["--time-limit", f"{args.session_minutes:g}"] if args.session_minutes else []),
+               *([] if resume else ["--force"]), *flags]
     run.mkdir(parents=True, exist_ok=True)
-    print(f"[{label or name}] python -m tfgc.train {shlex.join(command)} (in {REPOSITORY})", flush=True)
+    print(f"[{label}] python -m tfgc.train {shlex.join(command)} (in {REPOSITORY})", flush=True)
+    with open(run / "train.log", "a") as log:
+        log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} python -m tfgc.train {shlex.join(command)}\n")
     code = run_training(command, run / "train.log")
     if code != 0:
-        raise SystemExit(f"[{label or name}] training failed (exit {code}); see {run / 'train.log'}")
+        raise SystemExit(f"[{label}] training failed (exit {code}); see {run / 'train.log'}")
+    done = trained_minutes(run) or 0.0
+    if done < minutes:
+        print(f"[{label}] {done:.1f} of {minutes:g} minutes trained when the session ended; run the same command "
+              "again to go on", flush=True)
+        return None
     return run
 
 
@@ -247,7 +274,7 @@ def report(args, variants: dict, final, speed: dict, command: str, compared: dic
              f"{machine['platform']}. Python {env['python']}, TensorFlow {env['versions']['tensorflow']}. "
              f"Commit {env['commit']}.", "",
              "Every run: `python -m tfgc.train --preset gc-small --stage 1 --data " + " ".join(args.data)
-             + " --steps 1000000 --steps-per-epoch 200 --time-limit MINUTES --snapshot-minutes M --out RUN` plus the "
+             + " --steps 1000000 --steps-per-epoch 200 --budget-minutes MINUTES --snapshot-minutes M --out RUN` plus the "
              "variant's flags (C=8, L=5: the rate bound is 0.0726 bpp). Every figure is of the "
              f"{args.kodak_count} Kodak images compressed to real .tfgc files and decoded (`tfgc.codec.api`); bpp "
              "counts whole files. The minutes count training only (snapshot exports are left out); the first minute "
@@ -318,6 +345,8 @@ def main(argv=None) -> int:
                                   args.final_snapshot_minutes, args, label=label))
     runs = {name: train(name, VARIANTS[name][1], args.minutes, args.snapshot_minutes, args)
             for name in args.variants}
+    if (final_run and final_run[1] is None) or None in runs.values():
+        return 0  # a session ended; what it trained is kept, the report waits for the whole budget
     if args.train_only:
         return 0
     from tfgc.evaluate import load_images
