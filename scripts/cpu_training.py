@@ -322,7 +322,7 @@ def final_lines(args, final, plotted=True) -> list:
     last = points[-1]
     met = (last["psnr"] >= args.target_psnr and last.get("ms_ssim", 0) >= args.target_ms_ssim
            and last["bpp"] <= args.target_bpp)
-    lines = [f"## {name}" + (f": {args.final_minutes:g} minutes" if plotted else " (an earlier run, for comparison)"),
+    lines = [f"## {name}" + (f": {args.final_minutes:g} minutes" if plotted else " (another run, for comparison)"),
              ""]
     if plotted:
         lines += ["![PSNR against training minutes](cpu-training/final.png)", ""]
