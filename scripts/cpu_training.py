@@ -102,13 +102,15 @@ def run_training(command_flags, log_path: Path, env=None) -> int:
                                env=dict(os.environ, **(env or {})))
 
 
+def manifest_minutes(manifest: dict) -> float:
+    """A model's minutes of training; models from before tfgc kept a run's total time have their last session's."""
+    return manifest.get("train_seconds", manifest.get("train_seconds_this_session", 0.0)) / 60
+
+
 def trained_minutes(run: Path):
     """Minutes of training of the run's exported model (None without one)."""
     manifest = run / "model" / "manifest.json"
-    if not manifest.is_file():
-        return None
-    found = json.loads(manifest.read_text())
-    return found.get("train_seconds", found.get("train_seconds_this_session", 0.0)) / 60
+    return manifest_minutes(json.loads(manifest.read_text())) if manifest.is_file() else None
 
 
 def train(name, flags, minutes, snapshot_minutes, args, label=None) -> Path:
@@ -186,20 +188,17 @@ def measure_speed(args) -> dict:
 
 def snapshots(run: Path):
     """(minutes, steps, directory) of each snapshot and of the final model, in training order."""
-    def minutes(manifest):  # the run's training time; models from before tfgc kept it have one session's
-        return manifest.get("train_seconds", manifest["train_seconds_this_session"]) / 60
-
     final = json.loads((run / "model" / "manifest.json").read_text())
-    final_minutes = minutes(final)
+    final_minutes = manifest_minutes(final)
     found = []
     for directory in (run / "snapshots").glob("step-*"):
         manifest = json.loads((directory / "manifest.json").read_text())
         if manifest["steps"] < final["steps"]:
-            found.append((minutes(manifest), manifest["steps"], directory))
+            found.append((manifest_minutes(manifest), manifest["steps"], directory))
         elif manifest["steps"] == final["steps"]:
             # A snapshot taken at the time limit is the final model, timed at its last step (the final export's
             # clock also holds the epoch's end: validation and checkpoints).
-            final_minutes = min(final_minutes, minutes(manifest))
+            final_minutes = min(final_minutes, manifest_minutes(manifest))
     found.append((final_minutes, final["steps"], run / "model"))
     return sorted(found)
 

@@ -503,9 +503,9 @@ def run(args) -> int:
     clock = TrainingClock()
     callbacks = _callbacks(model, config, out, validation_batch, clock)
     session_start = next(c for c in callbacks if hasattr(c, "resumed_from"))
-    backup = tf.train.latest_checkpoint(str(out / "backup" / "chief"))
+    backup = tf.train.latest_checkpoint(str(out / "backup" / "chief")) if t.budget_minutes else None
     trained = _backup_training_seconds(backup)
-    if t.budget_minutes and trained >= 60 * t.budget_minutes:
+    if backup and trained >= 60 * t.budget_minutes:
         # Keras would train at least one more step; a run whose budget is spent exports its last backup again instead.
         print(f"tfgc.train: the run's budget of {t.budget_minutes:g} minutes is spent ({trained / 60:.1f} trained); "
               "exporting its last backup again (raise --budget-minutes to train on)", flush=True)
