@@ -55,6 +55,10 @@ def test_errors_are_config_errors(tmp_path):
         preset("gc-small").replace(colour="blue")
     with pytest.raises(ConfigError, match="perceptual_weights"):
         preset("gc-small").replace(perceptual_weight=1.0)
+    with pytest.raises(ConfigError, match="rate_weight > 0 to start from"):
+        preset("gc-small").replace(target_bpp=0.05)
+    with pytest.raises(ConfigError, match="below the rate bound"):
+        preset("gc-small").replace(rate_weight=1.0, target_bpp=0.08)
     newer = preset("gc-small").to_dict()
     newer["format"] = 99
     (tmp_path / "new.json").write_text(json.dumps(newer))

@@ -255,6 +255,33 @@ def test_rate_term_lowers_the_coded_rate(photos):
     assert with_rate < 0.8 * without, (without, with_rate)
 
 
+def test_target_bpp_adapts_beta_toward_the_rate(photos):
+    """Under a target rate beta grows while the rate is above it (and the rate ends below a fixed-beta run's from the
+    same start), and shrinks while the rate is below it; it is kept in the model's state, logged as `beta`."""
+    batch = _fixed_batch(photos)
+    bound = preset("gc-tiny").model.bound_bpp
+
+    def trained(target):
+        config = preset("gc-tiny").replace(adversarial_weight=0.0, feature_matching_weight=0.0, rate_weight=1.0,
+                                           target_bpp=target, learning_rate=3e-3)
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(config)
+        compile_model(model, config)
+        history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=30, epochs=3, verbose=0)
+        return model, history.history
+
+    fixed, fixed_history = trained(0.0)
+    assert fixed.adaptive_rate_weight is None and "beta" not in fixed_history
+    low, low_history = trained(0.2 * bound)
+    assert low_history["bpp"][0] > 0.2 * bound
+    assert float(low.adaptive_rate_weight.numpy()) > 1.5
+    assert low_history["beta"] == sorted(low_history["beta"])
+    assert low_history["bpp"][-1] < fixed_history["bpp"][-1]
+    assert any(v is low.adaptive_rate_weight for v in low.variables)
+    high, _ = trained(0.99 * bound)
+    assert float(high.adaptive_rate_weight.numpy()) < 1.0
+
+
 def test_ms_ssim_term_raises_ms_ssim(photos):
     """Beside MSE, a 1 - MS-SSIM term gives reconstructions of higher MS-SSIM (tfgc.metrics, on the uint8 images a
     decoder returns) than MSE alone from the same start; the term is reported as the weight times 1 - MS-SSIM."""

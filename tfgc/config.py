@@ -53,6 +53,10 @@ class ModelConfig:
     # "imagenet" (Keras downloads them once), a path to a Keras VGG19 weights file, or "random" (tests only)
     perceptual_weights: Optional[str] = None
     rate_weight: float = 0.0  # beta: 0 is the paper's bounded-rate setting, > 0 adds the entropy model's bits/pixel
+    # > 0: beta (starting at rate_weight) adapts after every training step, growing while the entropy model's
+    # bits/pixel on the training batches exceed this and shrinking while they fall short (dual ascent on the rate
+    # constraint), so a run aims at a rate instead of at a weight that only experiments can translate into one.
+    target_bpp: float = 0.0
     # Iwai et al. 2020: the model keeps the stage-1 (MSE) decoder beside the trained one, and decodes with their
     # parameters interpolated, theta = (1 - alpha) * theta_mse + alpha * theta; stage 2 builds such models.
     fidelity_control: bool = False
@@ -222,6 +226,12 @@ class Config:
         for name in ("distortion_weight", "ms_ssim_weight", "adversarial_weight", "feature_matching_weight",
                      "perceptual_weight", "rate_weight"):
             _require(getattr(m, name) >= 0, f"{name} must be >= 0")
+        _require(m.target_bpp >= 0, "target_bpp must be >= 0")
+        _require(m.target_bpp == 0 or (m.family != "sr" and m.rate_weight > 0),
+                 "target_bpp adapts the rate weight beta of a gc or sc model: it needs rate_weight > 0 to start from")
+        _require(m.target_bpp == 0 or m.bound_bpp is None or m.target_bpp < m.bound_bpp,
+                 f"target_bpp must be below the rate bound dim*log2(L) = {m.bound_bpp or 0:.4f} bpp, which training "
+                 "without a rate term reaches already")
         _require(m.perceptual_weight == 0 or m.perceptual_weights,
                  "perceptual_weight > 0 needs perceptual_weights ('imagenet' or a path to VGG19 weights)")
         _require(t.crop_size >= 16 and t.crop_size % 16 == 0, "crop_size must be a multiple of 16, at least 16")

@@ -10,8 +10,9 @@ must not differ between model families: loss scaling for mixed float16, averagin
 - `generator_loss_terms(batch, outputs, disc_real, disc_fake)` -> {name: per-example weighted loss};
 - `batch_metrics(batch, outputs)` -> {name: per-example value} for logs;
 - `loss_term_names()`, `metric_names()` (fixed, so metric trackers exist before tracing);
-- optionally `generator_variables` (default: every trainable variable outside the discriminator) and
-  `discriminator_loss` (default: least squares).
+- optionally `generator_variables` (default: every trainable variable outside the discriminator),
+  `discriminator_loss` (default: least squares) and `adapt_loss_weights(batch, outputs, finite)` (called after
+  each step, with whether it was applied on every replica; default: nothing).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class GANModel(tf.keras.Model):
     def metric_names(self) -> List[str]:
         return []
 
+    def adapt_loss_weights(self, batch, outputs, finite) -> None:
+        """Loss weights that follow training (GC's rate weight under a target rate) update here."""
+
     @property
     def adversarial(self) -> bool:
         return getattr(self, "discriminator", None) is not None
@@ -162,6 +166,7 @@ class GANModel(tf.keras.Model):
         if replicas is not None and replicas.num_replicas_in_sync > 1:  # the optimizers skip on every replica alike
             failed = replicas.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
             finite = failed == 0
+        self.adapt_loss_weights(data, outputs, finite)
         # A skipped step leaves the epoch's means alone (one NaN would otherwise show in every later log line).
         logs = self._update_trackers(updates, weight=tf.cast(finite, tf.float32))
         logs["nonfinite"] = 1.0 - tf.cast(finite, tf.float32)

@@ -35,6 +35,9 @@ from tfgc.nn.ssim import ms_ssim
 # random op, converts to TFLite and ONNX).
 NOISE_SEED = (20190, 2958)
 NOISE_TILE = 64
+# Under a target rate, log(beta) moves by at most this much per step (at 2x the target rate or more): beta can change
+# tenfold in a few hundred steps, slowly enough for the encoder's rate to follow it.
+RATE_WEIGHT_STEP = 0.01
 
 
 class Encoder(EagerSequential):
@@ -111,6 +114,12 @@ class GCModel(GANModel):
         self.encoder = Encoder(m.width, m.latent_channels, norm=m.normalization)
         self.quantizer = Quantizer(m.levels, m.quantizer_sigma)
         self.prior = CategoricalPrior(m.latent_channels, m.levels, name="prior")
+        # Under a target rate, beta is state of the run (kept in its backups, left out of exported models).
+        self.adaptive_rate_weight = None
+        if m.target_bpp > 0:
+            self.adaptive_rate_weight = tf.Variable(
+                m.rate_weight, dtype=tf.float32, trainable=False, name="rate_weight",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.generator = Generator(m.width, m.residual_blocks, m.normalization)
         # Fidelity control (Iwai et al.): the stage-1 decoder, kept frozen beside the one stage 2 trains.
         self.mse_generator = None
@@ -213,7 +222,29 @@ class GCModel(GANModel):
         return names
 
     def metric_names(self) -> List[str]:
-        return ["psnr", "bpp"]
+        return ["psnr", "bpp"] + (["beta"] if self.adaptive_rate_weight is not None else [])
+
+    @property
+    def rate_weight(self):
+        """beta: the config's, or under a target rate its current value."""
+        if self.adaptive_rate_weight is not None:
+            return self.adaptive_rate_weight
+        return self.config.model.rate_weight
+
+    def adapt_loss_weights(self, batch, outputs, finite) -> None:
+        if self.adaptive_rate_weight is None or self.decoder_only:
+            return
+        x = outputs["x"]
+        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+        bpp = tf.reduce_mean(self.prior.bits(tf.stop_gradient(self.coded_onehot(outputs))) / pixels)
+        replicas = tf.distribute.get_replica_context()
+        if replicas is not None and replicas.num_replicas_in_sync > 1:
+            bpp = replicas.all_reduce(tf.distribute.ReduceOp.MEAN, bpp)
+        # Multiplicative, so beta stays positive and its steps do not depend on its scale; clipped, so one odd batch
+        # moves it at most a few percent.
+        excess = tf.clip_by_value(bpp / self.config.model.target_bpp - 1.0, -1.0, 1.0)
+        updated = self.adaptive_rate_weight * tf.exp(RATE_WEIGHT_STEP * excess)
+        self.adaptive_rate_weight.assign(tf.where(finite, updated, self.adaptive_rate_weight))
 
     def discriminator_inputs(self, batch, outputs):
         return outputs["x"], outputs["x_hat"]
@@ -233,7 +264,7 @@ class GCModel(GANModel):
             coded = self.coded_onehot(outputs)
             terms["entropy_model"] = self.prior.bits(tf.stop_gradient(coded)) / pixels
             if m.rate_weight > 0:
-                terms["rate"] = m.rate_weight * self.prior.bits(coded, stop_prior_gradient=True) / pixels
+                terms["rate"] = self.rate_weight * self.prior.bits(coded, stop_prior_gradient=True) / pixels
         if self.adversarial:
             terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
             if m.feature_matching_weight > 0:
@@ -253,8 +284,10 @@ class GCModel(GANModel):
     def batch_metrics(self, batch, outputs):
         x, x_hat = outputs["x"], outputs["x_hat"]
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        return {"psnr": unit_range_psnr(x, x_hat),
-                "bpp": self.prior.bits(self.coded_onehot(outputs)) / pixels}
+        metrics = {"psnr": unit_range_psnr(x, x_hat), "bpp": self.prior.bits(self.coded_onehot(outputs)) / pixels}
+        if self.adaptive_rate_weight is not None:
+            metrics["beta"] = self.adaptive_rate_weight * tf.ones_like(metrics["bpp"])
+        return metrics
 
     def images_of(self, batch):
         """The photographs of a training or validation batch (SC batches also hold label maps)."""
