@@ -192,19 +192,24 @@ def measure_speed(args) -> dict:
 
 
 def snapshots(run: Path):
-    """(minutes, steps, directory) of each snapshot and of the final model, in training order."""
-    final = json.loads((run / "model" / "manifest.json").read_text())
-    final_minutes = manifest_minutes(final)
+    """(minutes, steps, directory) of each snapshot and of the final model, in training order (a run stopped before
+    its budget, without a final model, ends at its last snapshot)."""
+    final_path = run / "model" / "manifest.json"
+    final = json.loads(final_path.read_text()) if final_path.is_file() else None
+    final_minutes = manifest_minutes(final) if final else None
     found = []
     for directory in (run / "snapshots").glob("step-*"):
         manifest = json.loads((directory / "manifest.json").read_text())
-        if manifest["steps"] < final["steps"]:
+        if final is None or manifest["steps"] < final["steps"]:
             found.append((manifest_minutes(manifest), manifest["steps"], directory))
         elif manifest["steps"] == final["steps"]:
             # A snapshot taken at the time limit is the final model, timed at its last step (the final export's
             # clock also holds the epoch's end: validation and checkpoints).
             final_minutes = min(final_minutes, manifest_minutes(manifest))
-    found.append((final_minutes, final["steps"], run / "model"))
+    if final is not None:
+        found.append((final_minutes, final["steps"], run / "model"))
+    if not found:
+        raise SystemExit(f"{run}: neither an exported model nor a snapshot to evaluate")
     return sorted(found)
 
 
@@ -332,8 +337,12 @@ def final_lines(args, final, plotted=True) -> list:
         lines += ["![PSNR against training minutes](cpu-training/final.png)", ""]
     lines += ["| minutes | steps | PSNR (dB) | bpp |", "|---:|---:|---:|---:|"]
     lines += [f"| {p['minutes']:.1f} | {p['steps']} | {p['psnr']:.2f} | {p['bpp']:.4f} |" for p in points]
-    return lines + ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): **{last['psnr']:.2f} dB PSNR, "
-                        f"{last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} bpp** on Kodak. "
+    figures = (f"**{last['psnr']:.2f} dB PSNR, {last.get('ms_ssim', float('nan')):.4f} MS-SSIM at {last['bpp']:.4f} "
+               "bpp** on Kodak")
+    if last["minutes"] < args.final_minutes - 1:
+        return lines + ["", f"Stopped after {last['minutes']:.1f} minutes ({last['steps']} steps), before its budget: "
+                            f"{figures}.", ""]
+    return lines + ["", f"After {last['minutes']:.1f} minutes ({last['steps']} steps): {figures}. "
                         f"Target ({args.target_psnr:g} dB, {args.target_ms_ssim:g} MS-SSIM, <= {args.target_bpp:g} "
                         "bpp): " + ("met." if met else "not met."), ""]
 
