@@ -49,8 +49,6 @@ VARIANTS = {
     "lr-1e-3-blocks-2": ("Adam 1e-3 on the cosine schedule and 2 residual blocks",
                          ["--learning-rate", "1e-3", "--residual-blocks", "2"]),
     "width-24": ("base width 24 instead of 16 (1.5x the channels of every layer)", ["--width", "24"]),
-    "lr-1e-3-range-1": ("Adam 1e-3 on the cosine schedule, with the latent held inside the quantizer's bins "
-                        "(latent_range_weight 1)", ["--learning-rate", "1e-3", "--latent-range-weight", "1"]),
     "c16-target-0.068": ("C=16 (bound 0.145 bpp) with a rate term whose beta starts at 5 and adapts until the "
                          "training crops' rate is 0.068 bpp",
                          ["--latent-channels", "16", "--beta", "5", "--target-bpp", "0.068"]),

@@ -57,9 +57,6 @@ class ModelConfig:
     # bits/pixel on the training batches exceed this and shrinking while they fall short (dual ascent on the rate
     # constraint), so a run aims at a rate instead of at a weight that only experiments can translate into one.
     target_bpp: float = 0.0
-    # Weight on the squared distance of latent values beyond the quantizer's outermost bins (|y| > L/2), where the
-    # soft-to-hard gradient vanishes: 0 (off) inside them, it keeps a large learning rate from stranding the latent.
-    latent_range_weight: float = 0.0
     # Iwai et al. 2020: the model keeps the stage-1 (MSE) decoder beside the trained one, and decodes with their
     # parameters interpolated, theta = (1 - alpha) * theta_mse + alpha * theta; stage 2 builds such models.
     fidelity_control: bool = False
@@ -202,7 +199,6 @@ class Config:
             _require(m.value_weight >= 0, "value_weight must be >= 0")
             _require(t.stage == 0 and not m.fidelity_control, "sr models train in one stage")
             _require(m.ms_ssim_weight == 0, "ms_ssim_weight is for gc and sc models")
-            _require(m.latent_range_weight == 0, "latent_range_weight is for gc and sc models")
         if m.family == "sc":
             from tfgc.semantics import LABEL_SETS
 
@@ -228,7 +224,7 @@ class Config:
         _require(1 <= m.discriminator_scales <= 8 and 1 <= m.discriminator_layers <= 8,
                  "discriminator_scales and discriminator_layers must be in 1..8")
         for name in ("distortion_weight", "ms_ssim_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "rate_weight", "latent_range_weight"):
+                     "perceptual_weight", "rate_weight"):
             _require(getattr(m, name) >= 0, f"{name} must be >= 0")
         _require(m.target_bpp >= 0, "target_bpp must be >= 0")
         _require(m.target_bpp == 0 or (m.family != "sr" and m.rate_weight > 0),

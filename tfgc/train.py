@@ -35,7 +35,7 @@ MAX_NONFINITE_STEPS = 10
 # Flags that override the config field of the same name.
 _OVERRIDES = (
     "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight",
-    "target_bpp", "latent_range_weight", "distortion_weight", "ms_ssim_weight",
+    "target_bpp", "distortion_weight", "ms_ssim_weight",
     "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "learning_rate_schedule", "learning_rate_floor",
@@ -85,9 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-bpp", type=float,
                    help="> 0: beta starts at --beta and adapts during training until the entropy model's bits/pixel "
                         "on the training crops settle at this rate")
-    g.add_argument("--latent-range-weight", type=float,
-                   help="weight on the squared excess of latent values beyond the quantizer's outermost bins "
-                        "(|y| > L/2), where its gradient vanishes; keeps large learning rates from stranding them")
     g.add_argument("--distortion-weight", type=float, help="lambda on MSE (paper: 10)")
     g.add_argument("--ms-ssim-weight", type=float, help="weight on 1 - MS-SSIM beside the MSE (gc-small: 3; other presets: 0)")
     g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")

@@ -190,7 +190,7 @@ class GCModel(GANModel):
         y = self.encoder(x, training=training)
         quantized, symbols, onehot = self.quantizer(y)
         x_hat = self.generator(self._with_noise(quantized, training), training=training)
-        return {"x": x, "x_hat": x_hat, "onehot": onehot, "latent": y}
+        return {"x": x, "x_hat": x_hat, "onehot": onehot}
 
     # ---- losses ---------------------------------------------------------------------------------------------------
     @property
@@ -213,8 +213,6 @@ class GCModel(GANModel):
             names.append("entropy_model")
             if m.rate_weight > 0:
                 names.append("rate")
-            if m.latent_range_weight > 0:
-                names.append("latent_range")
         if self.adversarial:
             names.append("adversarial")
             if m.feature_matching_weight > 0:
@@ -267,8 +265,6 @@ class GCModel(GANModel):
             terms["entropy_model"] = self.prior.bits(tf.stop_gradient(coded)) / pixels
             if m.rate_weight > 0:
                 terms["rate"] = self.rate_weight * self.prior.bits(coded, stop_prior_gradient=True) / pixels
-            if m.latent_range_weight > 0:
-                terms["latent_range"] = m.latent_range_weight * self.quantizer.range_excess(outputs["latent"])
         if self.adversarial:
             terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
             if m.feature_matching_weight > 0:

@@ -117,8 +117,7 @@ class SCModel(GCModel):
         y = self.encoder(tf.concat([tf.cast(x, self.compute_dtype), onehot], axis=-1), training=training)
         quantized, _, symbols_onehot = self.quantizer(y)
         x_hat = self.generator(self._generator_input(quantized, mask, onehot, training), training=training)
-        return {"x": x, "x_hat": x_hat, "onehot": symbols_onehot, "mask": mask, "classes_onehot": onehot,
-                "latent": y}
+        return {"x": x, "x_hat": x_hat, "onehot": symbols_onehot, "mask": mask, "classes_onehot": onehot}
 
     def call(self, batch, training=False):
         return self.generate(batch, training=training)["x_hat"]

@@ -37,16 +37,6 @@ class Quantizer(tf.keras.layers.Layer):
         onehot = soft_onehot + tf.stop_gradient(hard_onehot - soft_onehot)
         return quantized, symbols, onehot
 
-    def range_excess(self, y):
-        """How far each latent value lies beyond the outermost bins (|y| > L/2), squared, mean per example [B].
-
-        Such values all take an edge symbol, and the soft assignment's gradient fades exponentially with the distance:
-        a latent that a large step throws far out stays there (measured: Adam at 1e-3 put gc-small's latent at
-        |y| ~ 100 within minutes, its rate at half the bound). A loss on this excess pulls it back and is 0 inside.
-        """
-        excess = tf.nn.relu(tf.abs(tf.cast(y, tf.float32)) - self.levels / 2)
-        return tf.reduce_mean(tf.square(excess), axis=list(range(1, len(y.shape))))
-
     def symbols(self, y):
         """The symbols alone, as `call` assigns them (ties go to the lower level, as argmin's do), in ops that TFLite
         and ONNX convert (`call`'s five-dimensional distance tensor is not one of them)."""
