@@ -236,6 +236,21 @@ def test_command_line_training_under_mirrored_strategy(tmp_path, capsys):
     assert load_model(out / "model").manifest["steps"] == 2
 
 
+def test_target_bpp_under_mirrored_strategy_steps_beta_once_per_step(tmp_path, capsys):
+    """beta's update is all-reduced and applied once per global step, not once per replica: with the rate far above
+    the target every step multiplies it by exp(RATE_WEIGHT_STEP)."""
+    from tfgc.models.gc import RATE_WEIGHT_STEP
+
+    out = tmp_path / "run"
+    argv = ["--preset", "gc-tiny", "--out", str(out), "--strategy", "mirrored", "--steps", "2",
+            "--steps-per-epoch", "1", "--beta", "1", "--target-bpp", "0.0001"]
+    assert train.main(argv) == 0
+    assert "2 replica(s)" in capsys.readouterr().out
+    reader = tf.train.load_checkpoint(str(out / "checkpoints"))
+    (key,) = [k for k in reader.get_variable_to_shape_map() if "adaptive_rate_weight" in k and "OPTIMIZER" not in k]
+    assert float(reader.get_tensor(key)) == pytest.approx(np.exp(2 * RATE_WEIGHT_STEP), rel=1e-6)
+
+
 def test_rate_term_lowers_the_coded_rate(photos):
     """beta > 0 puts a gradient on the encoder through the soft-to-hard one-hot: the rate falls below what the prior
     alone reaches when the encoder gets no rate gradient."""

@@ -241,7 +241,7 @@ class GCModel(GANModel):
         if replicas is not None and replicas.num_replicas_in_sync > 1:
             bpp = replicas.all_reduce(tf.distribute.ReduceOp.MEAN, bpp)
         # Multiplicative, so beta stays positive and its steps do not depend on its scale; clipped, so one odd batch
-        # moves it at most a few percent.
+        # moves it at most 1%.
         excess = tf.clip_by_value(bpp / self.config.model.target_bpp - 1.0, -1.0, 1.0)
         updated = self.adaptive_rate_weight * tf.exp(RATE_WEIGHT_STEP * excess)
         self.adaptive_rate_weight.assign(tf.where(finite, updated, self.adaptive_rate_weight))
