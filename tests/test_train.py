@@ -236,19 +236,32 @@ def test_command_line_training_under_mirrored_strategy(tmp_path, capsys):
     assert load_model(out / "model").manifest["steps"] == 2
 
 
-def test_target_bpp_under_mirrored_strategy_steps_beta_once_per_step(tmp_path, capsys):
-    """beta's update is all-reduced and applied once per global step, not once per replica: with the rate far above
-    the target every step multiplies it by exp(RATE_WEIGHT_STEP)."""
-    from tfgc.models.gc import RATE_WEIGHT_STEP
+def test_target_bpp_steps_beta_once_on_the_global_batch_under_mirrored_strategy(photos):
+    """Under MirroredStrategy beta moves once per step, by the rate of the whole global batch: as on one device, and
+    unlike either replica's half alone."""
+    config = preset("gc-tiny").replace(rate_weight=1.0, target_bpp=0.035)
+    batch = _fixed_batch(photos, n=4)
+    logits = np.random.default_rng(0).normal(0.0, 0.5, size=(4, 5))  # so that an example's bits depend on it
 
-    out = tmp_path / "run"
-    argv = ["--preset", "gc-tiny", "--out", str(out), "--strategy", "mirrored", "--steps", "2",
-            "--steps-per-epoch", "1", "--beta", "1", "--target-bpp", "0.0001"]
-    assert train.main(argv) == 0
-    assert "2 replica(s)" in capsys.readouterr().out
-    reader = tf.train.load_checkpoint(str(out / "checkpoints"))
-    (key,) = [k for k in reader.get_variable_to_shape_map() if "adaptive_rate_weight" in k and "OPTIMIZER" not in k]
-    assert float(reader.get_tensor(key)) == pytest.approx(np.exp(2 * RATE_WEIGHT_STEP), rel=1e-6)
+    def beta_after_one_step(images, strategy):
+        with strategy.scope():
+            tf.keras.utils.set_random_seed(7)
+            model = build_model(config)
+            model.compile(tf.keras.optimizers.SGD(0.05), tf.keras.optimizers.SGD(0.05))
+        model.prior.set_logits(logits)
+        model.fit(tf.data.Dataset.from_tensors(images), epochs=1, verbose=0)
+        return float(model.adaptive_rate_weight.numpy())
+
+    single = beta_after_one_step(batch, tf.distribute.get_strategy())
+    # Not the default collective all-reduce: its instance keys are per process (see test_selective.py).
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    replicated = beta_after_one_step(batch, mirrored)
+    halves = [beta_after_one_step(batch[:2], tf.distribute.get_strategy()),
+              beta_after_one_step(batch[2:], tf.distribute.get_strategy())]
+    step = np.log(single)  # RATE_WEIGHT_STEP times the global batch's excess rate, unclipped here
+    assert 0 < step < 0.01 and np.log(replicated) == pytest.approx(step, rel=1e-2), (single, replicated)
+    assert all(abs(np.log(half) - step) > 0.1 * step for half in halves), (single, halves)
 
 
 def test_rate_term_lowers_the_coded_rate(photos):

@@ -11,8 +11,9 @@ must not differ between model families: loss scaling for mixed float16, averagin
 - `batch_metrics(batch, outputs)` -> {name: per-example value} for logs;
 - `loss_term_names()`, `metric_names()` (fixed, so metric trackers exist before tracing);
 - optionally `generator_variables` (default: every trainable variable outside the discriminator),
-  `discriminator_loss` (default: least squares) and `adapt_loss_weights(batch, outputs, finite)` (called after
-  each step, with whether it was applied on every replica; default: nothing).
+  `discriminator_loss` (default: least squares), and `step_statistics(batch, outputs)` -> {name: scalar} with
+  `adapt_loss_weights(statistics, finite)`: after each step, the statistics averaged over replicas and whether the
+  step was applied on every replica, for loss weights that follow training (default: none).
 """
 
 from __future__ import annotations
@@ -93,7 +94,11 @@ class GANModel(tf.keras.Model):
     def metric_names(self) -> List[str]:
         return []
 
-    def adapt_loss_weights(self, batch, outputs, finite) -> None:
+    def step_statistics(self, batch, outputs) -> Dict[str, tf.Tensor]:
+        """Scalars of this replica's batch that `adapt_loss_weights` gets averaged over the global batch."""
+        return {}
+
+    def adapt_loss_weights(self, statistics, finite) -> None:
         """Loss weights that follow training (GC's rate weight under a target rate) update here."""
 
     @property
@@ -162,11 +167,17 @@ class GANModel(tf.keras.Model):
             finite = tf.logical_and(finite, self._apply(self.discriminator_optimizer, d_tape, d_objective,
                                                         discriminator_variables))
             updates["d_loss"] = d_per_example
+        statistics = self.step_statistics(data, outputs)
         replicas = tf.distribute.get_replica_context()
         if replicas is not None and replicas.num_replicas_in_sync > 1:  # the optimizers skip on every replica alike
-            failed = replicas.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
-            finite = failed == 0
-        self.adapt_loss_weights(data, outputs, finite)
+            # One all-reduce for both: a second collective here, unordered against the optimizers' own, met a
+            # different one on each replica (a shape mismatch under MirroredStrategy).
+            names = list(statistics)
+            summed = replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack(
+                [1.0 - tf.cast(finite, tf.float32)] + [tf.cast(statistics[n], tf.float32) for n in names]))
+            finite = summed[0] == 0
+            statistics = {n: summed[i + 1] / replicas.num_replicas_in_sync for i, n in enumerate(names)}
+        self.adapt_loss_weights(statistics, finite)
         # A skipped step leaves the epoch's means alone (one NaN would otherwise show in every later log line).
         logs = self._update_trackers(updates, weight=tf.cast(finite, tf.float32))
         logs["nonfinite"] = 1.0 - tf.cast(finite, tf.float32)

@@ -231,15 +231,17 @@ class GCModel(GANModel):
             return self.adaptive_rate_weight
         return self.config.model.rate_weight
 
-    def adapt_loss_weights(self, batch, outputs, finite) -> None:
+    def step_statistics(self, batch, outputs):
         if self.adaptive_rate_weight is None or self.decoder_only:
-            return
+            return {}
         x = outputs["x"]
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        bpp = tf.reduce_mean(self.prior.bits(tf.stop_gradient(self.coded_onehot(outputs))) / pixels)
-        replicas = tf.distribute.get_replica_context()
-        if replicas is not None and replicas.num_replicas_in_sync > 1:
-            bpp = replicas.all_reduce(tf.distribute.ReduceOp.MEAN, bpp)
+        return {"bpp": tf.reduce_mean(self.prior.bits(tf.stop_gradient(self.coded_onehot(outputs))) / pixels)}
+
+    def adapt_loss_weights(self, statistics, finite) -> None:
+        if "bpp" not in statistics:
+            return
+        bpp = statistics["bpp"]
         # Multiplicative, so beta stays positive and its steps do not depend on its scale; clipped, so one odd batch
         # moves it at most 1%.
         excess = tf.clip_by_value(bpp / self.config.model.target_bpp - 1.0, -1.0, 1.0)
