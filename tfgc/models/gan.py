@@ -170,8 +170,8 @@ class GANModel(tf.keras.Model):
         statistics = self.step_statistics(data, outputs)
         replicas = tf.distribute.get_replica_context()
         if replicas is not None and replicas.num_replicas_in_sync > 1:  # the optimizers skip on every replica alike
-            # One all-reduce for both: a second collective here, unordered against the optimizers' own, met a
-            # different one on each replica (a shape mismatch under MirroredStrategy).
+            # The family's step statistics ride in the skip flag's all-reduce: one sync per step, and the averaging
+            # over replicas stays here rather than in each model family.
             names = list(statistics)
             summed = replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack(
                 [1.0 - tf.cast(finite, tf.float32)] + [tf.cast(statistics[n], tf.float32) for n in names]))
