@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgc import export
+from tfgc import evaluate, export
 from tfgc.codec import api
 from tfgc.config import preset, with_gan
 from tfgc.errors import ConfigError, ModelError, TfgcError
@@ -52,6 +52,10 @@ def test_alpha_endpoints_are_the_two_decoders_bit_for_bit(rng, normalization):
     halfway = call_with_weights(model.generator, z, interpolate(first, second, 0.5)).numpy()
     assert not np.array_equal(halfway, model.generator(z).numpy())
     assert not np.array_equal(halfway, model.mse_generator(z).numpy())
+    # The same inside a traced graph (how exports and the decoder's tf.function run it), alpha a tensor.
+    traced = tf.function(lambda latent, alpha: call_with_weights(model.generator, latent,
+                                                                 interpolate(first, second, alpha)))
+    np.testing.assert_allclose(traced(z, tf.constant(0.5)), halfway, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("normalization", ["instance", "gdn", "none"])
@@ -222,3 +226,55 @@ def test_fidelity_report(two_stages, tmp_path, photos):
         assert Image.open(tmp_path / "docs" / "fidelity" / figure).size[0] > 300
     assert main(["fidelity", "--model", str(stage2_dir), "--data", str(folder), "--out",
                  str(tmp_path / "docs")]) == 1  # exists
+
+
+def test_bench_places_a_fidelity_model_at_each_alpha_beside_reported_figures(two_stages, tmp_path, photos):
+    from PIL import Image
+
+    from tfgc.__main__ import main
+
+    _, _, _, stage2_dir, _, _ = two_stages
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(photos[name][:64, :96]).save(folder / f"{name}.png")
+    references = tmp_path / "references.json"
+    references.write_text(json.dumps([{"label": "VTM", "bpp": 0.048, "psnr": 26.1, "ms_ssim": 0.861,
+                                       "source": "a paper"}]))
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What we find\n\nwritten by hand\n")
+    out = tmp_path / "docs"
+    command = ["bench", "--model", str(stage2_dir), "--data", str(folder), "--codecs", "jpeg", "--alphas", "0", "1",
+               "--references", str(references), "--notes", str(notes), "--out", str(out), "--name", "results",
+               "--crop-size", "48"]
+    assert main(command) == 0
+    report = (out / "results.md").read_text()
+    result = json.loads((out / "results" / "results.json").read_text())
+    label = "stage2"
+    assert set(result["codecs"]) == {"jpeg", f"{label} alpha=0", f"{label} alpha=1"}
+    at = {alpha: result["codecs"][f"{label} alpha={alpha}"][0] for alpha in (0, 1)}
+    assert at[0]["bpp"] == at[1]["bpp"] and at[0]["psnr"] != at[1]["psnr"]  # the same files, two decoders
+    # The matched-rate table reads JPEG's curve at the model's own rate (or says it cannot).
+    jpeg = [(p["bpp"], p["psnr"]) for p in result["codecs"]["jpeg"]]
+    value = evaluate.interpolate(jpeg, at[0]["bpp"])
+    block = report.split(f"| at {at[0]['bpp']:.4f} bpp |")[1]
+    assert ("not reachable" if value is None else f"{value:.2f}") in block.split("| JPEG (libjpeg, 4:2:0) |")[1]
+    assert "| VTM | 0.048 | 26.10 | 0.861 | a paper |" in report and result["references"][0]["label"] == "VTM"
+    assert report.rstrip().endswith("written by hand") and "encode s/image" in report
+    assert Image.open(out / "results" / "rd_detail.png").size[0] > 300
+    assert main(command) == 1  # exists
+    for bad in ("[{\"label\": \"VTM\", \"bpp\": 0.05}]", "{}", "not json"):
+        references.write_text(bad)
+        assert main(command[:-2] + ["--force"]) == 1
+
+
+def test_bench_refuses_an_alpha_out_of_range(two_stages, tmp_path, photos):
+    from PIL import Image
+
+    from tfgc.__main__ import main
+
+    _, _, _, stage2_dir, _, _ = two_stages
+    Image.fromarray(photos["coffee"][:64, :96]).save(tmp_path / "a.png")
+    assert main(["bench", "--model", str(stage2_dir), "--data", str(tmp_path), "--codecs", "jpeg", "--alphas", "2",
+                 "--out", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()

@@ -18,9 +18,10 @@ from tfgc.utils import refuse_existing, run_command
 
 
 def _default_model():
-    from tfgc.models.store import installed_models
+    from tfgc.models.store import default_model
 
-    for directory, _ in installed_models():
+    directory = default_model()
+    if directory is not None:
         return directory
     raise TfgcError("no --model given and no model is installed (saved_models/ or $TFGC_MODEL_PATH); "
                     "train one with `python -m tfgc.train`")
@@ -175,18 +176,26 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from tfgc.models.store import installed_models
+    from tfgc.models.store import default_model, installed_models, read_card
 
     rows = list(installed_models())
     if not rows:
         print("no models installed (saved_models/ or $TFGC_MODEL_PATH)")
+        return 0
+    default = default_model()
     for directory, manifest in rows:
         if manifest.get("family") == "sr":
             rate = f"JPEG q{manifest.get('jpeg_quality')} at 1/{manifest.get('scale')}"
         else:
             rate = (f"C={manifest.get('latent_channels')} L={manifest.get('levels')}  "
                     f"bound {manifest.get('bound_bpp', 0):.4f} bpp")
-        print(f"{directory}  {manifest.get('preset', '?')}  {rate}  fingerprint {manifest.get('fingerprint')}")
+        mark = "  (default)" if default is not None and directory.resolve() == default.resolve() else ""
+        print(f"{directory}{mark}  {manifest.get('preset', '?')}  {rate}  fingerprint {manifest.get('fingerprint')}")
+        card = read_card(directory)
+        figures = (card or {}).get("kodak", {}).get("figures", {})
+        for alpha, s in figures.items():
+            at = "" if alpha == "default" else f" at alpha {alpha}"
+            print(f"    Kodak{at}: {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB PSNR, {s['ms_ssim']:.4f} MS-SSIM")
     return 0
 
 
@@ -311,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "at matched bpp, speed, crops figure")
     _data_arguments(b)
     b.add_argument("--model", nargs="+", help="tfgc model directories to include")
+    b.add_argument("--alphas", type=float, nargs="+",
+                   help="fidelity-controlled models: one point per alpha (default: each model's default alpha)")
+    b.add_argument("--references", help="JSON list of figures reported elsewhere on these images (label, bpp, psnr "
+                                        "and/or ms_ssim, source): drawn on the RD plots, listed apart")
+    b.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")
     b.add_argument("--codecs", default="jpeg,webp,avif,heic,jxl", help="comma-separated classic codecs")
     b.add_argument("--out", default="bench", help="folder for the report NAME.md and its assets NAME/")
     b.add_argument("--name", default="benchmarks", help="report name")

@@ -272,15 +272,12 @@ def run_bench(args) -> int:
     from tfgc.codec.classic import get_codec
     from tfgc.models.store import load_model
 
-    out = Path(args.out)
-    report_path = out / f"{args.name}.md"
-    assets = out / args.name
-    for path in (report_path, assets):
-        refuse_existing(path, args.force)
+    report_path, assets = report_destination(args)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
+    references = read_references(args.references) if getattr(args, "references", None) else []
     _require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
-    models = [(model_label(d), load_model(d)) for d in (args.model or [])]
+    models = bench_points([(model_label(d), load_model(d)) for d in (args.model or [])], getattr(args, "alphas", None))
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     real_features = metrics.patch_features(inception, [im for _, im in images]) if inception else None
@@ -319,9 +316,9 @@ def run_bench(args) -> int:
                     crop_candidates[(codec.name, row.setting)] = (row, reconstruction)
                 progress.add(1)
             finish_group(codec.name, f"q{quality}", group_rows, reconstructions)
-    for label, model in models:
+    for label, model, alpha in models:
         kept: List[np.ndarray] = []
-        group_rows = evaluate_model(model, images, label, progress, keep=kept)
+        group_rows = evaluate_model(model, images, label, progress, keep=kept, alpha=alpha)
         crop_index = [n for n, _ in images].index(crop_name)
         crop_candidates[(label, label)] = (group_rows[crop_index], kept[crop_index])
         finish_group(label, label, group_rows, kept)
@@ -334,10 +331,11 @@ def run_bench(args) -> int:
 
     assets.mkdir(parents=True, exist_ok=True)
     labels = {c.name: c.label for c in codecs}
-    labels.update({label: f"tfgc {label}" for label, _ in models})
-    model_labels = {label for label, _ in models}
-    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png")
-    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png")
+    labels.update({label: f"tfgc {label}" for label, _, _ in models})
+    model_labels = {label for label, _, _ in models}
+    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references)
+    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references)
+    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png")
     crop_bpp = args.crop_bpp or (group_stats[(models[0][0], models[0][0])]["bpp"] if models else 0.1)
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
                 assets / "crops.png")
@@ -345,14 +343,58 @@ def run_bench(args) -> int:
     result = {"command": _command_line(args), "environment": started_in, "images": [n for n, _ in images],
               "targets_bpp": list(TARGET_BPPS),
               "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
-              "measurements": [r.row() for r in rows]}
+              "references": references, "measurements": [r.row() for r in rows]}
     write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
     write_csv(assets / "results.csv", rows)
     markdown = _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets.name)
+    if getattr(args, "notes", None):
+        markdown += "\n" + Path(args.notes).read_text()
     write_atomic(report_path, markdown.encode(), force=True)
     print(_table(curves, labels, model_labels))
-    print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, crops.png, results.json, results.csv)")
+    print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, rd_detail.png, crops.png, results.json, "
+          "results.csv)")
     return 0
+
+
+def bench_points(models, alphas: Optional[Sequence[float]]) -> List[Tuple[str, object, Optional[float]]]:
+    """(label, model, alpha) of each point a model adds: a fidelity-controlled model one per alpha of `alphas`
+    (its own default without them), any other model one."""
+    points = []
+    for label, model in models:
+        if alphas and model.config.model.fidelity_control:
+            points += [(f"{label} alpha={model.checked_alpha(a):g}", model, float(a)) for a in alphas]
+        else:
+            points.append((label, model, None))
+    return points
+
+
+REFERENCE_KEYS = {"label": str, "bpp": float, "psnr": float, "ms_ssim": float, "source": str}
+
+
+def read_references(path) -> List[dict]:
+    """Figures reported elsewhere on the same images (`--references FILE`): a JSON list of objects with label, bpp,
+    source, and psnr and/or ms_ssim. They are drawn on the RD plots and listed apart from what this run measured."""
+    try:
+        entries = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise TfgcError(f"--references {path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise TfgcError(f"--references {path}: {first_line(e)}") from None
+    if not isinstance(entries, list):
+        raise TfgcError(f"--references {path}: expected a JSON list of points")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"label", "bpp", "source"} <= set(entry) or not (
+                {"psnr", "ms_ssim"} & set(entry)):
+            raise TfgcError(f"--references {path}: point {i} needs label, bpp, source and psnr or ms_ssim")
+        for key, value in entry.items():
+            kind = REFERENCE_KEYS.get(key)
+            if kind is None:
+                raise TfgcError(f"--references {path}: point {i} has an unknown key {key!r}")
+            if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TfgcError(f"--references {path}: point {i}: {key} must be a number")
+            if kind is str and not isinstance(value, str):
+                raise TfgcError(f"--references {path}: point {i}: {key} must be text")
+    return entries
 
 
 def _format(value: Optional[float], digits: int) -> str:
@@ -381,13 +423,43 @@ def _table(curves, labels, model_labels) -> str:
     return "\n".join(lines)
 
 
+def _matched_table(curves, labels, model_labels) -> str:
+    """Each tfgc model beside every classic codec's curve read at the model's own mean bpp."""
+    blocks = []
+    for model, points in curves.items():
+        if model not in model_labels:
+            continue
+        own = points[0][1]
+        lines = [f"| at {own['bpp']:.4f} bpp | PSNR (dB) | MS-SSIM | detail ratio |", "|---|---|---|---|",
+                 f"| **{labels[model]}** | **{own['psnr']:.2f}** | **{own['ms_ssim']:.4f}** | "
+                 f"**{own['detail']:.3f}** |"]
+        for codec, codec_points in curves.items():
+            if codec in model_labels:
+                continue
+            cells = [_format(interpolate([(s["bpp"], s[key]) for _, s in codec_points], own["bpp"]), digits)
+                     for key, digits in (("psnr", 2), ("ms_ssim", 4), ("detail", 3))]
+            lines.append(f"| {labels[codec]} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _references_table(references) -> str:
+    lines = ["| reported | bpp | PSNR (dB) | MS-SSIM | source |", "|---|---|---|---|---|"]
+    for r in references:
+        psnr = f"{r['psnr']:.2f}" if "psnr" in r else "-"
+        ms_ssim = f"{r['ms_ssim']:.3f}" if "ms_ssim" in r else "-"
+        lines.append(f"| {r['label']} | {r['bpp']:.3f} | {psnr} | {ms_ssim} | {r['source']} |")
+    return "\n".join(lines)
+
+
 def _throughput_table(rows: Sequence[Measurement], labels) -> str:
-    lines = ["| codec | encode MP/s | decode MP/s |", "|---|---|---|"]
+    lines = ["| codec | encode MP/s | decode MP/s | encode s/image | decode s/image |", "|---|---|---|---|---|"]
     for codec in dict.fromkeys(r.codec for r in rows):
         own = [r for r in rows if r.codec == codec]
         megapixels = sum(r.width * r.height for r in own) / 1e6
-        lines.append(f"| {labels[codec]} | {megapixels / sum(r.encode_seconds for r in own):.2f} | "
-                     f"{megapixels / sum(r.decode_seconds for r in own):.2f} |")
+        encode, decode = sum(r.encode_seconds for r in own), sum(r.decode_seconds for r in own)
+        lines.append(f"| {labels[codec]} | {megapixels / encode:.2f} | {megapixels / decode:.2f} | "
+                     f"{encode / len(own):.3f} | {decode / len(own):.3f} |")
     return "\n".join(lines)
 
 
@@ -415,7 +487,7 @@ def _save_figure(plt, figure, path) -> None:
     write_atomic(path, buffer.getvalue(), force=True)
 
 
-def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
+def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=()) -> None:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
     for codec, points in curves.items():
@@ -425,6 +497,10 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path) -> None:
             axes.plot(rates, values, marker="*", markersize=14, linestyle="none", label=labels[codec])
         else:
             axes.plot(rates, values, marker="o", markersize=3, label=labels[codec])
+    for reference in references:
+        if key in reference:
+            axes.plot([reference["bpp"]], [reference[key]], marker="D", markersize=7, linestyle="none",
+                      markerfacecolor="none", label=f"{reference['label']} (reported, not measured here)")
     for target in TARGET_BPPS:
         axes.axvline(target, color="0.85", linewidth=0.8, zorder=0)
     finish_rd_plot(plt, figure, axes, ylabel, path)
@@ -489,7 +565,8 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         f"Python {env['python']}; {versions}. Commit {env['commit']}.",
         "",
         "Every point is a real file: bpp = 8 x file bytes / pixels, averaged over the images at each quality setting "
-        "(tfgc models: one point each, their .tfgc files with header and checksum). PSNR on 8-bit RGB; MS-SSIM is "
+        "(tfgc models: one point each, or one per alpha of a fidelity-controlled model; their .tfgc files with "
+        "header and checksum). PSNR on 8-bit RGB; MS-SSIM is "
         "tf.image.ssim_multiscale; detail ratio = gradient energy of the reconstruction / that of the original "
         "(1 = as much fine detail as the original, < 1 = blurrier; it measures amount of detail, not faithfulness).",
         "",
@@ -497,12 +574,24 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "",
         f"![bpp vs PSNR]({assets}/rd_psnr.png)",
         f"![bpp vs MS-SSIM]({assets}/rd_msssim.png)",
+        f"![bpp vs detail ratio]({assets}/rd_detail.png)",
         "",
         "Each codec's mean curve interpolated linearly at the target rates (\"not reachable\": the codec's sweep does "
         "not reach that rate on these images):",
         "",
         _table(curves, labels, model_labels),
         "",
+    ]
+    if model_labels:
+        lines += ["## Each tfgc model at its own rate", "",
+                  "Every classic codec's mean curve read (linearly) at the model's mean bpp on these images:", "",
+                  _matched_table(curves, labels, model_labels), ""]
+    if result.get("references"):
+        lines += ["## Reported elsewhere on these images", "",
+                  "Figures published by others, drawn on the RD plots as hollow diamonds; not measured by this run "
+                  "(other code, machines and sometimes other averaging):", "",
+                  _references_table(result["references"]), ""]
+    lines += [
         "## Speed (this run; one codec call at a time, each codec free to use its own threads)",
         "",
         _throughput_table(rows, labels),

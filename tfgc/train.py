@@ -199,7 +199,7 @@ def _stage1_summary(directory) -> dict:
     from tfgc.models.store import read_manifest
 
     manifest = read_manifest(directory)
-    keys = ("command", "steps", "train_seconds", "train_seconds_this_session", "data", "fingerprint")
+    keys = ("command", "steps", "train_seconds", "train_seconds_this_session", "data", "fingerprint", "machine")
     return dict({key: manifest[key] for key in keys if key in manifest}, directory=str(directory))
 
 
@@ -534,7 +534,7 @@ def run(args) -> int:
         "steps": steps, "resumed_from_step": resumed_from, "train_seconds": round(clock.total(), 1),
         "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
-        "commit": environment()["commit"],
+        **{key: value for key, value in environment().items() if key in ("commit", "machine", "python")},
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })

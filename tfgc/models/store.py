@@ -135,6 +135,40 @@ def installed_models() -> Iterator[Tuple[Path, dict]]:
                 continue
 
 
+DEFAULT_FILE = "DEFAULT"
+CARD = "card.json"
+
+
+def default_model() -> Optional[Path]:
+    """The model `compress` uses without --model: the first search path whose DEFAULT file names a model folder
+    (NAME, or NAME/VERSION; NAME alone means its highest version), else the first installed model."""
+    for root in search_paths():
+        try:
+            named = (root / DEFAULT_FILE).read_text().strip()
+        except OSError:
+            continue
+        folder = root / named
+        versions = sorted((p for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()),
+                          key=lambda p: int(p.name)) if folder.is_dir() else []
+        if (folder / MANIFEST).is_file():
+            return folder
+        if versions:
+            return versions[-1]
+        raise ModelError(f"{root / DEFAULT_FILE} names {named!r}, which is not a model folder in {root}")
+    for directory, _ in installed_models():
+        return directory
+    return None
+
+
+def read_card(directory) -> Optional[dict]:
+    """A shipped model's card.json (scripts/ship_models.py), or None."""
+    try:
+        card = json.loads((Path(directory) / CARD).read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
 def find_model(fingerprint: bytes) -> Optional[Path]:
     for directory, manifest in installed_models():
         if manifest.get("fingerprint") == fingerprint.hex():

@@ -61,15 +61,23 @@ def _apply(layer, x, weight: Callable[[tf.Variable], tf.Tensor]):
 def _gdn(layer, x, weight):
     """tfc.GDN's computation (the configuration tfgc builds: alpha = epsilon = 1, not rectified) with the given
     values of its reparameterized beta and gamma variables."""
-    if layer.rectify or callable(layer.alpha_parameter) or callable(layer.epsilon_parameter) \
-            or float(layer.alpha) != 1 or float(layer.epsilon) != 1 or layer.data_format != "channels_last":
-        raise TypeError(f"decoder interpolation supports tfc.GDN with alpha = epsilon = 1 only, not {layer.name}")
+    _require_plain_gdn(layer)
     beta = _gdn_parameter(layer.beta_parameter, weight, layer.compute_dtype)
     gamma = _gdn_parameter(layer.gamma_parameter, weight, layer.compute_dtype)
     rank = x.shape.rank
     norm_pool = tf.nn.convolution(abs(x), tf.reshape(gamma, (rank - 2) * [1] + gamma.shape), padding="VALID")
     norm_pool = tf.nn.bias_add(norm_pool, beta)
     return x * norm_pool if layer.inverse else x / norm_pool
+
+
+@tf.autograph.experimental.do_not_convert
+def _require_plain_gdn(layer) -> None:
+    # A check of the layer's constant settings, made in Python while a graph is traced: converted by AutoGraph,
+    # float() of the captured alpha became a tensor and the refusal a branch of a tf.cond, traced and raised.
+    if layer.rectify or callable(layer.alpha_parameter) or callable(layer.epsilon_parameter) \
+            or float(layer.alpha_parameter) != 1 or float(layer.epsilon_parameter) != 1 \
+            or layer.data_format != "channels_last":
+        raise TypeError(f"decoder interpolation supports tfc.GDN with alpha = epsilon = 1 only, not {layer.name}")
 
 
 def _gdn_parameter(parameter, weight, dtype):

@@ -1,0 +1,197 @@
+"""Ship trained models: export each into saved_models/NAME/VERSION/ (the TF Serving layout, which is also a tfgc
+model directory), evaluate the exported model on the Kodak images, and write its model card beside it.
+
+    python scripts/ship_models.py --kodak ../shared/data/kodak --out saved_models \
+        --model gc-small-c8=runs/c8-stage2/model --model rlsrgan-small-x4=runs/sr/model --default gc-small-c8
+
+Each version folder gets MODEL_CARD.md (for people) and card.json (for `python -m tfgc models`): what the model is,
+the data, preset, steps, wall time and machine of its training, the exact training command of each stage, and its
+Kodak figures from real files (a fidelity-controlled model at alpha 0, 0.5 and 1). A version folder holds at most
+50 MB; a larger export is removed again and reported. `--default NAME` writes OUT/DEFAULT, the model that
+`python -m tfgc compress` uses when --model is omitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+MAX_MEGABYTES = 50
+CARD_ALPHAS = (0.0, 0.5, 1.0)
+
+
+def folder_megabytes(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def parse_model_argument(text: str):
+    name, sep, directory = text.partition("=")
+    if not sep or not name or not directory:
+        raise SystemExit(f"ship_models: --model {text!r}: expected NAME=MODEL_DIRECTORY")
+    if "/" in name or name.startswith("."):
+        raise SystemExit(f"ship_models: --model {text!r}: NAME must be a plain folder name")
+    return name, Path(directory)
+
+
+def kodak_figures(model, images, label: str) -> dict:
+    """Mean figures over `images`, one real file per image; per alpha for a fidelity-controlled model."""
+    from tfgc.evaluate import evaluate_model, progress_bar, summarize
+
+    alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
+    progress = progress_bar(len(images) * len(alphas))
+    figures = {}
+    for alpha in alphas:
+        rows = evaluate_model(model, images, label, progress, alpha=alpha)
+        figures["default" if alpha is None else f"{alpha:g}"] = summarize(rows)
+    return figures
+
+
+def _minutes(seconds) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _machine(machine) -> str:
+    if not machine:
+        return "not recorded"
+    if isinstance(machine, str):
+        return machine
+    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
+    return f"{machine.get('cpu')}, {machine.get('cores')} cores{memory}"
+
+
+def describe(manifest: dict) -> str:
+    if manifest["family"] == "sr":
+        return (f"super-resolution codec (RL-SRGAN): the image downsampled x{manifest['scale']} (bicubic) and stored "
+                f"as a JPEG at quality {manifest['jpeg_quality']}, decoded by the {manifest['preset']} generator"
+                f"{' trained with the actor-critic term' if manifest.get('actor_critic') else ''}")
+    text = (f"generative compression (GC): C={manifest['latent_channels']} latent channels, L={manifest['levels']} "
+            f"levels, rate bound {manifest['bound_bpp']:.4f} bpp")
+    if manifest.get("stage1"):
+        text += "; two decoders (MSE and GAN) interpolated at decode time by alpha (fidelity control)"
+    return text
+
+
+def training_rows(manifest: dict):
+    """(stage, command, steps, wall time, machine) of each stage of a model's training."""
+    rows = []
+    stage1 = manifest.get("stage1")
+    if stage1:
+        rows.append(("1 (rate + distortion, every module)", stage1.get("command"), stage1.get("steps"),
+                     stage1.get("train_seconds"), stage1.get("machine")))
+        rows.append(("2 (GAN, decoder only)", manifest.get("command"), manifest.get("steps"),
+                     manifest.get("train_seconds"), manifest.get("machine")))
+    else:
+        rows.append(("one stage", manifest.get("command"), manifest.get("steps"), manifest.get("train_seconds"),
+                     manifest.get("machine")))
+    return rows
+
+
+def render_card(card: dict) -> str:
+    m = card["manifest"]
+    lines = [f"# {card['name']} (version {card['version']})", "", describe(m) + ".", "",
+             f"Preset `{m.get('preset')}`, fingerprint `{m['fingerprint']}`, tfgc {m.get('tfgc_version')}; "
+             f"{card['megabytes']:.1f} MB on disk (TF Serving SavedModel + tfgc weights).", "",
+             "## Use", "",
+             "    python -m tfgc compress photo.png photo.tfgc --model " + card["path"],
+             "    python -m tfgc decompress photo.tfgc photo-decoded.png",
+             ""]
+    if m.get("stage1"):
+        lines += ["    python -m tfgc decompress photo.tfgc sharper.png --alpha 1      # GAN decoder",
+                  "    python -m tfgc decompress photo.tfgc faithful.png --alpha 0     # MSE decoder", ""]
+    lines += ["TF Serving: point `--model_base_path` at the folder above this one (signatures `analysis` and "
+              "`synthesis`; the client codes the symbols: scripts/serving_client.py).", "",
+              "## Training", "",
+              f"Data: {', '.join(m.get('data', []))} ({m.get('training_images')} photographs; BSDS500 train + test, "
+              "Arbelaez et al., TPAMI 2011, research use).", "",
+              "| stage | steps | wall time | machine |", "|---|---:|---:|---|"]
+    rows = [(stage, command, steps, seconds, machine or card.get("training_machine"))
+            for stage, command, steps, seconds, machine in training_rows(m)]
+    for stage, _, steps, seconds, machine in rows:
+        lines.append(f"| {stage} | {steps} | {_minutes(seconds)} | {_machine(machine)} |")
+    if card.get("training_machine") and any(not row[4] for row in training_rows(m)):
+        lines += ["", "(The machine of a stage whose manifest predates tfgc recording it is as given by "
+                  "`--training-machine` when the model was shipped.)"]
+    lines += ["", "Commands, as run (in a clone of the repository at the commit named in manifest.json):", ""]
+    for stage, command, *_ in rows:
+        lines += [f"- stage {stage.split(' ')[0]}:" if len(rows) > 1 else "-", "", f"      {command}", ""]
+    k = card["kodak"]
+    lines += ["## Kodak (24 images, real files)", "",
+              f"Evaluated by `{card['command']}` on {_machine(k['machine'])}, commit {k['commit']}:", "",
+              "| alpha | bpp | PSNR (dB) | MS-SSIM | detail ratio | encode s/image | decode s/image |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for alpha, s in k["figures"].items():
+        lines.append(f"| {alpha if alpha != 'default' else '-'} | {s['bpp']:.4f} | {s['psnr']:.2f} | "
+                     f"{s['ms_ssim']:.4f} | {s['detail']:.3f} | {s['encode_seconds']:.3f} | "
+                     f"{s['decode_seconds']:.3f} |")
+    lines += ["", "bpp = 8 x file bytes / pixels (header and checksum included); detail ratio = gradient energy of "
+              "the reconstruction / the original's. Against the classic codecs: docs/results.md.", "",
+              "## Limits", "",
+              "Trained on 2 CPU cores for the wall time above, on 400 photographs: far less than the papers' GPU "
+              "runs, so its quality is below theirs at the same rate (docs/results.md says by how much). "
+              "Not for images where faithful detail matters (text, faces, medical, evidence): a GAN decoder "
+              "invents plausible texture.", ""]
+    return "\n".join(lines)
+
+
+def ship(name: str, source: Path, args, images) -> Path:
+    from tfgc import export
+    from tfgc.evaluate import environment
+    from tfgc.models.store import load_model
+
+    out = Path(args.out)
+    model = load_model(source)
+    destination = export.export(model, out, ("serving",), name=name, version=args.version)["serving"]
+    megabytes = folder_megabytes(destination)
+    if megabytes > MAX_MEGABYTES:
+        shutil.rmtree(destination)
+        raise SystemExit(f"ship_models: {name} is {megabytes:.1f} MB, over the {MAX_MEGABYTES} MB a shipped model may "
+                         "take; removed it again")
+    shipped = load_model(destination)  # the card describes the files as shipped
+    print(f"{name}: exported {destination} ({megabytes:.1f} MB); evaluating on {len(images)} images", flush=True)
+    env = environment()
+    card = {"name": name, "version": int(destination.name), "path": str(destination), "megabytes": megabytes,
+            "command": "python " + shlex.join(sys.argv), "manifest": shipped.manifest,
+            "training_machine": args.training_machine,
+            "kodak": {"images": len(images), "machine": env["machine"], "commit": env["commit"],
+                      "evaluated": time.strftime("%Y-%m-%d"), "figures": kodak_figures(shipped, images, name)}}
+    (destination / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (destination / "MODEL_CARD.md").write_text(render_card(card))
+    return destination
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", required=True, help="NAME=MODEL_DIRECTORY (repeat for each model)")
+    p.add_argument("--kodak", required=True, help="folder of the evaluation images")
+    p.add_argument("--out", default="saved_models", help="where the models go: OUT/NAME/VERSION")
+    p.add_argument("--version", type=int, help="version folder (default: one more than the highest of each NAME)")
+    p.add_argument("--default", help="NAME of the model `python -m tfgc compress` uses without --model")
+    p.add_argument("--training-machine", help="the machine the models trained on, for manifests made before tfgc "
+                                              "recorded it (the card says so where it is used)")
+    args = p.parse_args(argv)
+    models = [parse_model_argument(m) for m in args.model]
+    shipping = {name for name, _ in models}
+    if args.default and args.default not in shipping and not (Path(args.out) / args.default).is_dir():
+        raise SystemExit(f"ship_models: --default {args.default}: not among the models shipped or in {args.out}")
+
+    from tfgc.errors import TfgcError
+    from tfgc.evaluate import load_images
+
+    try:
+        images = load_images([args.kodak])
+        for name, source in models:
+            print(f"wrote {ship(name, source, args, images)}", flush=True)
+    except TfgcError as e:
+        raise SystemExit(f"ship_models: {e}") from None
+    if args.default:
+        (Path(args.out) / "DEFAULT").write_text(args.default + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

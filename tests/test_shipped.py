@@ -1,0 +1,95 @@
+"""Shipping models: scripts/ship_models.py (export, model card, default model) on a tiny model."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgc.__main__ import main
+from tfgc.codec import api
+from tfgc.evaluate import evaluate_model, load_images, summarize
+from tfgc.models.store import default_model, load_model, read_card
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ship_models():
+    spec = importlib.util.spec_from_file_location("ship_models", ROOT / "scripts" / "ship_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def images(photos, tmp_path):
+    folder = tmp_path / "kodak"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(photos[name][:48, :64]).save(folder / f"{name}.png")
+    return folder
+
+
+def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(trained, images, tmp_path, monkeypatch,
+                                                                           capsys):
+    _, directory = trained
+    out = tmp_path / "saved_models"
+    ship = _ship_models()
+    assert ship.main(["--model", f"tiny-c4={directory}", "--kodak", str(images), "--out", str(out),
+                      "--default", "tiny-c4"]) == 0
+    shipped = out / "tiny-c4" / "1"
+    for name in ("saved_model.pb", "manifest.json", "config.json", "export.json", "card.json", "MODEL_CARD.md"):
+        assert (shipped / name).is_file()
+    card = read_card(shipped)
+    model = load_model(shipped)
+    assert card["manifest"]["fingerprint"] == model.fingerprint().hex()
+    # The card's figures are those of the real files.
+    expected = summarize(evaluate_model(model, load_images([str(images)]), "tiny-c4"))
+    assert card["kodak"]["figures"]["default"]["bpp"] == pytest.approx(expected["bpp"])
+    assert card["kodak"]["figures"]["default"]["psnr"] == pytest.approx(expected["psnr"])
+    text = (shipped / "MODEL_CARD.md").read_text()
+    assert f"{expected['bpp']:.4f}" in text and "python -m tfgc compress" in text
+    assert (out / "DEFAULT").read_text().strip() == "tiny-c4"
+
+    monkeypatch.setenv("TFGC_MODEL_PATH", str(out))
+    assert default_model() == shipped
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{shipped}  (default)" in listing and f"Kodak: {expected['bpp']:.4f} bpp" in listing
+    # compress and decompress find the default model without --model.
+    image = images / "coffee.png"
+    assert main(["compress", str(image), str(tmp_path / "a.tfgc"), "-q"]) == 0
+    assert main(["decompress", str(tmp_path / "a.tfgc"), str(tmp_path / "a.png"), "-q"]) == 0
+    data = (tmp_path / "a.tfgc").read_bytes()
+    assert data == api.compress(np.asarray(Image.open(image)), model)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), api.decode(data, model))
+
+    # A second shipment goes to the next version; the default follows the highest version.
+    assert ship.main(["--model", f"tiny-c4={directory}", "--kodak", str(images), "--out", str(out)]) == 0
+    assert default_model() == out / "tiny-c4" / "2"
+
+
+def test_ship_refuses_bad_arguments_and_oversized_models(trained, images, tmp_path, monkeypatch):
+    _, directory = trained
+    ship = _ship_models()
+    out = tmp_path / "saved_models"
+    for bad in (["--model", str(directory)], ["--model", f"a/b={directory}"],
+                ["--model", f"x={directory}", "--default", "y"], ["--model", f"x={tmp_path / 'none'}"]):
+        with pytest.raises(SystemExit, match="ship_models"):
+            ship.main(bad + ["--kodak", str(images), "--out", str(out)])
+    monkeypatch.setattr(ship, "MAX_MEGABYTES", 0.001)
+    with pytest.raises(SystemExit, match="over the 0.001 MB"):
+        ship.main(["--model", f"x={directory}", "--kodak", str(images), "--out", str(out)])
+    assert not (out / "x" / "1").exists()
+
+
+def test_a_default_file_naming_no_model_is_a_clear_error(tmp_path, monkeypatch):
+    from tfgc.errors import ModelError
+
+    (tmp_path / "DEFAULT").write_text("missing\n")
+    monkeypatch.setenv("TFGC_MODEL_PATH", str(tmp_path))
+    with pytest.raises(ModelError, match="not a model folder"):
+        default_model()
+
