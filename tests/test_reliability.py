@@ -307,7 +307,11 @@ def _backup_step(run):
     path = tf.train.latest_checkpoint(str(run / "backup" / "chief")) if (run / "backup" / "chief").is_dir() else None
     if path is None:
         return None
-    return int(tf.train.load_checkpoint(path).get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except tf.errors.NotFoundError:  # read while the training process replaced that backup with the next one
+        return None
+    return int(reader.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def test_sigkill_and_resume_continues_from_the_last_backup(tmp_path):
