@@ -56,12 +56,12 @@ def _minutes(seconds) -> str:
 
 
 def _machine(machine) -> str:
+    """A manifest's recorded machine, the text given by --training-machine, or 'not recorded'."""
+    from tfgc.evaluate import describe_machine
+
     if not machine:
         return "not recorded"
-    if isinstance(machine, str):
-        return machine
-    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
-    return f"{machine.get('cpu')}, {machine.get('cores')} cores{memory}"
+    return machine if isinstance(machine, str) else describe_machine(machine)
 
 
 def describe(manifest: dict) -> str:
@@ -109,11 +109,11 @@ def render_card(card: dict) -> str:
               f"Data: {', '.join(m.get('data', []))} ({m.get('training_images')} photographs; BSDS500 train + test, "
               "Arbelaez et al., TPAMI 2011, research use).", "",
               "| stage | steps | wall time | machine |", "|---|---:|---:|---|"]
-    rows = [(stage, command, steps, seconds, machine or card.get("training_machine"))
-            for stage, command, steps, seconds, machine in training_rows(m)]
+    rows = training_rows(m)
     for stage, _, steps, seconds, machine in rows:
-        lines.append(f"| {stage} | {steps} | {_minutes(seconds)} | {_machine(machine)} |")
-    if card.get("training_machine") and any(not row[4] for row in training_rows(m)):
+        lines.append(f"| {stage} | {steps} | {_minutes(seconds)} | "
+                     f"{_machine(machine or card.get('training_machine'))} |")
+    if card.get("training_machine") and any(not machine for *_, machine in rows):
         lines += ["", "(The machine of a stage whose manifest predates tfgc recording it is as given by "
                   "`--training-machine` when the model was shipped.)"]
     lines += ["", "Commands, as run (in a clone of the repository at the commit named in manifest.json):", ""]

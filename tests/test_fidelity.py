@@ -204,16 +204,24 @@ def test_train_cli_runs_stage_2_into_a_fidelity_controlled_model(trained, tmp_pa
     np.testing.assert_array_equal(api.decode(data, model, 0.0), api.decode(data, stage1))
 
 
-def test_fidelity_report(two_stages, tmp_path, photos):
+@pytest.fixture
+def folder(tmp_path, photos):
+    """Two small photographs in a folder, for the report commands."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(photos[name][:64, :96]).save(folder / f"{name}.png")
+    return folder
+
+
+def test_fidelity_report(two_stages, folder, tmp_path):
     from PIL import Image
 
     from tfgc.__main__ import main
 
     _, _, _, stage2_dir, _, _ = two_stages
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(photos[name][:64, :96]).save(folder / f"{name}.png")
     assert main(["fidelity", "--model", str(stage2_dir), "--data", str(folder), "--out", str(tmp_path / "docs"),
                  "--alphas", "0", "0.5", "1", "--crop-size", "48"]) == 0
     report = (tmp_path / "docs" / "fidelity.md").read_text()
@@ -228,16 +236,12 @@ def test_fidelity_report(two_stages, tmp_path, photos):
                  str(tmp_path / "docs")]) == 1  # exists
 
 
-def test_bench_places_a_fidelity_model_at_each_alpha_beside_reported_figures(two_stages, tmp_path, photos):
+def test_bench_places_a_fidelity_model_at_each_alpha_beside_reported_figures(two_stages, folder, tmp_path):
     from PIL import Image
 
     from tfgc.__main__ import main
 
     _, _, _, stage2_dir, _, _ = two_stages
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(photos[name][:64, :96]).save(folder / f"{name}.png")
     references = tmp_path / "references.json"
     references.write_text(json.dumps([{"label": "VTM", "bpp": 0.048, "psnr": 26.1, "ms_ssim": 0.861,
                                        "source": "a paper"}]))

@@ -144,6 +144,12 @@ def environment() -> dict:
             "commit": _commit()}
 
 
+def describe_machine(machine: dict) -> str:
+    """'CPU, N cores, M GiB' of an environment()['machine']."""
+    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
+    return f"{machine.get('cpu')}, {machine.get('cores')} cores{memory}"
+
+
 def _commit() -> Optional[str]:
     root = Path(__file__).resolve().parents[1]
     try:
@@ -553,7 +559,6 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
     env = result["environment"]
     machine = env["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
-    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
     lines = [
         f"# Benchmark: {len(result['images'])} images",
         "",
@@ -561,7 +566,7 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "",
         f"    {result['command']}",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores{memory}; {machine['platform']}. "
+        f"Machine: {describe_machine(machine)}; {machine['platform']}. "
         f"Python {env['python']}; {versions}. Commit {env['commit']}.",
         "",
         "Every point is a real file: bpp = 8 x file bytes / pixels, averaged over the images at each quality setting "

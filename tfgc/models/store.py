@@ -148,12 +148,11 @@ def default_model() -> Optional[Path]:
         except OSError:
             continue
         folder = root / named
-        versions = sorted((p for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()),
-                          key=lambda p: int(p.name)) if folder.is_dir() else []
         if (folder / MANIFEST).is_file():
             return folder
+        versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file()]
         if versions:
-            return versions[-1]
+            return max(versions, key=lambda p: int(p.name))
         raise ModelError(f"{root / DEFAULT_FILE} names {named!r}, which is not a model folder in {root}")
     for directory, _ in installed_models():
         return directory
