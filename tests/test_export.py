@@ -71,6 +71,9 @@ def test_layout_and_manifests(exports, trained):
     os.umask(umask)
     for folder in exports.values():  # readable by others (a TF Serving container's user, say), as mkdir makes them
         assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
 def test_codec_savedmodel_round_trips_in_a_fresh_process_exactly_as_the_package(exports, trained, photo_file,
@@ -158,6 +161,22 @@ def test_serving_export_is_a_tfgc_model_directory_too(exports, trained, photos):
     loaded = load_model(exports["serving"])
     image = photos["coffee"][:33, :47]
     assert api.compress(image, loaded) == api.compress(image, model)
+    # One copy of the weights: the SavedModel's variables, which tfgc reads by part name.
+    assert not list(exports["serving"].glob("weights*"))
+    assert json.loads((exports["serving"] / "manifest.json").read_text())["weights"] == "saved_model"
+
+
+def test_a_serving_export_with_damaged_variables_is_refused(exports, tmp_path):
+    import shutil
+
+    from tfgc.models.store import load_model
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exports["serving"], damaged)
+    data = next((damaged / "variables").glob("variables.data-*"))
+    data.write_bytes(bytes(data.stat().st_size))
+    with pytest.raises(ModelError, match="cannot read the weights|do not match the manifest's fingerprint"):
+        load_model(damaged)
 
 
 def _load_client():

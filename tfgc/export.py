@@ -6,7 +6,8 @@ the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_cl
 
     codec/                       SavedModel: compress, compress_pixels, decompress (needs tensorflow_compression)
     serving/<name>/<version>/    SavedModel of standard ops: analysis, synthesis (= serving_default); it is also a
-                                 tfgc model directory (config.json, manifest.json, weights), so tfgc loads it too
+                                 tfgc model directory (config.json, manifest.json; the weights are the SavedModel's),
+                                 so tfgc loads it too
     tflite/                      analysis.tflite, synthesis.tflite, and float16-weight variants *.fp16.tflite
     onnx/                        analysis.onnx, synthesis.onnx (dynamic batch, height and width)
 
@@ -106,8 +107,10 @@ def _inference_module(model, functions: Dict[str, object]):
     model to serialize, no optimizer, no discriminator)."""
     import tensorflow as tf
 
+    from tfgc.models.store import SAVED_MODEL_ATTRIBUTE, saved_model_weights
+
     module = tf.Module()
-    module.inference_variables = list(model.variables)
+    setattr(module, SAVED_MODEL_ATTRIBUTE, saved_model_weights(model.export_parts()))
     for key, fn in functions.items():
         setattr(module, key, fn)
     return module
@@ -121,7 +124,7 @@ def write_serving(model, directory: Path, functions) -> None:
     concrete = {key: fn.get_concrete_function() for key, fn in functions.items()}
     signatures = dict(concrete, serving_default=concrete["synthesis"])
     tf.saved_model.save(_inference_module(model, functions), str(directory), signatures=signatures)
-    write_model_files(model, directory, extra=getattr(model, "manifest", None))
+    write_model_files(model, directory, extra=getattr(model, "manifest", None), in_saved_model=True)
 
 
 def codec_functions(model):

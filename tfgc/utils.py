@@ -36,6 +36,7 @@ def write_atomic(path, data: bytes, force: bool = False) -> None:
         raise TfgcError(f"cannot write {path}: folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result should be like any other file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -2,7 +2,8 @@
 
     DIR/config.json     the full Config the model was built and trained with
     DIR/manifest.json   format version, family, fingerprint, rate bound, training step, tfgc version
-    DIR/weights.*       a TensorFlow checkpoint of the inference networks and the entropy coding table
+    DIR/weights.*       a TensorFlow checkpoint of the inference networks and the entropy coding table; a serving
+                        export has none: its SavedModel's variables/ hold them (one copy, not two)
 
 A directory is written beside its destination and renamed into place, and loading checks the format version, the
 config and the fingerprint before the model is used.
@@ -23,6 +24,9 @@ MODEL_FORMAT = 1
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 WEIGHTS = "weights"
+# A SavedModel export keeps the weights as plain variables, grouped by part name under this attribute of its module.
+SAVED_MODEL_WEIGHTS = "saved_model"
+SAVED_MODEL_ATTRIBUTE = "inference_variables"
 MODEL_PATH_ENV = "TFGC_MODEL_PATH"
 
 
@@ -32,15 +36,21 @@ def save_model(model, directory, *, force: bool = False, extra: Optional[dict] =
     return write_directory(directory, lambda staging: write_model_files(model, staging, extra), force=force)
 
 
-def write_model_files(model, directory: Path, extra: Optional[dict] = None) -> None:
-    """config.json, manifest.json and the weights, into an existing `directory` (the model's coding table as it is)."""
+def write_model_files(model, directory: Path, extra: Optional[dict] = None, *,
+                      in_saved_model: bool = False) -> None:
+    """config.json, manifest.json and the weights, into an existing `directory` (the model's coding table as it is).
+    With `in_saved_model` the weights are not written: the SavedModel in `directory` holds them (saved_model_weights)."""
     import tensorflow as tf
 
     import tfgc
 
     model.config.save(directory / CONFIG)
-    tf.train.Checkpoint(**model.export_parts()).write(str(directory / WEIGHTS))
+    if not in_saved_model:
+        tf.train.Checkpoint(**model.export_parts()).write(str(directory / WEIGHTS))
     manifest = dict(extra or {})
+    manifest.pop("weights", None)
+    if in_saved_model:
+        manifest["weights"] = SAVED_MODEL_WEIGHTS
     manifest.update({
         "format": MODEL_FORMAT,
         "family": model.family,
@@ -93,6 +103,14 @@ def load_model(directory):
     return model
 
 
+def saved_model_weights(parts: dict) -> dict:
+    """Each part's variables as a list, by part name: how a SavedModel holds the weights without serializing the
+    Keras layers (their call functions would be traced and saved too)."""
+    import tensorflow as tf
+
+    return {name: [part] if isinstance(part, tf.Variable) else list(part.variables) for name, part in parts.items()}
+
+
 def initialize_from(model, directory) -> None:
     """Stage 2 of two-stage training: `model` starts from the stage-1 model in `directory`, whose decoder becomes
     both the MSE decoder kept for interpolation and the decoder stage 2 trains."""
@@ -109,7 +127,12 @@ def _read_weights(model, parts: dict, directory: Path, manifest: dict) -> None:
     import tensorflow as tf
 
     try:
-        status = tf.train.Checkpoint(**parts).read(str(directory / WEIGHTS))
+        if manifest.get("weights") == SAVED_MODEL_WEIGHTS:
+            reader = tf.train.Checkpoint(**{SAVED_MODEL_ATTRIBUTE: saved_model_weights(parts)})
+            variables = directory / tf.saved_model.VARIABLES_DIRECTORY / tf.saved_model.VARIABLES_FILENAME
+            status = reader.read(str(variables))
+        else:
+            status = tf.train.Checkpoint(**parts).read(str(directory / WEIGHTS))
         status.assert_existing_objects_matched()
     except Exception as e:  # the checkpoint reader raises IndexError, ValueError, OpError... on damaged files
         raise ModelError(f"cannot read the weights of {directory}: {first_line(e)}") from None
