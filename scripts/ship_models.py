@@ -95,7 +95,7 @@ def render_card(card: dict) -> str:
     m = card["manifest"]
     lines = [f"# {card['name']} (version {card['version']})", "", describe(m) + ".", "",
              f"Preset `{m.get('preset')}`, fingerprint `{m['fingerprint']}`, tfgc {m.get('tfgc_version')}; "
-             f"{card['megabytes']:.1f} MB on disk (TF Serving SavedModel + tfgc weights).", "",
+             f"{card['megabytes']:.1f} MB on disk (a TF Serving SavedModel, which tfgc reads too).", "",
              "## Use", "",
              "    python -m tfgc compress photo.png photo.tfgc --model " + card["path"],
              "    python -m tfgc decompress photo.tfgc photo-decoded.png",
