@@ -1,12 +1,15 @@
-"""Shipping models: scripts/ship_models.py (export, model card, default model) on a tiny model."""
+"""Shipping models: scripts/ship_models.py (export, model card, default model) on a tiny model; and the models
+shipped in saved_models/ load, round-trip and are the default."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tfgc import metrics
 from tfgc.__main__ import main
 from tfgc.codec import api
 from tfgc.evaluate import evaluate_model, load_images, summarize
@@ -93,3 +96,48 @@ def test_a_default_file_naming_no_model_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="not a model folder"):
         default_model()
 
+# ---- the models shipped in saved_models/ --------------------------------------------------------------------------
+SHIPPED_ROOT = ROOT / "saved_models"
+SHIPPED = sorted(p.parent for p in SHIPPED_ROOT.glob("*/*/manifest.json"))
+EXPECTED = {"gc-small-c8"}  # every model the README and docs/results.md quote
+
+
+def test_the_shipped_models_are_there_with_their_cards():
+    assert EXPECTED <= {p.parent.name for p in SHIPPED}
+    assert (SHIPPED_ROOT / "DEFAULT").read_text().strip() in EXPECTED
+    for directory in SHIPPED:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        card = read_card(directory)
+        assert card is not None and card["manifest"]["fingerprint"] == manifest["fingerprint"]
+        assert card["kodak"]["images"] == 24 and (directory / "saved_model.pb").is_file()
+        megabytes = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 1e6
+        assert megabytes <= 50
+
+
+@pytest.mark.parametrize("directory", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
+def test_a_shipped_model_round_trips_a_photograph(directory, photos):
+    model = load_model(directory)
+    image = photos["astronaut"][64:256, 128:384]  # 192x256
+    data = api.compress(image, model)
+    assert api.compress(image, model) == data
+    height, width = image.shape[:2]
+    if model.family != "sr":
+        assert 8 * len(data) / (height * width) <= model.manifest["bound_bpp"] + 8 * 64 / (height * width)
+    alphas = (0.0, 1.0) if model.config.model.fidelity_control else (None,)
+    for alpha in alphas:
+        decoded = api.decode(data, model, alpha)
+        np.testing.assert_array_equal(decoded, api.decode(data, model, alpha))
+        assert decoded.shape == image.shape
+        # A trained model: far above what random weights give (under 12 dB here).
+        assert metrics.psnr(image, decoded) > 20.0
+
+
+def test_the_default_shipped_model_compresses_without_model(photos, tmp_path, monkeypatch):
+    monkeypatch.delenv("TFGC_MODEL_PATH", raising=False)
+    default = default_model()
+    assert default is not None and SHIPPED_ROOT in default.parents
+    Image.fromarray(photos["coffee"][:128, :192]).save(tmp_path / "photo.png")
+    assert main(["compress", str(tmp_path / "photo.png"), str(tmp_path / "photo.tfgc"), "-q"]) == 0
+    assert main(["decompress", str(tmp_path / "photo.tfgc"), str(tmp_path / "back.png"), "-q"]) == 0
+    data = (tmp_path / "photo.tfgc").read_bytes()
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "back.png")), api.decode(data, load_model(default)))
