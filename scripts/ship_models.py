@@ -91,6 +91,24 @@ def training_rows(manifest: dict):
     return rows
 
 
+def serving_note(manifest: dict) -> str:
+    if manifest["family"] == "sr":
+        return ("TF Serving: point `--model_base_path` at the folder above this one (signature `synthesis`: the decoded "
+                "JPEG of a tfgc file and the image size in, the image out; tfgc makes and reads the JPEG).")
+    return ("TF Serving: point `--model_base_path` at the folder above this one (signatures `analysis` and "
+            "`synthesis`; the client codes the symbols: scripts/serving_client.py).")
+
+
+def describe_data(manifest: dict) -> str:
+    folders = manifest.get("data") or []
+    if not folders:
+        return "Data: not recorded (the model was not saved by python -m tfgc.train)."
+    text = f"Data: {', '.join(folders)} ({manifest.get('training_images')} photographs"
+    if all("bsds500" in folder.lower() for folder in folders):
+        text += "; BSDS500, Arbelaez et al., TPAMI 2011, research use"
+    return text + ")."
+
+
 def render_card(card: dict) -> str:
     m = card["manifest"]
     lines = [f"# {card['name']} (version {card['version']})", "", describe(m) + ".", "",
@@ -103,11 +121,7 @@ def render_card(card: dict) -> str:
     if m.get("stage1"):
         lines += ["    python -m tfgc decompress photo.tfgc sharper.png --alpha 1      # GAN decoder",
                   "    python -m tfgc decompress photo.tfgc faithful.png --alpha 0     # MSE decoder", ""]
-    lines += ["TF Serving: point `--model_base_path` at the folder above this one (signatures `analysis` and "
-              "`synthesis`; the client codes the symbols: scripts/serving_client.py).", "",
-              "## Training", "",
-              f"Data: {', '.join(m.get('data', []))} ({m.get('training_images')} photographs; BSDS500 train + test, "
-              "Arbelaez et al., TPAMI 2011, research use).", "",
+    lines += [serving_note(m), "", "## Training", "", describe_data(m), "",
               "| stage | steps | wall time | machine |", "|---|---:|---:|---|"]
     rows = training_rows(m)
     for stage, _, steps, seconds, machine in rows:
@@ -118,9 +132,9 @@ def render_card(card: dict) -> str:
                   "`--training-machine` when the model was shipped.)"]
     lines += ["", "Commands, as run (in a clone of the repository at the commit named in manifest.json):", ""]
     for stage, command, *_ in rows:
-        lines += [f"- stage {stage.split(' ')[0]}:" if len(rows) > 1 else "-", "", f"      {command}", ""]
+        lines += [f"- stage {stage.split(' ')[0]}:" if len(rows) > 1 else "- training:", "", f"      {command}", ""]
     k = card["kodak"]
-    lines += ["## Kodak (24 images, real files)", "",
+    lines += [f"## Kodak ({k['images']} images, real files)", "",
               f"Evaluated by `{card['command']}` on {_machine(k['machine'])}, commit {k['commit']}:", "",
               "| alpha | bpp | PSNR (dB) | MS-SSIM | detail ratio | encode s/image | decode s/image |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -131,7 +145,8 @@ def render_card(card: dict) -> str:
     lines += ["", "bpp = 8 x file bytes / pixels (header and checksum included); detail ratio = gradient energy of "
               "the reconstruction / the original's. Against the classic codecs: docs/results.md.", "",
               "## Limits", "",
-              "Trained on 2 CPU cores for the wall time above, on 400 photographs: far less than the papers' GPU "
+              f"Trained on the machine and for the wall time above, on {m.get('training_images', '?')} "
+              "photographs: far less than the papers' GPU "
               "runs, so its quality is below theirs at the same rate (docs/results.md says by how much). "
               "Not for images where faithful detail matters (text, faces, medical, evidence): a GAN decoder "
               "invents plausible texture.", ""]

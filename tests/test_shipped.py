@@ -53,6 +53,8 @@ def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(tra
     assert card["kodak"]["figures"]["default"]["psnr"] == pytest.approx(expected["psnr"])
     text = (shipped / "MODEL_CARD.md").read_text()
     assert f"{expected['bpp']:.4f}" in text and "python -m tfgc compress" in text
+    assert "## Kodak (2 images, real files)" in text and "- training:" in text
+    assert "BSDS500" not in text  # the tiny model trained on the bundled photographs
     assert (out / "DEFAULT").read_text().strip() == "tiny-c4"
 
     monkeypatch.setenv("TFGC_MODEL_PATH", str(out))
@@ -72,6 +74,28 @@ def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(tra
     # A second shipment goes to the next version; the default follows the highest version.
     assert ship.main(["--model", f"tiny-c4={directory}", "--kodak", str(images), "--out", str(out)]) == 0
     assert default_model() == out / "tiny-c4" / "2"
+
+
+def test_an_sr_model_ships_with_a_card_of_its_own(images, tmp_path):
+    import tensorflow as tf
+
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import save_model
+
+    tf.keras.utils.set_random_seed(0)
+    directory = save_model(build_model(preset("rlsrgan-tiny"), for_training=False), tmp_path / "sr")
+    out = tmp_path / "saved_models"
+    assert _ship_models().main(["--model", f"sr-x4={directory}", "--kodak", str(images), "--out", str(out)]) == 0
+    shipped = out / "sr-x4" / "1"
+    text = (shipped / "MODEL_CARD.md").read_text()
+    assert "downsampled x4 (bicubic) and stored as a JPEG at quality 75" in text
+    assert "signature `synthesis`: the decoded JPEG" in text and "analysis" not in text
+    assert "Data: not recorded" in text and "--alpha" not in text
+    assert list(read_card(shipped)["kodak"]["figures"]) == ["default"]
+    model = load_model(shipped)
+    image = np.asarray(Image.open(images / "coffee.png"))
+    assert api.decode(api.compress(image, model), model).shape == image.shape
 
 
 def test_ship_refuses_bad_arguments_and_oversized_models(trained, images, tmp_path, monkeypatch):
