@@ -93,8 +93,8 @@ def training_rows(manifest: dict):
 
 def serving_note(manifest: dict) -> str:
     if manifest["family"] == "sr":
-        return ("TF Serving: point `--model_base_path` at the folder above this one (signature `synthesis`: the decoded "
-                "JPEG of a tfgc file and the image size in, the image out; tfgc makes and reads the JPEG).")
+        return ("TF Serving: point `--model_base_path` at the folder above this one (signature `synthesis`: the "
+                "decoded JPEG of a tfgc file and the image size in, the image out; tfgc makes and reads the JPEG).")
     return ("TF Serving: point `--model_base_path` at the folder above this one (signatures `analysis` and "
             "`synthesis`; the client codes the symbols: scripts/serving_client.py).")
 
