@@ -148,6 +148,28 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     with pytest.raises(TfgcError, match="exists"):
         evaluate.run_bench(args)
 
+    # --report-only: new notes and references on the same measurements, nothing coded again.
+    from tfgc.__main__ import main
+
+    notes, references = tmp_path / "notes.md", tmp_path / "refs.json"
+    notes.write_text("## Findings\n\nWritten after the run.\n")
+    references.write_text(json.dumps([{"label": "Elsewhere", "bpp": 0.5, "psnr": 30.0, "source": "a paper"}]))
+    crops = (out / "report" / "crops.png").read_bytes()
+    capsys.readouterr()
+    assert main(["bench", "--report-only", "--out", str(out), "--name", "report", "--notes", str(notes),
+                 "--references", str(references)]) == 0
+    rewritten = (out / "report.md").read_text()
+    assert rewritten.endswith("Written after the run.\n") and "| Elsewhere |" in rewritten
+    assert "rewritten from its results.json" in rewritten and "--report-only" in rewritten
+    assert report.split("## Speed")[0].split("## Rate")[1] in rewritten  # the same tables, references added
+    again = json.loads((out / "report" / "results.json").read_text())
+    assert again["measurements"] == result["measurements"] and again["codecs"] == result["codecs"]
+    assert (out / "report" / "crops.png").read_bytes() == crops
+    assert main(["bench", "--report-only", "--out", str(tmp_path / "none"), "--name", "report"]) == 1
+    assert "does not exist (run the bench first)" in capsys.readouterr().err
+    assert main(["bench", "--out", str(tmp_path / "none")]) == 1
+    assert "bench needs images" in capsys.readouterr().err
+
 
 def test_tfds_without_the_package_is_a_clear_error(monkeypatch):
     import sys

@@ -223,8 +223,8 @@ def _backend_argument(parser) -> None:
                              "coding is the same in all")
 
 
-def _data_arguments(parser, inception: bool = True) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+def _data_arguments(parser, inception: bool = True, required: bool = True) -> None:
+    source = parser.add_mutually_exclusive_group(required=required)
     source.add_argument("--data", nargs="+", help="folders of PNG/JPEG images (searched recursively)")
     source.add_argument("--tfds", help="a tensorflow-datasets name instead (e.g. kodak, clic; needs tfgc[tfds] and "
                                        "the network on first use)")
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="tfgc models against JPEG, WebP, AVIF, HEIC (x265) and JPEG XL: RD plots, table "
                                      "at matched bpp, speed, crops figure")
-    _data_arguments(b)
+    _data_arguments(b, required=False)  # not with --report-only; run_bench checks
     b.add_argument("--model", nargs="+", help="tfgc model directories to include")
     b.add_argument("--alphas", type=float, nargs="+",
                    help="fidelity-controlled models: one point per alpha (default: each model's default alpha)")
@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--crop-image", help="image of the crops figure (default: the first)")
     b.add_argument("--crop-bpp", type=float, help="rate of the crops figure (default: the first model's, else 0.1)")
     b.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
+    b.add_argument("--report-only", action="store_true",
+                   help="measure nothing: rewrite OUT/NAME.md, its tables and RD plots from OUT/NAME/results.json "
+                        "with the --notes and --references given now (the crops figure stays)")
     b.set_defaults(run=_evaluate("run_bench"))
 
     x = sub.add_parser("export", help="export a model: a codec SavedModel, a TF Serving SavedModel, TFLite, ONNX")

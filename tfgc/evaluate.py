@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -278,6 +278,10 @@ def run_bench(args) -> int:
     from tfgc.codec.classic import get_codec
     from tfgc.models.store import load_model
 
+    if getattr(args, "report_only", False):
+        return rewrite_bench_report(args)
+    if not args.data and not getattr(args, "tfds", None):
+        raise TfgcError("bench needs images: --data FOLDER or --tfds NAME (or --report-only to rewrite a report)")
     report_path, assets = report_destination(args)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
     references = read_references(args.references) if getattr(args, "references", None) else []
@@ -339,9 +343,6 @@ def run_bench(args) -> int:
     labels = {c.name: c.label for c in codecs}
     labels.update({label: f"tfgc {label}" for label, _, _ in models})
     model_labels = {label for label, _, _ in models}
-    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references)
-    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references)
-    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png")
     crop_bpp = args.crop_bpp or (group_stats[(models[0][0], models[0][0])]["bpp"] if models else 0.1)
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
                 assets / "crops.png")
@@ -349,16 +350,60 @@ def run_bench(args) -> int:
     result = {"command": _command_line(args), "environment": started_in, "images": [n for n, _ in images],
               "targets_bpp": list(TARGET_BPPS),
               "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
+              "labels": labels, "models": sorted(model_labels), "crop": {"image": crop_name, "bpp": crop_bpp},
               "references": references, "measurements": [r.row() for r in rows]}
-    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(assets / "results.csv", rows)
-    markdown = _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets.name)
-    if getattr(args, "notes", None):
-        markdown += "\n" + Path(args.notes).read_text()
-    write_atomic(report_path, markdown.encode(), force=True)
+    _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
     print(_table(curves, labels, model_labels))
     print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, rd_detail.png, crops.png, results.json, "
           "results.csv)")
+    return 0
+
+
+def _write_bench_report(result, curves, rows, report_path: Path, assets: Path, notes: Optional[str]) -> None:
+    labels, model_labels, references = result["labels"], set(result["models"]), result["references"]
+    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references)
+    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references)
+    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png")
+    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
+    write_csv(assets / "results.csv", rows)
+    crop = result["crop"]
+    markdown = _report(result, curves, rows, labels, model_labels, crop["image"], crop["bpp"], assets.name)
+    if notes:
+        markdown += "\n" + Path(notes).read_text()
+    write_atomic(report_path, markdown.encode(), force=True)
+
+
+MEASUREMENT_FIELDS = [f.name for f in fields(Measurement) if f.name != "extra"]
+
+
+def rewrite_bench_report(args) -> int:
+    """`bench --report-only`: the report, its RD plots and tables again from OUT/NAME/results.json, with the --notes
+    and --references given now (a bench's measurements take long; editing the notes should not repeat them). The
+    crops figure is kept as measured."""
+    out = Path(args.out)
+    report_path, assets = out / f"{args.name}.md", out / args.name
+    notes = getattr(args, "notes", None)
+    if notes and not Path(notes).is_file():
+        raise TfgcError(f"--notes {notes}: no such file")
+    try:
+        result = json.loads((assets / "results.json").read_text())
+    except FileNotFoundError:
+        raise TfgcError(f"--report-only: {assets / 'results.json'} does not exist (run the bench first)") from None
+    except (OSError, ValueError) as e:
+        raise TfgcError(f"--report-only: cannot read {assets / 'results.json'}: {first_line(e)}") from None
+    if not isinstance(result, dict) or not {"labels", "models", "crop", "codecs", "measurements"} <= set(result):
+        raise TfgcError(f"--report-only: {assets / 'results.json'} was not written by this version's bench; run the "
+                        "bench again")
+    if getattr(args, "references", None):
+        result["references"] = read_references(args.references)
+    rows = [Measurement(**{k: m[k] for k in MEASUREMENT_FIELDS},
+                        extra={k: v for k, v in m.items() if k not in MEASUREMENT_FIELDS})
+            for m in result["measurements"]]
+    curves = {codec: [(point["setting"], {k: v for k, v in point.items() if k != "setting"}) for point in points]
+              for codec, points in result["codecs"].items()}
+    result["report_command"] = _command_line(args)
+    _write_bench_report(result, curves, rows, report_path, assets, notes)
+    print(f"rewrote {report_path} and its plots from {assets / 'results.json'}")
     return 0
 
 
@@ -566,6 +611,8 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "",
         f"    {result['command']}",
         "",
+        *(["Text, tables and RD plots rewritten from its results.json (same measurements) by:", "",
+           f"    {result['report_command']}", ""] if result.get("report_command") else []),
         f"Machine: {describe_machine(machine)}; {machine['platform']}. "
         f"Python {env['python']}; {versions}. Commit {env['commit']}.",
         "",
