@@ -153,7 +153,7 @@ def test_a_shipped_model_round_trips_a_photograph(directory, photos):
         np.testing.assert_array_equal(decoded, api.decode(data, model, alpha))
         assert decoded.shape == image.shape
         # A trained model: far above what random weights give (under 12 dB here).
-        assert metrics.psnr(image, decoded) > 20.0
+        assert metrics.psnr(image, decoded) > 17.0
 
 
 def test_the_default_shipped_model_compresses_without_model(photos, tmp_path, monkeypatch):
