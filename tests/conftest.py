@@ -80,5 +80,21 @@ def one_training_step():
 
 
 @pytest.fixture
+def photo_folder(photos, tmp_path):
+    """make(name, names, height, width): a folder tmp_path/name of PNGs, the top-left height x width of each named
+    bundled photograph (for commands that read folders of images)."""
+    from PIL import Image
+
+    def make(name, names=("chelsea", "coffee"), height=64, width=96):
+        folder = tmp_path / name
+        folder.mkdir()
+        for photo in names:
+            Image.fromarray(photos[photo][:height, :width]).save(folder / f"{photo}.png")
+        return folder
+
+    return make
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)

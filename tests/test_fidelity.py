@@ -205,15 +205,9 @@ def test_train_cli_runs_stage_2_into_a_fidelity_controlled_model(trained, tmp_pa
 
 
 @pytest.fixture
-def folder(tmp_path, photos):
+def folder(photo_folder):
     """Two small photographs in a folder, for the report commands."""
-    from PIL import Image
-
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(photos[name][:64, :96]).save(folder / f"{name}.png")
-    return folder
+    return photo_folder("images")
 
 
 def test_fidelity_report(two_stages, folder, tmp_path):

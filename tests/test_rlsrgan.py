@@ -264,13 +264,10 @@ def test_sr_mirrored_strategy_step_shares_the_reward_state(photos, one_training_
     assert all(np.isfinite(w).all() for w in after)
 
 
-def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos):
+def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos, photo_folder):
     from PIL import Image
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("astronaut", "coffee"):
-        Image.fromarray(photos[name][:96, :128]).save(data / f"{name}.png")
+    data = photo_folder("data", ("astronaut", "coffee"), height=96, width=128)
     run = tmp_path / "run"
 
     def tfgc(*args, module="tfgc"):

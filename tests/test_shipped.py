@@ -26,12 +26,8 @@ def _ship_models():
 
 
 @pytest.fixture
-def images(photos, tmp_path):
-    folder = tmp_path / "kodak"
-    folder.mkdir()
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(photos[name][:48, :64]).save(folder / f"{name}.png")
-    return folder
+def images(photo_folder):
+    return photo_folder("kodak", height=48, width=64)
 
 
 def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(trained, images, tmp_path, monkeypatch,

@@ -237,13 +237,14 @@ def run_eval(args) -> int:
     return 0
 
 
-def report_destination(args):
-    """(OUT/NAME.md, OUT/NAME/) of a report command, refused when they exist (without --force); its --notes file, if
-    any, must exist."""
+def report_destination(args, rewrite: bool = False):
+    """(OUT/NAME.md, OUT/NAME/) of a report command, refused when they exist (without --force) unless `rewrite`; its
+    --notes file, if any, must exist."""
     out = Path(args.out)
     report_path, assets = out / f"{args.name}.md", out / args.name
-    for path in (report_path, assets):
-        refuse_existing(path, args.force)
+    if not rewrite:
+        for path in (report_path, assets):
+            refuse_existing(path, args.force)
     notes = getattr(args, "notes", None)
     if notes and not Path(notes).is_file():
         raise TfgcError(f"--notes {notes}: no such file")
@@ -380,11 +381,7 @@ def rewrite_bench_report(args) -> int:
     """`bench --report-only`: the report, its RD plots and tables again from OUT/NAME/results.json, with the --notes
     and --references given now (a bench's measurements take long; editing the notes should not repeat them). The
     crops figure is kept as measured."""
-    out = Path(args.out)
-    report_path, assets = out / f"{args.name}.md", out / args.name
-    notes = getattr(args, "notes", None)
-    if notes and not Path(notes).is_file():
-        raise TfgcError(f"--notes {notes}: no such file")
+    report_path, assets = report_destination(args, rewrite=True)
     try:
         result = json.loads((assets / "results.json").read_text())
     except FileNotFoundError:
@@ -402,7 +399,7 @@ def rewrite_bench_report(args) -> int:
     curves = {codec: [(point["setting"], {k: v for k, v in point.items() if k != "setting"}) for point in points]
               for codec, points in result["codecs"].items()}
     result["report_command"] = _command_line(args)
-    _write_bench_report(result, curves, rows, report_path, assets, notes)
+    _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
     print(f"rewrote {report_path} and its plots from {assets / 'results.json'}")
     return 0
 
