@@ -171,6 +171,15 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert "bench needs images" in capsys.readouterr().err
 
 
+def test_model_labels_name_shipped_versions_and_runs_and_never_collide(tmp_path):
+    assert evaluate.unique_model_labels(["runs/a/model", "saved_models/gc-small-c8/1", "saved_models/gc-small-c4/1",
+                                         "exports/b"]) == ["a", "gc-small-c8", "gc-small-c4", "b"]
+    # Two models of one name: each stands under its directory as given, not both under the name.
+    assert evaluate.unique_model_labels(["x/m/1", "y/m/1", "z"]) == ["x/m/1", "y/m/1", "z"]
+    with pytest.raises(TfgcError, match="given twice"):
+        evaluate.unique_model_labels(["x/m/1", "x/m/1"])
+
+
 def test_tfds_without_the_package_is_a_clear_error(monkeypatch):
     import sys
 

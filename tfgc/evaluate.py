@@ -252,9 +252,21 @@ def report_destination(args, rewrite: bool = False):
 
 
 def model_label(directory) -> str:
-    """A model's name in tables: its directory, or the run's when the directory is a run's `model/`."""
+    """A model's name in tables: its directory's, or its parent's when the directory is a run's `model/` or a
+    version of a shipped model (`saved_models/NAME/1`)."""
     path = Path(directory).resolve()
-    return path.parent.name if path.name == "model" else path.name
+    return path.parent.name if path.name == "model" or path.name.isdigit() else path.name
+
+
+def unique_model_labels(directories) -> List[str]:
+    """model_label of each directory; labels two directories share become the directories as given, so that no
+    model's results stand under another's name."""
+    labels = [model_label(d) for d in directories]
+    labels = [str(d) if labels.count(label) > 1 else label for d, label in zip(directories, labels)]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise TfgcError(f"model {label} is given twice")
+    return labels
 
 
 def _command_line(args) -> str:
@@ -288,7 +300,9 @@ def run_bench(args) -> int:
     references = read_references(args.references) if getattr(args, "references", None) else []
     _require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
-    models = bench_points([(model_label(d), load_model(d)) for d in (args.model or [])], getattr(args, "alphas", None))
+    directories = args.model or []
+    models = bench_points([(label, load_model(d)) for d, label in zip(directories, unique_model_labels(directories))],
+                          getattr(args, "alphas", None))
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     real_features = metrics.patch_features(inception, [im for _, im in images]) if inception else None

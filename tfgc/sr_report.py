@@ -45,11 +45,13 @@ def paired_difference(rows: List[dict], better: str, worse: str, key: str = "psn
 def run_superres(args) -> int:
     from tfgc.codec import api
     from tfgc.evaluate import (_command_line, _require_matplotlib, environment, evaluate_model, load_images,
-                               measure, model_label, progress_bar, report_destination, summarize, write_csv)
+                               measure, progress_bar, report_destination, summarize, unique_model_labels,
+                               write_csv)
     from tfgc.models.store import load_model
 
     report_path, assets = report_destination(args)
-    models = [(model_label(d), load_model(d)) for d in args.model]
+    labels = unique_model_labels(list(args.model) + list(args.compare or []))
+    models = [(label, load_model(d)) for d, label in zip(args.model, labels)]
     for directory, (_, model) in zip(args.model, models):
         if model.family != "sr":
             raise TfgcError(f"{directory} is a {model.family} model; superres decodes with sr models (--compare "
@@ -63,7 +65,7 @@ def run_superres(args) -> int:
     if any(not 1 <= q <= 100 for q in qualities):
         raise TfgcError("JPEG qualities must lie in 1..100")
     bench = _read_bench(args.bench) if args.bench else None
-    compare = [(model_label(d), load_model(d)) for d in (args.compare or [])]
+    compare = [(label, load_model(d)) for d, label in zip(args.compare or [], labels[len(models):])]
     _require_matplotlib("superres")
     images = load_images(args.data, args.limit)
     if bench is not None and sorted(bench["images"]) != sorted(name for name, _ in images):
