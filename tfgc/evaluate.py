@@ -586,8 +586,10 @@ def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> N
         best = chosen.get(codec)
         if best is None or abs(np.log(row.bpp / target_bpp)) < abs(np.log(best[0].bpp / target_bpp)):
             chosen[codec] = (row, reconstruction)
+    # A model's one setting is its label: the caption would say it twice.
     panels = [("original", original)] + [
-        (f"{labels[c]}\n{row.setting}: {row.bpp:.3f} bpp, {row.psnr:.1f} dB", rec) for c, (row, rec) in chosen.items()]
+        (f"{labels[c]}\n{'' if row.setting == c else row.setting + ': '}{row.bpp:.3f} bpp, {row.psnr:.1f} dB", rec)
+        for c, (row, rec) in chosen.items()]
     _plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop, each codec at the setting nearest "
                                f"{target_bpp:.3f} bpp", path)
 
