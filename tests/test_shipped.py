@@ -119,7 +119,7 @@ def test_a_default_file_naming_no_model_is_a_clear_error(tmp_path, monkeypatch):
 # ---- the models shipped in saved_models/ --------------------------------------------------------------------------
 SHIPPED_ROOT = ROOT / "saved_models"
 SHIPPED = sorted(p.parent for p in SHIPPED_ROOT.glob("*/*/manifest.json"))
-EXPECTED = {"gc-small-c4", "gc-small-c8"}  # every model the README and docs/results.md quote
+EXPECTED = {"gc-small-c4", "gc-small-c8", "rlsrgan-small-x4"}  # every model the README and docs/results.md quote
 
 
 def test_the_shipped_models_are_there_with_their_cards():
@@ -143,13 +143,18 @@ def test_a_shipped_model_round_trips_a_photograph(directory, photos):
     height, width = image.shape[:2]
     if model.family != "sr":
         assert 8 * len(data) / (height * width) <= model.manifest["bound_bpp"] + 8 * 64 / (height * width)
+    if model.family == "sr":
+        # The decoder adds to a bilinear upscale, so random weights already give 21.6 dB here: the mark is the
+        # bicubic upscale of the same file (the shipped x4 model: 0.48 dB under it; random weights: 2.8 dB under).
+        floor = metrics.psnr(image, api.decode(data, decoder="bicubic")) - 1.0
+    else:
+        floor = 17.0  # the C=4 GAN decoder, the lowest shipped, gives 19.8 dB here; random weights under 12
     alphas = (0.0, 1.0) if model.config.model.fidelity_control else (None,)
     for alpha in alphas:
         decoded = api.decode(data, model, alpha)
         np.testing.assert_array_equal(decoded, api.decode(data, model, alpha))
         assert decoded.shape == image.shape
-        # A trained model: far above what random weights give (under 12 dB here).
-        assert metrics.psnr(image, decoded) > 17.0
+        assert metrics.psnr(image, decoded) > floor
 
 
 def test_the_default_shipped_model_compresses_without_model(photos, tmp_path, monkeypatch):
