@@ -171,7 +171,7 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert "bench needs images" in capsys.readouterr().err
 
 
-def test_model_labels_name_shipped_versions_and_runs_and_never_collide(tmp_path):
+def test_model_labels_name_shipped_versions_and_runs_and_never_collide():
     assert evaluate.unique_model_labels(["runs/a/model", "saved_models/gc-small-c8/1", "saved_models/gc-small-c4/1",
                                          "exports/b"]) == ["a", "gc-small-c8", "gc-small-c4", "b"]
     # Two models of one name: each stands under its directory as given, not both under the name.
