@@ -171,6 +171,28 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert "bench needs images" in capsys.readouterr().err
 
 
+def test_a_model_is_warmed_up_before_its_images_are_timed(tiny_model, photos, monkeypatch):
+    calls = []
+    encode, decode = api.encode, api.decode
+
+    def counted_encode(image, model):
+        calls.append(("encode", image.shape))
+        return encode(image, model)
+
+    def counted_decode(data, model, alpha=None):
+        calls.append("decode")
+        return decode(data, model, alpha)
+
+    monkeypatch.setattr(api, "encode", counted_encode)
+    monkeypatch.setattr(api, "decode", counted_decode)
+    images = [("a", photos["coffee"][:32, :48]), ("b", photos["chelsea"][:48, :32])]
+    rows = evaluate.evaluate_model(tiny_model, images, "tiny")
+    # One untimed round trip of the first image (the first call traces the model), then one per image.
+    assert calls == [("encode", (32, 48, 3)), "decode", ("encode", (32, 48, 3)), "decode", ("encode", (48, 32, 3)),
+                     "decode"]
+    assert [r.image for r in rows] == ["a", "b"]
+
+
 def test_model_labels_name_shipped_versions_and_runs_and_never_collide():
     assert evaluate.unique_model_labels(["runs/a/model", "saved_models/gc-small-c8/1", "saved_models/gc-small-c4/1",
                                          "exports/b"]) == ["a", "gc-small-c8", "gc-small-c4", "b"]
