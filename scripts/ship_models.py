@@ -66,9 +66,17 @@ def _machine(machine) -> str:
 
 def describe(manifest: dict) -> str:
     if manifest["family"] == "sr":
-        return (f"super-resolution codec (RL-SRGAN): the image downsampled x{manifest['scale']} (bicubic) and stored "
-                f"as a JPEG at quality {manifest['jpeg_quality']}, decoded by the {manifest['preset']} generator"
+        from tfgc.models.store import sr_settings
+
+        base, scale, quality = sr_settings(manifest)
+        name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[base]
+        kind = "RL-SRGAN" if base == "jpeg" else "a classic base layer and a learned decoder"
+        text = (f"super-resolution codec ({kind}): the image downsampled x{scale} (bicubic) and stored as {name} at "
+                f"quality {quality} by default, decoded by the {manifest['preset']} generator"
                 f"{' trained with the actor-critic term' if manifest.get('actor_critic') else ''}")
+        if manifest.get("stage1"):
+            text += "; two decoders (MSE and GAN) interpolated at decode time by alpha (fidelity control)"
+        return text
     text = (f"generative compression (GC): C={manifest['latent_channels']} latent channels, L={manifest['levels']} "
             f"levels, rate bound {manifest['bound_bpp']:.4f} bpp")
     if manifest.get("stage1"):

@@ -42,7 +42,7 @@ def test_every_single_bit_flip_is_refused():
 
 
 @pytest.mark.parametrize("offset,value,message", [
-    (4, 3, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
+    (4, 4, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
 ])
 def test_bad_fields_with_valid_checksum(offset, value, message):
     data = bytearray(pack(HEADER, PAYLOAD))
@@ -79,3 +79,41 @@ def test_other_refusals():
         unpack(data + b"\0")
     with pytest.raises(FormatError, match="not a tfgc file"):
         unpack(b"")
+
+
+def test_each_family_is_written_at_the_oldest_version_that_describes_it():
+    assert pack(HEADER, PAYLOAD)[4] == 2  # gc and sc files: a tfgc that reads version 2 still reads them
+    sr_header = Header("sr", 0, HEADER.fingerprint, 37, 53)
+    sr_file = pack(sr_header, bitstream.pack_sr(bitstream.SRPayload("heic", 2, 0, b"base")))
+    assert sr_file[4] == 3
+    header, payload = unpack(sr_file)
+    assert header == sr_header and header.version == 3
+    assert bitstream.unpack_sr(payload, header.version) == bitstream.SRPayload("heic", 2, 0, b"base")
+    data = bytearray(pack(HEADER, PAYLOAD))
+    data[4] = 3  # a gc file of version 3 reads the same
+    assert unpack(_recrc(bytes(data))) == (HEADER, PAYLOAD)
+
+
+def test_version_2_sr_payloads_are_jpegs_without_a_codec_byte():
+    legacy = bytes([4, 75]) + b"jpeg bytes"
+    assert bitstream.unpack_sr(legacy, 2) == bitstream.SRPayload("jpeg", 4, 75, b"jpeg bytes")
+    with pytest.raises(FormatError, match="scale 1"):  # version 2 had no scale 1
+        bitstream.unpack_sr(bytes([1, 75]) + b"x", 2)
+    with pytest.raises(FormatError, match="quality 0"):
+        bitstream.unpack_sr(bytes([4, 0]) + b"x", 2)
+    with pytest.raises(FormatError, match="no JPEG"):
+        bitstream.unpack_sr(bytes([4, 75]), 2)
+    data = bytearray(pack(Header("sr", 0, HEADER.fingerprint, 1, 1), b""))
+    data[4] = 1
+    with pytest.raises(FormatError, match="version 1"):
+        unpack(_recrc(bytes(data)))
+
+
+@pytest.mark.parametrize("payload,message", [
+    (bytes([0, 2, 50]) + b"x", "unknown base codec 0"), (bytes([5, 2, 50]) + b"x", "unknown base codec 5"),
+    (bytes([4, 3, 50]) + b"x", "scale 3"), (bytes([4, 2, 101]) + b"x", "quality 101"),
+    (bytes([4, 2, 50]), "no base image"), (b"", "no base image"),
+])
+def test_bad_sr_payload_fields(payload, message):
+    with pytest.raises(FormatError, match=message):
+        bitstream.unpack_sr(payload, 3)

@@ -143,11 +143,11 @@ def test_the_sr_file_round_trips_the_jpeg_and_the_size(photos, sr_model, size):
     image = photos["chelsea"][:size[0], :size[1]]
     result = api.encode_sr(image, 4, 60)
     header, payload = bitstream.unpack(result.data)
-    stored = bitstream.unpack_sr(payload)
+    stored = bitstream.unpack_sr(payload, header.version)
     assert (header.family, header.height, header.width) == ("sr", *size)
-    assert stored.jpeg == sr.encode_jpeg(sr.downsample(image, 4), 60)  # the same JPEG bytes in and out
-    assert (stored.scale, stored.quality) == (4, 60)
-    assert len(result.data) == bitstream.OVERHEAD + 2 + len(stored.jpeg)
+    assert stored.data == sr.encode_base(sr.downsample(image, 4), 60, "jpeg")  # the same JPEG bytes in and out
+    assert (stored.base, stored.scale, stored.quality) == ("jpeg", 4, 60)
+    assert len(result.data) == bitstream.OVERHEAD + 3 + len(stored.data)
     assert result.report()["bpp"] == pytest.approx(8 * len(result.data) / (size[0] * size[1]))
     low = api.read_sr(result.data).low
     assert low.shape == (-(-size[0] // 4), -(-size[1] // 4), 3)
@@ -163,7 +163,7 @@ def test_the_sr_file_round_trips_the_jpeg_and_the_size(photos, sr_model, size):
 def test_an_sr_model_writes_the_codec_file_of_its_settings(photos, sr_model):
     m = sr_model.config.model
     data = api.encode(photos["coffee"], sr_model).data
-    assert data == api.encode_sr(photos["coffee"], m.scale, m.jpeg_quality).data
+    assert data == api.encode_sr(photos["coffee"], m.scale, m.base_quality, m.base_codec).data
     np.testing.assert_array_equal(api.decode(data, sr_model), sr_model.reconstruct(photos["coffee"][None]).numpy()[0])
 
 
@@ -184,16 +184,23 @@ def test_damaged_or_wrong_sr_files_are_clear_errors(photos, sr_model, tiny_model
     def repacked(new_payload, **fields):
         return bitstream.pack(bitstream.Header(**dict(vars(header), **fields)), new_payload)
 
+    assert payload[:3] == bytes([1, 4, 75])  # JPEG, scale 4, quality 75
     with pytest.raises(FormatError, match="scale 3"):
-        api.decode(repacked(bytes([3]) + payload[1:]), sr_model)
-    with pytest.raises(FormatError, match="no JPEG"):
-        api.decode(repacked(payload[:2]), sr_model)
+        api.decode(repacked(payload[:1] + bytes([3]) + payload[2:]), sr_model)
+    with pytest.raises(FormatError, match="unknown base codec 9"):
+        api.decode(repacked(bytes([9]) + payload[1:]), sr_model)
+    with pytest.raises(FormatError, match="no base image"):
+        api.decode(repacked(payload[:3]), sr_model)
     with pytest.raises(FormatError, match="cannot be decoded|JPEG"):
-        api.decode(repacked(payload[:2] + b"\xff\xd8 not a jpeg"), sr_model)
+        api.decode(repacked(payload[:3] + b"\xff\xd8 not a jpeg"), sr_model)
     with pytest.raises(FormatError, match="header implies"):  # a JPEG of another size than the header's image
         api.decode(repacked(payload, height=80), sr_model)
     with pytest.raises(FormatError, match="fingerprint"):
-        api.decode(repacked(bytes([2]) + payload[1:]), decoder="lanczos")
+        api.decode(repacked(payload[:1] + bytes([2]) + payload[2:]), decoder="lanczos")
+    with pytest.raises(FormatError, match="fingerprint"):  # another base codec is another fingerprint
+        api.decode(repacked(bytes([4]) + payload[1:]), decoder="lanczos")
+    with pytest.raises(FormatError, match="not a HEIF"):  # a JPEG where the header promises HEIC
+        api.decode(repacked(bytes([4]) + payload[1:], fingerprint=sr.fingerprint(4, "heic")), decoder="lanczos")
     with pytest.raises(ModelError, match="sr files"):
         api.decode(api.compress(image, tiny_model), decoder="lanczos")
     with pytest.raises(ModelError, match="no model"):
@@ -207,8 +214,8 @@ def test_damaged_or_wrong_sr_files_are_clear_errors(photos, sr_model, tiny_model
 def test_config_of_sr_models():
     with pytest.raises(ConfigError, match="scale"):
         _config(scale=3)
-    with pytest.raises(ConfigError, match="jpeg_quality"):
-        _config(jpeg_quality=101)
+    with pytest.raises(ConfigError, match="base_quality"):
+        _config(base_quality=101)
     with pytest.raises(ConfigError, match="rl_every"):
         _config(rl_every=0)
     assert preset("rlsrgan-paper").model.adversarial_weight == 1e-3
@@ -277,11 +284,11 @@ def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos, photo_folder):
     trained = tfgc("--preset", "rlsrgan-tiny", "--data", data, "--out", run, "--steps", 4, "--time-limit", 5,
                    module="tfgc.train")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "JPEG q75 at 1/4, actor-critic" in trained.stdout
+    assert "jpeg q75 at 1/4, actor-critic" in trained.stdout
     image, packed = data / "coffee.png", tmp_path / "coffee.tfgc"
     assert tfgc("compress", image, packed, "--codec", "sr", "--quality", 40).returncode == 0
     info = json.loads(tfgc("info", packed).stdout)
-    assert (info["family"], info["scale"], info["jpeg_quality"]) == ("sr", 4, 40)
+    assert (info["family"], info["base"], info["scale"], info["quality"]) == ("sr", "jpeg", 4, 40)
     assert info["bytes"] == packed.stat().st_size
     for extra in (["--model", run / "model"], ["--decoder", "lanczos"]):
         out = tmp_path / f"out{extra[0]}.png"
@@ -333,11 +340,13 @@ def test_export_of_an_sr_decoder_to_serving_tflite_and_onnx(tmp_path, photos):
     np.testing.assert_array_equal(api.decode(data, serving), reference)
 
 
-def test_a_file_of_another_scale_names_the_scales(photos, sr_model):
+def test_a_file_of_another_scale_or_base_names_both(photos, sr_model):
     from tfgc.errors import ModelMismatchError
 
-    with pytest.raises(ModelMismatchError, match="downsampled by 2, the model upscales by 4"):
+    with pytest.raises(ModelMismatchError, match="a JPEG at 1/2 size; the model decodes jpeg bases at 1/4"):
         api.decode(api.encode_sr(photos["coffee"][:32, :32], 2, 75).data, sr_model)
+    with pytest.raises(ModelMismatchError, match="a WebP at 1/4 size; the model decodes jpeg bases at 1/4"):
+        api.decode(api.encode_sr(photos["coffee"][:32, :32], 4, 75, "webp").data, sr_model)
 
 
 def test_the_vgg_term_of_the_srgan_loss(photos):

@@ -55,8 +55,8 @@ def cmd_compress(args) -> int:
     if args.codec == "sr":
         result = _compress_sr(args)
     else:
-        if args.scale is not None or args.quality is not None:
-            raise TfgcError("--scale and --quality set the JPEG of --codec sr")
+        if args.scale is not None or args.quality is not None or args.base is not None:
+            raise TfgcError("--base, --scale and --quality set the base image of --codec sr")
         result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
                             preserve=args.preserve, preserve_classes=args.preserve_classes,
                             max_pixels=args.max_pixels)
@@ -69,22 +69,26 @@ def cmd_compress(args) -> int:
 
 
 def _compress_sr(args):
-    """--codec sr: the downsampled JPEG; scale and quality from the flags, else from an sr --model, else 4 and 75."""
+    """--codec sr: the downsampled base image; its codec, scale and quality from the flags, else from an sr --model,
+    else JPEG, 4 and 75 (RL-SRGAN's)."""
     from tfgc.codec import api
 
     if args.semantics is not None or args.backend != "tensorflow":
         raise TfgcError("--codec sr takes no --semantics and no --backend (its encoder is Pillow's)")
-    scale, quality = 4, 75
+    base, scale, quality = "jpeg", 4, 75
     if args.model:
-        from tfgc.models.store import read_manifest
+        from tfgc.models.store import read_manifest, sr_settings
 
         manifest = read_manifest(args.model)
         if manifest.get("family") != "sr":
             raise TfgcError(f"--codec sr: {args.model} is a {manifest.get('family')} model, not an sr one")
-        scale, quality = manifest["scale"], manifest["jpeg_quality"]
+        base, scale, quality = sr_settings(manifest)
+        if args.base is not None and args.base != base:
+            raise TfgcError(f"--base {args.base}: the model {args.model} decodes {base} bases")
+    base = args.base or base
     scale = args.scale if args.scale is not None else scale
     quality = args.quality if args.quality is not None else quality
-    return api.encode_sr(args.input, scale, quality, max_pixels=args.max_pixels)
+    return api.encode_sr(args.input, scale, quality, base, max_pixels=args.max_pixels)
 
 
 def cmd_decompress(args) -> int:
@@ -155,10 +159,10 @@ def cmd_info(args) -> int:
         info.update(label_map_coding=sections.label_coding, preserved=float(mask.mean()),
                     **{f"{name}_bpp": 8 * size / pixels for name, size in sections.sizes.items()})
     elif header.family == "sr":
-        stored = bitstream.unpack_sr(payload)
+        stored = bitstream.unpack_sr(payload, header.version)
         info.pop("coding")
-        info.update(scale=stored.scale, jpeg_quality=stored.quality, jpeg_bytes=len(stored.jpeg),
-                    jpeg_bpp=8 * len(stored.jpeg) / pixels)
+        info.update(base=stored.base, scale=stored.scale, quality=stored.quality, base_bytes=len(stored.data),
+                    base_bpp=8 * len(stored.data) / pixels)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -185,7 +189,10 @@ def cmd_models(args) -> int:
     default = default_model()
     for directory, manifest in rows:
         if manifest.get("family") == "sr":
-            rate = f"JPEG q{manifest.get('jpeg_quality')} at 1/{manifest.get('scale')}"
+            from tfgc.models.store import sr_settings
+
+            base, scale, quality = sr_settings(manifest)
+            rate = f"{base} q{quality} at 1/{scale}"
         else:
             rate = (f"C={manifest.get('latent_channels')} L={manifest.get('levels')}  "
                     f"bound {manifest.get('bound_bpp', 0):.4f} bpp")
@@ -276,11 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--preserve-classes", metavar="CLASSES",
                    help="sc models: comma-separated classes to preserve, e.g. person,car (the rest is synthesized)")
     c.add_argument("--codec", choices=["model", "sr"], default="model",
-                   help="model: the model's own codec (default); sr: RL-SRGAN's, the image downsampled by --scale "
-                        "(bicubic) as a JPEG of --quality, for any sr decoder (needs no model)")
-    c.add_argument("--scale", type=int, choices=[2, 4, 8],
-                   help="--codec sr: downsampling factor (default: the sr --model's, else 4)")
-    c.add_argument("--quality", type=int, help="--codec sr: JPEG quality 1..100 (default: the sr --model's, else 75)")
+                   help="model: the model's own codec (default); sr: the image downsampled by --scale (bicubic) as a "
+                        "--base file of --quality, for any sr decoder of that base and scale (needs no model)")
+    c.add_argument("--base", choices=["jpeg", "webp", "avif", "heic"],
+                   help="--codec sr: the base codec (default: the sr --model's, else jpeg, RL-SRGAN's)")
+    c.add_argument("--scale", type=int, choices=[1, 2, 4, 8],
+                   help="--codec sr: downsampling factor, 1 for none (default: the sr --model's, else 4)")
+    c.add_argument("--quality", type=int, help="--codec sr: the base codec's quality 0..100 (JPEG 1..100; default: "
+                                               "the sr --model's, else 75)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     _max_pixels_argument(c)
     c.add_argument("--quiet", "-q", action="store_true")

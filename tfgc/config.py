@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from tfgc.codec.bitstream import SR_SCALES
-from tfgc.errors import ConfigError
+from tfgc.codec.bitstream import BASE_CODECS, SR_SCALES
+from tfgc.errors import ConfigError, ModelError, TfgcError
 
 NORMALIZATIONS = ("instance", "gdn", "none")
+SR_GENERATORS = ("srgan", "edsr")
+UPSAMPLING_SKIPS = ("none", "bilinear", "lanczos")
 
 CONFIG_FORMAT = 1
 
@@ -68,16 +70,22 @@ class ModelConfig:
     semantic_classes: int = 0
     semantic_channels: int = 8
     synthesized_distortion_weight: float = 1.0
-    # RL-SRGAN (family "sr", Savioli 2019): a file is the image downsampled by `scale` (bicubic) as a JPEG of quality
-    # `jpeg_quality`; the generator (width = its feature channels, residual_blocks) super-resolves it. With
-    # `actor_critic` a head on the generator's low-resolution features learns a policy over the PSNR and a value, and
-    # every `rl_every` (k) steps the actor-critic loss, from rewards discounted by `rl_discount`, joins the SRGAN loss
-    # with its value term weighted `value_weight`. discriminator_layers counts the VGG-style discriminator's strided
-    # blocks there.
+    # The super-resolution family "sr" (RL-SRGAN, Savioli 2019, and its generalization): a file is the image
+    # downsampled by `scale` (bicubic; 1 keeps the full size) as a file of the classic `base_codec` (jpeg, webp, avif,
+    # heic) at `base_quality` by default; the generator (width = its feature channels, residual_blocks) decodes it.
+    # `generator` "srgan" is SRGAN's (9x9 convs, batch norm, PReLU, sub-pixel x2 stages); "edsr" is EDSR's residual
+    # trunk without normalization (Lim et al. 2017) with one sub-pixel conv to the output, every layer at the base
+    # image's resolution. With `actor_critic` a head on the generator's low-resolution features learns a policy over
+    # the PSNR and a value, and every `rl_every` (k) steps the actor-critic loss, from rewards discounted by
+    # `rl_discount`, joins the SRGAN loss with its value term weighted `value_weight`. discriminator_layers counts the
+    # VGG-style discriminator's strided blocks there.
     scale: int = 4
-    jpeg_quality: int = 75
-    # "bilinear": the generator predicts the difference to the bilinearly upscaled JPEG (a global skip, not in the
-    # paper; it starts training at the upscaler's quality); "none": the paper's generator, tanh output.
+    base_codec: str = "jpeg"
+    base_quality: int = 75
+    generator: str = "srgan"
+    # The generator predicts the difference to the base image upscaled by a fixed filter (a global skip, not in the
+    # paper), so training starts at that upscaler's quality: "bilinear", or "lanczos" (Lanczos-3 as Pillow computes it,
+    # as a fixed convolution); "none": the paper's generator, tanh output.
     upsampling_skip: str = "none"
     actor_critic: bool = False
     rl_every: int = 10
@@ -139,6 +147,9 @@ class TrainConfig:
     mask_mix: List[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
     preserved_class_probability: float = 0.25
     downscale: int = 1  # SC data: shrink photographs and label maps by this factor before cropping
+    # SR data: the base qualities training images are coded at, each (image, quality) once, its base cached (empty:
+    # the model's base_quality alone).
+    base_qualities: List[int] = field(default_factory=list)
 
 
 @dataclass
@@ -161,8 +172,11 @@ class Config:
         fmt = data.get("format", CONFIG_FORMAT)
         if not isinstance(fmt, int) or fmt > CONFIG_FORMAT:
             raise ConfigError(f"config format {fmt!r} is newer than this tfgc understands ({CONFIG_FORMAT}); upgrade tfgc")
+        model_values = dict(data.get("model", {}))
+        if isinstance(model_values, dict) and "jpeg_quality" in model_values:  # sr configs before other bases
+            model_values.setdefault("base_quality", model_values.pop("jpeg_quality"))
         try:
-            model = _dataclass_from(ModelConfig, data.get("model", {}))
+            model = _dataclass_from(ModelConfig, model_values)
             train = _dataclass_from(TrainConfig, data.get("train", {}))
         except TypeError as e:
             raise ConfigError(f"invalid config: {e}") from None
@@ -192,12 +206,21 @@ class Config:
         _require(m.family in ("gc", "sc", "sr"), f"unknown model family {m.family!r}")
         if m.family == "sr":
             _require(m.scale in SR_SCALES, f"scale must be one of {', '.join(map(str, SR_SCALES))}")
-            _require(1 <= m.jpeg_quality <= 100, "jpeg_quality must be in 1..100")
-            _require(m.upsampling_skip in ("none", "bilinear"), "upsampling_skip must be none or bilinear")
+            _require(m.base_codec in BASE_CODECS, f"base_codec must be one of {', '.join(BASE_CODECS)}")
+            lowest = 1 if m.base_codec == "jpeg" else 0
+            _require(all(lowest <= q <= 100 for q in [m.base_quality, *t.base_qualities]),
+                     f"base_quality and base_qualities must be in {lowest}..100 for {m.base_codec}")
+            _require(m.generator in SR_GENERATORS, f"generator must be one of {', '.join(SR_GENERATORS)}")
+            _require(m.upsampling_skip in UPSAMPLING_SKIPS, f"upsampling_skip must be one of {', '.join(UPSAMPLING_SKIPS)}")
+            _require(m.generator != "edsr" or m.upsampling_skip != "none",
+                     "the edsr generator adds its output to an upscaled base: upsampling_skip bilinear or lanczos")
+            _require(m.scale > 1 or m.generator == "edsr", "scale 1 (restoration at full size) needs the edsr generator")
+            _require(not m.fidelity_control or m.generator == "edsr",
+                     "fidelity control interpolates edsr generators (srgan's batch norm and PReLU are not supported)")
             _require(m.rl_every >= 1, "rl_every must be >= 1")
             _require(0 <= m.rl_discount <= 1, "rl_discount must be in [0, 1]")
             _require(m.value_weight >= 0, "value_weight must be >= 0")
-            _require(t.stage == 0 and not m.fidelity_control, "sr models train in one stage")
+            _require(t.stage != 1 or not m.actor_critic, "stage 1 trains the decoder on distortion alone: no actor-critic")
             _require(m.ms_ssim_weight == 0, "ms_ssim_weight is for gc and sc models")
         if m.family == "sc":
             from tfgc.semantics import LABEL_SETS
@@ -274,6 +297,22 @@ class Config:
         return config
 
 
+def checked_alpha(config: Config, alpha) -> float:
+    """The decoding alpha for a model of `config`: its default when None; a clear error when out of [0, 1] or when
+    the model has a single decoder."""
+    if not config.model.fidelity_control:
+        if alpha is not None:
+            raise ModelError("this model has one decoder: alpha needs a fidelity-controlled model "
+                             "(python -m tfgc.train --stage 2)")
+        return 1.0
+    if alpha is None:
+        return float(config.model.default_alpha)
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise TfgcError(f"alpha must be in [0, 1], not {alpha:g}")
+    return alpha
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -313,8 +352,11 @@ def _small() -> Config:
 
 
 def with_gan(config: Config) -> Config:
-    """The GAN settings of the paper-scale presets (LSGAN 1, feature matching 10; Adam 2e-4, beta1 0.5) on a
-    config that trained without them."""
+    """The GAN settings of the paper-scale presets on a config that trained without them: GC and SC, LSGAN 1 and
+    feature matching 10 with Adam 2e-4, beta1 0.5 (pix2pixHD's); SR, SRGAN's adversarial 1e-3 with Adam 1e-4."""
+    if config.model.family == "sr":
+        return config.replace(adversarial_weight=1e-3, learning_rate=1e-4, discriminator_learning_rate=1e-4,
+                              beta_1=0.9)
     return config.replace(adversarial_weight=1.0, feature_matching_weight=10.0, learning_rate=2e-4, beta_1=0.5)
 
 
@@ -402,6 +444,34 @@ def _rlsrgan_tiny() -> Config:
                                   checkpoint_every=1, validation_images=2))
 
 
+def _sr_small() -> Config:
+    # The base-layer codec for 2 CPU cores: HEIC (x265) at half size carries the bits, and the decoder learns what a
+    # Lanczos upscale of it misses. EDSR's trunk at width 32 with 8 residual blocks, every layer at the base's
+    # resolution, its output added to the Lanczos upscale (the last conv starts at zero, so training starts at
+    # Lanczos). Trained on whole images coded at a spread of qualities (base_qualities: 0.017 to 0.2 bpp on Kodak at
+    # 1/2 size), MSE alone: the first stage of a two-stage schedule (python -m tfgc.train --stage 2 adds the GAN).
+    return Config(
+        preset="sr-small",
+        model=ModelConfig(family="sr", generator="edsr", width=32, residual_blocks=8, upsampling_skip="lanczos",
+                          base_codec="heic", scale=2, base_quality=20, distortion_weight=1.0, adversarial_weight=0.0,
+                          feature_matching_weight=0.0, discriminator_width=16, discriminator_layers=4),
+        train=TrainConfig(crop_size=96, batch_size=16, steps=20_000, steps_per_epoch=200, learning_rate=5e-4,
+                          learning_rate_schedule="cosine", learning_rate_floor=0.05, beta_1=0.9, checkpoint_every=100,
+                          base_qualities=[0, 10, 20, 30, 40]),
+    )
+
+
+def _sr_tiny() -> Config:
+    # For tests only; JPEG, so that no plugin is needed.
+    config = _sr_small()
+    return dataclasses.replace(
+        config, preset="sr-tiny",
+        model=dataclasses.replace(config.model, width=4, residual_blocks=1, base_codec="jpeg", base_quality=50,
+                                  discriminator_width=4, discriminator_layers=2),
+        train=dataclasses.replace(config.train, crop_size=32, batch_size=2, steps=4, steps_per_epoch=2,
+                                  checkpoint_every=1, validation_images=2, base_qualities=[30, 70]))
+
+
 PRESETS = {
     "gc-paper": lambda: dataclasses.replace(_paper(8), preset="gc-paper"),
     "gc-paper-c2": lambda: _paper(2),
@@ -416,6 +486,8 @@ PRESETS = {
     "rlsrgan-paper": _rlsrgan_paper,
     "rlsrgan-small": _rlsrgan_small,
     "rlsrgan-tiny": _rlsrgan_tiny,
+    "sr-small": _sr_small,
+    "sr-tiny": _sr_tiny,
 }
 
 

@@ -59,16 +59,19 @@ USAGE = {
              "python -m tfgc compress/decompress --backend onnx --model DIR"),
 }
 
-# An sr model's transforms are its decoder alone: the host downsamples and codes the JPEG (Pillow), and decodes it.
+# An sr model's transforms are its decoder alone: the host downsamples and codes the base (Pillow), and decodes it.
+# Fidelity-controlled sr models take alpha (float32 []) as a third input.
 SR_USAGE = {
     "serving": ("TF Serving REST: POST /v1/models/NAME:predict with "
                 '{"signature_name": "synthesis", "inputs": {"low": [[[[r, g, b], ...], ...]], "image_size": [H, W]}} '
-                "-> the image; low is the decoded JPEG of an sr file (python -m tfgc compress --codec sr). In Python: "
-                "tf.saved_model.load(DIR).signatures['synthesis']"),
+                "(and \"alpha\": a in [0, 1] for a fidelity-controlled model) -> the image; low is the decoded base "
+                "image of an sr file (python -m tfgc compress). In Python: tf.saved_model.load(DIR).signatures["
+                "'synthesis']"),
     "tflite": ("tf.lite.Interpreter(model_path=...).get_signature_runner('synthesis')(low=uint8 [1, h, w, 3], "
-               "image_size=int32 [H, W]); or python -m tfgc decompress --backend tflite --model DIR"),
-    "onnx": ("onnxruntime.InferenceSession(path).run(None, {'low': ..., 'image_size': ...}); or python -m tfgc "
-             "decompress --backend onnx --model DIR"),
+               "image_size=int32 [H, W][, alpha=float32 []]); or python -m tfgc decompress --backend tflite --model "
+               "DIR"),
+    "onnx": ("onnxruntime.InferenceSession(path).run(None, {'low': ..., 'image_size': ...[, 'alpha': ...]}); or "
+             "python -m tfgc decompress --backend onnx --model DIR"),
 }
 SR_FORMATS = ("serving", "tflite", "onnx")
 
@@ -361,14 +364,14 @@ class ExportedTransforms:
         return self.run("analysis", image=np.asarray(image, np.uint8))["symbols"]
 
     def synthesis(self, symbols, height: int, width: int, alpha=None) -> np.ndarray:
-        """symbols int32 [B, h, w, C], or for sr models the decoded JPEGs uint8 [B, h, w, 3] -> images."""
-        from tfgc.models.gc import checked_alpha
+        """symbols int32 [B, h, w, C], or for sr models the decoded bases uint8 [B, h, w, 3] -> images."""
+        from tfgc.config import checked_alpha
 
         size = np.array([height, width], np.int32)
         if self.family == "sr":
-            checked_alpha(self.config, alpha)
-            return self.run("synthesis", low=np.asarray(symbols, np.uint8), image_size=size)["image"]
-        inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=size)
+            inputs = dict(low=np.asarray(symbols, np.uint8), image_size=size)
+        else:
+            inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=size)
         alpha = checked_alpha(self.config, alpha)
         if self.config.model.fidelity_control:
             inputs["alpha"] = np.array(alpha, np.float32)
@@ -380,14 +383,13 @@ class ExportedTransforms:
 
 class TFLiteTransforms(ExportedTransforms):
     def __init__(self, directory, manifest: dict, variant: str = "float32"):
-        import tensorflow as tf
-
         super().__init__(directory, manifest)
+        interpreter = tflite_interpreter()
         self.variant = variant
         self._runners = {}
         for key in manifest["signatures"]:
             path = self.directory / manifest["files"][f"{key}.{variant}"]
-            self._runners[key] = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+            self._runners[key] = interpreter(model_path=str(path), num_threads=os.cpu_count())
 
     def run(self, key, **inputs):
         # The signature runner resizes every input to the call's shape (the interpreter's resize_tensor_input) and
@@ -399,10 +401,24 @@ class TFLiteTransforms(ExportedTransforms):
         return runner(**inputs)
 
 
+def tflite_interpreter():
+    """The TFLite interpreter class: tflite-runtime's where it is installed (no TensorFlow in the process), else
+    TensorFlow's."""
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    return Interpreter
+
+
 class OnnxTransforms(ExportedTransforms):
     def __init__(self, directory, manifest: dict):
-        require_onnx()
-        import onnxruntime
+        try:  # onnxruntime alone: running an export needs neither TensorFlow nor tf2onnx
+            import onnxruntime
+        except ImportError as e:
+            raise TfgcError(f"the onnx backend needs onnxruntime ({first_line(e)}): pip install onnxruntime") from None
 
         super().__init__(directory, manifest)
         self._sessions = {key: onnxruntime.InferenceSession(str(self.directory / manifest["files"][key]),
@@ -532,12 +548,11 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
         decoded = loaded.decompress(tf.constant(reference), *extra)["image"].numpy()
         report.update(image_parity(api.decode(reference, model, alpha), decoded))
         return report
-    if model.family == "sr":  # the decoder's input: the stored JPEG's pixels
+    if model.family == "sr":  # the decoder's input: the stored base's pixels
         symbols = model.degrade(image)[None]
-        reference = model.synthesis(symbols, height, width).numpy()
     else:
         symbols = model.analysis(image[None]).numpy()
-        reference = model.synthesis(symbols, height, width, alpha).numpy()
+    reference = model.synthesis(symbols, height, width, alpha).numpy()
     runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
                 "onnx": lambda: [OnnxTransforms(directory, manifest)],
                 "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}

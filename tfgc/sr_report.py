@@ -56,14 +56,15 @@ def run_superres(args) -> int:
         if model.family != "sr":
             raise TfgcError(f"{directory} is a {model.family} model; superres decodes with sr models (--compare "
                             "takes others)")
-    scales = {model.config.model.scale for _, model in models}
-    if len(scales) != 1:
-        raise TfgcError(f"the sr models upscale by different factors ({sorted(scales)}): they cannot share files")
-    scale = scales.pop()
-    table_quality = args.quality or models[0][1].config.model.jpeg_quality
+    settings = {(model.config.model.base_codec, model.config.model.scale) for _, model in models}
+    if len(settings) != 1:
+        raise TfgcError(f"the sr models decode different bases or scales ({sorted(settings)}): they cannot share files")
+    base, scale = settings.pop()
+    table_quality = args.quality if args.quality is not None else models[0][1].config.model.base_quality
     qualities = sorted(set(args.qualities or DEFAULT_QUALITIES) | {table_quality})
-    if any(not 1 <= q <= 100 for q in qualities):
-        raise TfgcError("JPEG qualities must lie in 1..100")
+    lowest = 1 if base == "jpeg" else 0
+    if any(not lowest <= q <= 100 for q in qualities):
+        raise TfgcError(f"{base} qualities must lie in {lowest}..100")
     bench = _read_bench(args.bench) if args.bench else None
     compare = [(label, load_model(d)) for d, label in zip(args.compare or [], labels[len(models):])]
     _require_matplotlib("superres")
@@ -82,7 +83,7 @@ def run_superres(args) -> int:
         reference_bytes = png_bytes(original)
         for quality in qualities:
             started = time.perf_counter()
-            result = api.encode_sr(original, scale, quality)
+            result = api.encode_sr(original, scale, quality, base)
             encode_seconds = time.perf_counter() - started
             for decoder in decoders:
                 started = time.perf_counter()
@@ -93,7 +94,7 @@ def run_superres(args) -> int:
                 row = measure(name, decoder, f"q{quality}", original, result.data, reconstruction, encode_seconds,
                               time.perf_counter() - started).row()
                 rows.append(dict(row, decoder=decoder, quality=quality, png_bytes=reference_bytes,
-                                 jpeg_bytes=result.parts["jpeg"]))
+                                 base_bytes=result.parts["base"]))
                 if name == crop_name and quality == table_quality:
                     crops[decoder] = (rows[-1], reconstruction)
                 progress.add(1)
@@ -115,7 +116,7 @@ def run_superres(args) -> int:
     _plot_rd(sweep, compared, bench, assets / "rd_psnr.png", "psnr", "PSNR (dB, RGB)")
     _plot_rd(sweep, compared, bench, assets / "rd_msssim.png", "ms_ssim", "MS-SSIM")
     _plot_crops(dict(images)[crop_name], crop_name, crops, args.crop_size, assets / "crops.png")
-    result = {"command": _command_line(args), "environment": started_in, "scale": scale,
+    result = {"command": _command_line(args), "environment": started_in, "base": base, "scale": scale,
               "table_quality": table_quality, "qualities": qualities,
               "models": {label: {"directory": str(d), **model.manifest}
                          for d, (label, model) in zip(args.model, models)},
@@ -131,7 +132,7 @@ def run_superres(args) -> int:
 
 
 def _mean(rows: List[dict]) -> dict:
-    keys = ("bytes", "png_bytes", "jpeg_bytes", "bpp", "psnr", "ms_ssim", "detail", "decode_seconds")
+    keys = ("bytes", "png_bytes", "base_bytes", "bpp", "psnr", "ms_ssim", "detail", "decode_seconds")
     mean = {key: float(np.mean([r[key] for r in rows])) for key in keys}
     # The paper's "compression rate": how many times smaller than the PNG the file is, per image, averaged.
     mean["compression_ratio"] = float(np.mean([r["png_bytes"] / r["bytes"] for r in rows]))

@@ -41,7 +41,8 @@ _OVERRIDES = (
     "learning_rate_schedule", "learning_rate_floor",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "budget_minutes",
     "snapshot_minutes", "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
-    "scale", "jpeg_quality", "rl_every", "rl_discount", "value_weight",
+    "scale", "base_codec", "base_quality", "base_qualities", "generator", "upsampling_skip", "rl_every",
+    "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
 _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "budget_minutes", "checkpoint_every", "snapshot_minutes"}
@@ -104,12 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "random classes")
     g.add_argument("--downscale", type=int, help="shrink photographs and label maps by this factor before cropping "
                                                  "(Cityscapes 2048x1024 -> 1024x512 with 2)")
-    g = p.add_argument_group("super-resolution codec (rlsrgan presets)")
+    g = p.add_argument_group("super-resolution codec (sr and rlsrgan presets)")
     g.add_argument("--rl", choices=["on", "off"],
                    help="on: RL-SRGAN (the actor-critic head and its loss every --rl-every steps); off: the plain "
                         "SRGAN baseline (same networks, data and SRGAN loss)")
-    g.add_argument("--scale", type=int, choices=[2, 4, 8], help="downsampling factor r of the stored JPEG")
-    g.add_argument("--jpeg-quality", type=int, help="JPEG quality of the stored image (1..100)")
+    g.add_argument("--scale", type=int, choices=[1, 2, 4, 8],
+                   help="downsampling factor r of the stored base image (1: full size, a restoration filter)")
+    g.add_argument("--base-codec", choices=["jpeg", "webp", "avif", "heic"], help="the classic codec of the base image")
+    g.add_argument("--base-quality", "--jpeg-quality", dest="base_quality", type=int,
+                   help="the base codec's quality files are written with by default (0..100; JPEG 1..100)")
+    g.add_argument("--base-qualities", type=int, nargs="+",
+                   help="the qualities training images are coded at (each image once per quality, the decoded bases "
+                        "cached); default: the preset's")
+    g.add_argument("--base-cache", help="folder of the cached decoded bases (default: $TFGC_BASE_CACHE, else "
+                                        "~/.cache/tfgc/bases)")
+    g.add_argument("--generator", choices=["srgan", "edsr"], help="the decoder network: SRGAN's or EDSR's trunk")
+    g.add_argument("--upsampling-skip", choices=["none", "bilinear", "lanczos"],
+                   help="the fixed upscaler the decoder's output is added to (none: the paper's tanh output)")
     g.add_argument("--rl-every", type=int, help="k: steps between actor-critic updates (the reward window)")
     g.add_argument("--rl-discount", type=float, help="gamma: discount of rewards within the window")
     g.add_argument("--value-weight", type=float, help="weight of the critic's squared error (paper: 5e-3)")
@@ -181,7 +193,8 @@ def resolve_config(args) -> Config:
 
 
 _ARCHITECTURE = ("family", "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels",
-                 "label_set", "semantic_classes", "semantic_channels")
+                 "label_set", "semantic_classes", "semantic_channels", "scale", "base_codec", "generator",
+                 "upsampling_skip")
 
 
 def stage1_config(directory) -> Config:
@@ -490,16 +503,27 @@ def run(args) -> int:
                                                   t.downscale, seed=t.seed)
         val_ds = data.semantic_validation_dataset(val_paths, t.crop_size, len(val_paths), m.label_set, m.classes,
                                                   t.downscale)
+    elif m.family == "sr" and t.base_qualities:
+        cache = Path(args.base_cache) if getattr(args, "base_cache", None) else None
+        train_images = data.base_layer_images(data_paths, m.base_codec, m.scale, t.base_qualities, t.crop_size, cache)
+        val_images = data.base_layer_images(val_paths, m.base_codec, m.scale,
+                                            [t.base_qualities[len(t.base_qualities) // 2]], t.crop_size, cache)
+        train_ds = data.base_layer_dataset(train_images, m.scale, t.crop_size, t.batch_size, seed=t.seed)
+        val_ds = data.base_layer_validation_dataset(val_images, m.scale, t.crop_size, len(val_images))
     else:
-        example = data.super_resolution_example(m.scale, m.jpeg_quality) if m.family == "sr" else None
+        example = data.super_resolution_example(m.scale, m.base_quality, m.base_codec) if m.family == "sr" else None
         train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed, example=example)
         val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths), example=example)
     train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     validation_batch = next(iter(val_ds))
 
     epochs = math.ceil(t.steps / t.steps_per_epoch)
-    rate = (f"JPEG q{m.jpeg_quality} at 1/{m.scale}" + (", actor-critic" if m.actor_critic else ", no actor-critic")
-            if m.family == "sr" else f"bound {m.bound_bpp:.4f} bpp")
+    if m.family == "sr":
+        qualities = "q" + ",".join(map(str, t.base_qualities or [m.base_quality]))
+        rate = (f"{m.base_codec} {qualities} at 1/{m.scale}"
+                + (", actor-critic" if m.actor_critic else ", no actor-critic"))
+    else:
+        rate = f"bound {m.bound_bpp:.4f} bpp"
     print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
           f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, {rate}, "
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")

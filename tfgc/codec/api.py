@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from tfgc.codec import bitstream, entropy, tiling
+from tfgc.codec import bitstream, tiling
 from tfgc.codec.io import load_image
 from tfgc.errors import FormatError, ModelError, ModelMismatchError
 
@@ -32,10 +32,10 @@ class EncodeResult:
     bound_bits: float  # symbols * log2(L): the paper's rate bound
     estimated_bits: float  # what the model's entropy model predicts for these symbols
     # sc files: bytes of the label map, the mask, the latents, and the rest (header, section headers, checksum);
-    # sr files: bytes of the JPEG and the rest
+    # sr files: bytes of the base image and the rest
     parts: Optional[dict] = None
     preserved: Optional[float] = None  # sc files: fraction of latent cells stored
-    sr: Optional[dict] = None  # sr files: scale and JPEG quality
+    sr: Optional[dict] = None  # sr files: base codec, scale and quality
 
     @property
     def pixels(self) -> int:
@@ -57,8 +57,8 @@ class EncodeResult:
     def report(self) -> dict:
         if self.sr is not None:
             return {"height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
-                    "payload_bpp": self.payload_bits / self.pixels, "jpeg_bpp": 8 * self.parts["jpeg"] / self.pixels,
-                    "jpeg_bytes": self.parts["jpeg"], **self.sr}
+                    "payload_bpp": self.payload_bits / self.pixels, "base_bpp": 8 * self.parts["base"] / self.pixels,
+                    "base_bytes": self.parts["base"], **self.sr}
         report = {
             "height": self.height, "width": self.width, "bytes": len(self.data), "bpp": self.bpp,
             "payload_bpp": self.payload_bits / self.pixels, "bound_bpp": self.bound_bits / self.pixels,
@@ -73,8 +73,10 @@ class EncodeResult:
     def summary(self) -> str:
         r = self.report()
         if self.sr is not None:
-            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: a JPEG (quality {r['quality']}) of the image at 1/{r['scale']} "
-                    f"size, {r['jpeg_bytes']} bytes; header and checksum {r['bytes'] - r['jpeg_bytes']} bytes")
+            size = "full size" if r["scale"] == 1 else f"1/{r['scale']} size"
+            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: {base_label(r['base'])} (quality {r['quality']}) of the "
+                    f"image at {size}, {r['base_bytes']} bytes; header and checksum {r['bytes'] - r['base_bytes']} "
+                    "bytes")
         if self.parts is not None:
             return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} ({100 * self.preserved:.1f}% "
                     f"of cells preserved, {r['coding']}), label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
@@ -84,6 +86,12 @@ class EncodeResult:
 
 
 ModelLike = Union[str, Path, object]
+
+
+def base_label(base: str) -> str:
+    """'a JPEG', 'an HEIC', ...: how a summary names a base image."""
+    name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[base]
+    return ("an " if name[0] in "AEH" else "a ") + name
 
 
 def _as_model(model: ModelLike):
@@ -113,13 +121,16 @@ def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_clas
     if model.family == "sr":
         if semantics is not None or preserve is not None or preserve_classes is not None:
             raise ModelError("an sr model takes no label map or preservation mask; those are for sc models")
-        return encode_sr(pixels, model.config.model.scale, model.config.model.jpeg_quality)
+        m = model.config.model
+        return encode_sr(pixels, m.scale, m.base_quality, m.base_codec)
     if model.family == "sc":
         if semantics is None:
             raise ModelError("an sc model needs the image's semantic label map (--semantics LABELS.png)")
         return _encode_selective(pixels, model, semantics, preserve, preserve_classes)
     if semantics is not None or preserve is not None or preserve_classes is not None:
         raise ModelError(f"a {model.family} model takes no label map or preservation mask; those are for sc models")
+    from tfgc.codec import entropy  # TensorFlow's range coder, which sr files do without
+
     height, width = pixels.shape[:2]
     symbols = _analysis(model, pixels)
     use_uniform, latents = _code_latents(symbols, model)
@@ -160,6 +171,8 @@ def _synthesis(model, inputs, scale: int, height: int, width: int, transform) ->
 def _code_latents(symbols: np.ndarray, model):
     """(uniform table used, bytes): symbols [..., C] range coded with the model's table or the uniform one, whichever
     is shorter."""
+    from tfgc.codec import entropy
+
     table = model.coding_table()
     learned = entropy.range_encode(symbols, table)
     uniform = entropy.range_encode(symbols, entropy.uniform_table(table.shape[0], model.config.model.levels))
@@ -188,7 +201,7 @@ def preservation_mask(model, classes: np.ndarray, preserve=None, preserve_classe
 
 def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> EncodeResult:
     from tfgc import semantics
-    from tfgc.codec import selective
+    from tfgc.codec import entropy, selective
 
     m = model.config.model
     height, width = pixels.shape[:2]
@@ -209,20 +222,24 @@ def _encode_selective(pixels, model, label_map, preserve, preserve_classes) -> E
                         entropy.ideal_bits(kept, model.coding_table()), parts, float(mask.mean()))
 
 
-def encode_sr(image, scale: int = 4, quality: int = 75, max_pixels: Optional[int] = None) -> EncodeResult:
-    """The super-resolution codec's file (RL-SRGAN): `image` downsampled by `scale` (bicubic) as a JPEG of `quality`.
-    No model takes part: any sr decoder of that scale, learned or classic, reads the file."""
+def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
+              max_pixels: Optional[int] = None) -> EncodeResult:
+    """The super-resolution codec's file: `image` downsampled by `scale` (bicubic; 1 keeps its size) and coded by the
+    `base` codec ("jpeg" as in RL-SRGAN, "webp", "avif", "heic") at `quality`. No model takes part: any sr decoder of
+    that base and scale, learned or classic, reads the file."""
     from tfgc.codec import sr
 
+    sr.check_base(base)
     sr.check_scale(scale)
-    sr.check_quality(quality)
+    sr.check_quality(quality, base)
+    sr.base_codec(base)  # a missing plugin fails before the image is read
     pixels = load_image(image, max_pixels)
     height, width = pixels.shape[:2]
-    jpeg = sr.encode_jpeg(sr.downsample(pixels, scale), quality)
-    header = bitstream.Header("sr", 0, sr.fingerprint(scale), height, width)
-    data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(scale, quality, jpeg)))
-    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, {"jpeg": len(jpeg), "overhead": len(data) - len(jpeg)},
-                        sr={"scale": scale, "quality": quality})
+    stored = sr.encode_base(sr.downsample(pixels, scale), quality, base)
+    header = bitstream.Header("sr", 0, sr.fingerprint(scale, base), height, width)
+    data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(base, scale, quality, stored)))
+    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, {"base": len(stored), "overhead": len(data) - len(stored)},
+                        sr={"base": base, "scale": scale, "quality": quality})
 
 
 def compress(image, model: ModelLike) -> bytes:
@@ -258,12 +275,15 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
     if header.family != model.family:
         raise ModelMismatchError(f"file holds a {header.family} bitstream, the model is a {model.family} model")
     m = model.config.model
-    if model.family == "sr":  # the file names no model, only its scale
+    if model.family == "sr":  # the file names no model, only its base codec and scale
         stored = _read_sr(header, payload)
-        if stored.scale != m.scale:
-            raise ModelMismatchError(f"file is downsampled by {stored.scale}, the model upscales by {m.scale}")
+        if (stored.base, stored.scale) != (m.base_codec, m.scale):
+            raise ModelMismatchError(f"file holds {base_label(stored.base)} at 1/{stored.scale} size; the model "
+                                     f"decodes {m.base_codec} bases at 1/{m.scale}")
         return _synthesis(model, [(stored.low[None], 1)], m.scale, header.height, header.width,
                           lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))
+    from tfgc.codec import entropy  # TensorFlow's range coder, which sr files do without
+
     expected = _fingerprint(model)
     if header.fingerprint != expected:
         raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
@@ -304,19 +324,20 @@ def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256)
 
 @dataclass(frozen=True)
 class StoredLowResolution:
+    base: str
     scale: int
     quality: int
-    low: np.ndarray  # the decoded JPEG, uint8 [ceil(H/r), ceil(W/r), 3]
+    low: np.ndarray  # the decoded base image, uint8 [ceil(H/r), ceil(W/r), 3]
 
 
 def _read_sr(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
     from tfgc.codec import sr
 
-    stored = bitstream.unpack_sr(payload)
-    if header.fingerprint != sr.fingerprint(stored.scale):
-        raise FormatError("sr file's fingerprint does not match its scale")
-    low = sr.decode_jpeg(stored.jpeg, *sr.low_resolution_size(header.height, header.width, stored.scale))
-    return StoredLowResolution(stored.scale, stored.quality, low)
+    stored = bitstream.unpack_sr(payload, header.version)
+    if header.fingerprint != sr.fingerprint(stored.scale, stored.base):
+        raise FormatError("sr file's fingerprint does not match its base codec and scale")
+    low = sr.decode_base(stored.data, *sr.low_resolution_size(header.height, header.width, stored.scale), stored.base)
+    return StoredLowResolution(stored.base, stored.scale, stored.quality, low)
 
 
 def _decode_sr_classic(header, payload, decoder: str, model, alpha) -> np.ndarray:
@@ -333,7 +354,7 @@ def _decode_sr_classic(header, payload, decoder: str, model, alpha) -> np.ndarra
 
 
 def read_sr(data: bytes) -> StoredLowResolution:
-    """An sr file's scale, JPEG quality and decoded low-resolution image (no model needed)."""
+    """An sr file's base codec, scale, quality and decoded base image (no model needed)."""
     header, payload = bitstream.unpack(data)
     if header.family != "sr":
         raise ModelError(f"file holds a {header.family} bitstream, not an sr one")

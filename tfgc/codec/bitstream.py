@@ -1,8 +1,9 @@
-"""The .tfgc file format, version 2. All integers are big-endian.
+"""The .tfgc file format, version 3. All integers are big-endian.
 
     offset  size  field
     0       4     magic b"TFGC"
-    4       1     format version (2)
+    4       1     format version (3 for sr files; 2 for gc and sc files, whose layout version 3 did not change, so
+                  that a tfgc reading version 2 still reads them)
     5       1     model family (1 = gc, 2 = sc, 3 = sr)
     6       1     flags (bit 0: payload range coded with the uniform table, not the model's; other bits must be 0)
     7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
@@ -24,18 +25,23 @@ preserved latents):
     10+a    b     mask
     10+a+b  rest  the preserved latents, range coded in raster order (cell by cell, C symbols each)
 
-An sr file's payload is a JPEG of the image downsampled (RL-SRGAN's codec; its fingerprint names the family and scale
-only, so any sr decoder of that scale reads it):
+An sr file's payload is a classic codec's file of the image downsampled (the base layer; RL-SRGAN's codec with JPEG);
+its fingerprint names the family, the base codec and the scale only, so any sr decoder of that base and scale reads
+it (learned or a classic upscaler):
 
-    0       1     scale r (2, 4 or 8): the JPEG is ceil(H/r) x ceil(W/r)
-    1       1     the JPEG quality it was written with (1..100; for information)
-    2       rest  a baseline JPEG (Pillow / libjpeg) of the image, edge-padded to multiples of r, then downsampled by r
-                  (Pillow's bicubic)
+    0       1     base codec (1 = JPEG, 2 = WebP, 3 = AVIF, 4 = HEIC)
+    1       1     scale r (1, 2, 4 or 8): the base image is ceil(H/r) x ceil(W/r); 1 stores it at full size
+    2       1     the quality the base was written with (0..100; for information)
+    3       rest  the base codec's file (Pillow and its plugins) of the image, edge-padded to multiples of r, then
+                  downsampled by r (Pillow's bicubic)
+
+In version 2, sr payloads held a JPEG only, without the codec byte: scale (2, 4 or 8), JPEG quality (1..100), JPEG.
+They are read as they are.
 
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
 before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
 
-Version 1 differed only in flag bit 0, which stored the symbols as one base-L number; version-1 files without that
+Version 1 differed from version 2 only in flag bit 0, which stored the symbols as one base-L number; version-1 files without that
 flag are read as they are, and those with it are refused with a clear message.
 """
 
@@ -43,12 +49,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
-VERSION = 2
+VERSION = 3
+# The version a file of each family is written with: the oldest whose layout describes it.
+WRITTEN_VERSION = {"gc": 2, "sc": 2, "sr": 3}
 FAMILIES = {"gc": 1, "sc": 2, "sr": 3}
 FLAG_UNIFORM_TABLE = 0x01
 KNOWN_FLAGS = FLAG_UNIFORM_TABLE
@@ -68,6 +76,9 @@ class Header:
     fingerprint: bytes
     height: int
     width: int
+    # The format version as read (0 when written: the family's WRITTEN_VERSION); how the file was laid out, not what it
+    # holds, so headers compare equal across versions.
+    version: int = field(default=0, compare=False)
 
     @property
     def uniform_table(self) -> bool:
@@ -83,7 +94,8 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError("image size out of range")
     if len(payload) >= 2**32:
         raise FormatError("payload too large for the format (4 GiB)")
-    head = _HEADER.pack(MAGIC, VERSION, FAMILIES[header.family], header.flags, header.fingerprint,
+    version = header.version or WRITTEN_VERSION[header.family]
+    head = _HEADER.pack(MAGIC, version, FAMILIES[header.family], header.flags, header.fingerprint,
                         header.height, header.width, len(payload))
     body = head + payload
     return body + _CRC.pack(zlib.crc32(body))
@@ -100,7 +112,7 @@ def unpack(data: bytes, max_pixels: int = None):
     version = data[4]
     if version > VERSION:
         raise FormatError(f"tfgc format version {version} is newer than this tfgc reads ({VERSION}): upgrade tfgc")
-    if version not in (1, VERSION):
+    if version not in (1, 2, VERSION):
         raise FormatError(f"unknown tfgc format version {version}")
     magic, version, family_code, flags, fingerprint, height, width, length = _HEADER.unpack_from(data)
     if len(data) < OVERHEAD + length:
@@ -122,7 +134,9 @@ def unpack(data: bytes, max_pixels: int = None):
     if height * width > max_pixels:
         raise FormatError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels} "
                           "(tfgc.codec.bitstream.MAX_IMAGE_PIXELS)")
-    header = Header(families[family_code], flags, fingerprint, height, width)
+    if families[family_code] == "sr" and version < 2:
+        raise FormatError("sr files exist from format version 2 on; this one says version 1")
+    header = Header(families[family_code], flags, fingerprint, height, width, version)
     return header, data[HEADER_SIZE:HEADER_SIZE + length]
 
 
@@ -183,29 +197,48 @@ def unpack_selective(payload: bytes) -> SelectiveSections:
     return SelectiveSections(LABEL_CODINGS[label_code], label_map, mask_kind, mask, payload[offset:])
 
 
-SR_SCALES = (2, 4, 8)
-_SR_HEAD = struct.Struct(">BB")
+SR_SCALES = (1, 2, 4, 8)
+BASE_CODECS = {"jpeg": 1, "webp": 2, "avif": 3, "heic": 4}
+_LEGACY_SR_SCALES = (2, 4, 8)
+_LEGACY_SR_HEAD = struct.Struct(">BB")
+_SR_HEAD = struct.Struct(">BBB")
 
 
 @dataclass(frozen=True)
 class SRPayload:
+    base: str  # the base codec, a key of BASE_CODECS
     scale: int
     quality: int
-    jpeg: bytes
+    data: bytes  # the base codec's file
 
 
 def pack_sr(payload: SRPayload) -> bytes:
-    if payload.scale not in SR_SCALES or not 1 <= payload.quality <= 100:
-        raise ValueError("scale or quality out of range")
-    return _SR_HEAD.pack(payload.scale, payload.quality) + payload.jpeg
+    if payload.base not in BASE_CODECS or payload.scale not in SR_SCALES or not 0 <= payload.quality <= 100:
+        raise ValueError("base codec, scale or quality out of range")
+    return _SR_HEAD.pack(BASE_CODECS[payload.base], payload.scale, payload.quality) + payload.data
 
 
-def unpack_sr(payload: bytes) -> SRPayload:
+def unpack_sr(payload: bytes, version: int = VERSION) -> SRPayload:
+    """An sr payload of a file of format `version` (Header.version), every field checked."""
+    if version == 2:
+        if len(payload) <= _LEGACY_SR_HEAD.size:
+            raise FormatError("sr payload holds no JPEG")
+        scale, quality = _LEGACY_SR_HEAD.unpack_from(payload)
+        _check_sr_fields(scale, quality, _LEGACY_SR_SCALES, 1)
+        return SRPayload("jpeg", scale, quality, payload[_LEGACY_SR_HEAD.size:])
     if len(payload) <= _SR_HEAD.size:
-        raise FormatError("sr payload holds no JPEG")
-    scale, quality = _SR_HEAD.unpack_from(payload)
-    if scale not in SR_SCALES:
-        raise FormatError(f"sr payload has scale {scale}; known: {', '.join(map(str, SR_SCALES))}")
-    if not 1 <= quality <= 100:
-        raise FormatError(f"sr payload has JPEG quality {quality}, not in 1..100")
-    return SRPayload(scale, quality, payload[_SR_HEAD.size:])
+        raise FormatError("sr payload holds no base image")
+    code, scale, quality = _SR_HEAD.unpack_from(payload)
+    bases = {value: name for name, value in BASE_CODECS.items()}
+    if code not in bases:
+        raise FormatError(f"sr payload has unknown base codec {code}; known: "
+                          + ", ".join(f"{value} ({name})" for name, value in BASE_CODECS.items()))
+    _check_sr_fields(scale, quality, SR_SCALES, 0)
+    return SRPayload(bases[code], scale, quality, payload[_SR_HEAD.size:])
+
+
+def _check_sr_fields(scale: int, quality: int, scales, lowest_quality: int) -> None:
+    if scale not in scales:
+        raise FormatError(f"sr payload has scale {scale}; known: {', '.join(map(str, scales))}")
+    if not lowest_quality <= quality <= 100:
+        raise FormatError(f"sr payload has quality {quality}, not in {lowest_quality}..100")

@@ -94,7 +94,7 @@ def _big_endian(value, size: int):
 
 def pack(family: str, flags, fingerprint: bytes, height, width, payload) -> tf.Tensor:
     """bitstream.pack with TensorFlow ops: the header fields and a payload string -> the file as a string."""
-    fixed = list(bitstream.MAGIC) + [bitstream.VERSION, bitstream.FAMILIES[family]]
+    fixed = list(bitstream.MAGIC) + [bitstream.WRITTEN_VERSION[family], bitstream.FAMILIES[family]]
     header = tf.concat([tf.constant(fixed, tf.int64), _big_endian(flags, 1), tf.constant(list(fingerprint), tf.int64),
                         _big_endian(height, 4), _big_endian(width, 4), _big_endian(tf.strings.length(payload), 4)], 0)
     body = tf.strings.join([to_string(header), payload])

@@ -1,7 +1,8 @@
-"""The host side of the super-resolution codec (RL-SRGAN, Savioli 2019): bicubic downsampling and JPEG through Pillow,
-and the classic upscalers the learned decoder is compared with.
+"""The host side of the super-resolution codec family: a classic codec at reduced resolution (the base layer) and a
+learned decoder. Bicubic downsampling, the base codecs through Pillow and its plugins (JPEG as in RL-SRGAN, Savioli
+2019; WebP, AVIF, HEIC), and the classic upscalers the learned decoder is compared with.
 
-Training degrades its crops with the same functions, so the generator learns exactly the inputs files hold.
+Training data comes from the same functions, so the decoder learns exactly the inputs files hold.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from tfgc.codec.bitstream import SR_SCALES
+from tfgc.codec.bitstream import BASE_CODECS, SR_SCALES
 from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import FormatError, TfgcError
 from tfgc.utils import first_line
@@ -27,10 +28,30 @@ def check_scale(scale: int) -> int:
     return scale
 
 
-def check_quality(quality: int) -> int:
-    if not 1 <= quality <= 100:
-        raise TfgcError(f"JPEG quality must be in 1..100, not {quality}")
+def check_base(base: str) -> str:
+    if base not in BASE_CODECS:
+        raise TfgcError(f"unknown base codec {base!r}; known: {', '.join(BASE_CODECS)}")
+    return base
+
+
+def lowest_quality(base: str) -> int:
+    """JPEG's quality scale starts at 1 (libjpeg's 0 is 1 by another name); the others' at 0."""
+    return 1 if base == "jpeg" else 0
+
+
+def check_quality(quality: int, base: str = "jpeg") -> int:
+    low = lowest_quality(base)
+    if not low <= quality <= 100:
+        name = "JPEG" if base == "jpeg" else f"{base} base"
+        raise TfgcError(f"{name} quality must be in {low}..100, not {quality}")
     return quality
+
+
+def base_codec(base: str):
+    """The classic codec of a base layer (tfgc.codec.classic), with a clear error where its plugin is missing."""
+    from tfgc.codec.classic import get_codec
+
+    return get_codec(check_base(base))
 
 
 def low_resolution_size(height: int, width: int, scale: int):
@@ -40,40 +61,49 @@ def low_resolution_size(height: int, width: int, scale: int):
 
 def downsample(image: np.ndarray, scale: int) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> [ceil(H/r), ceil(W/r), 3]: edge-padded to multiples of r, then Pillow's bicubic
-    (antialiased, as MATLAB's imresize and SRGAN's data)."""
+    (antialiased, as MATLAB's imresize and SRGAN's data). Scale 1 returns the image."""
+    if scale == 1:
+        return image
     height, width = image.shape[:2]
     h, w = low_resolution_size(height, width, scale)
     padded = np.pad(image, ((0, h * scale - height), (0, w * scale - width), (0, 0)), mode="edge")
     return np.asarray(Image.fromarray(padded, "RGB").resize((w, h), Image.BICUBIC))
 
 
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format="JPEG", quality=int(quality), optimize=True)
-    return buffer.getvalue()
+def encode_base(image: np.ndarray, quality: int, base: str = "jpeg") -> bytes:
+    """The base codec's file of an RGB uint8 image."""
+    return base_codec(base).encode(np.ascontiguousarray(image), quality)
 
 
-def decode_jpeg(data: bytes, height: int, width: int) -> np.ndarray:
-    """A stored JPEG as RGB uint8, checked to be a JPEG of the expected size before its pixels are decoded."""
+def decode_base(data: bytes, height: int, width: int, base: str = "jpeg") -> np.ndarray:
+    """A stored base image as RGB uint8, checked to be a file of its codec and of the expected size before its pixels
+    are decoded."""
+    codec = base_codec(base)
+    name = codec.pillow_format
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.format != "JPEG":
-                raise FormatError(f"sr payload holds a {image.format} image, not a JPEG")
+            if image.format != name:
+                raise FormatError(f"sr payload holds a {image.format} image, not a {name}")
             if image.size != (width, height):
-                raise FormatError(f"sr payload's JPEG is {image.size[0]}x{image.size[1]}, the header implies "
+                raise FormatError(f"sr payload's {name} is {image.size[0]}x{image.size[1]}, the header implies "
                                   f"{width}x{height}")
             if image.mode != "RGB":
-                raise FormatError(f"sr payload's JPEG is {image.mode}, not RGB")
+                raise FormatError(f"sr payload's {name} is {image.mode}, not RGB")
             image.load()
             return np.asarray(image)
     except DECODE_ERRORS as e:
-        raise FormatError(f"sr payload's JPEG cannot be decoded: {first_line(e)}") from None
+        raise FormatError(f"sr payload's {name} cannot be decoded: {first_line(e)}") from None
 
 
-def degrade(image: np.ndarray, scale: int, quality: int) -> np.ndarray:
-    """What a file makes of an image: downsampled, JPEG coded and decoded (uint8 [ceil(H/r), ceil(W/r), 3])."""
-    low = downsample(image, scale)
-    return decode_jpeg(encode_jpeg(low, quality), *low.shape[:2])
+def degrade(image: np.ndarray, scale: int, quality: int, base: str = "jpeg") -> np.ndarray:
+    """What a file makes of an image: downsampled, coded by the base codec and decoded (uint8 [ceil(H/r), ceil(W/r),
+    3])."""
+    return degrade_low(downsample(image, scale), quality, base)
+
+
+def degrade_low(low: np.ndarray, quality: int, base: str = "jpeg") -> np.ndarray:
+    """A downsampled image coded by the base codec and decoded."""
+    return decode_base(encode_base(low, quality, base), *low.shape[:2], base)
 
 
 def upscale(low: np.ndarray, scale: int, method: str, height: int, width: int) -> np.ndarray:
@@ -82,12 +112,17 @@ def upscale(low: np.ndarray, scale: int, method: str, height: int, width: int) -
         resample = CLASSIC_DECODERS[method]
     except KeyError:
         raise TfgcError(f"unknown decoder {method!r}; classic ones: {', '.join(CLASSIC_DECODERS)}") from None
+    if scale == 1:
+        return low[:height, :width]
     h, w = low.shape[:2]
     return np.asarray(Image.fromarray(low, "RGB").resize((w * scale, h * scale), resample))[:height, :width]
 
 
-def fingerprint(scale: int) -> bytes:
-    """What an sr file's fingerprint names: the family and the scale, not weights. The stored JPEG depends on no
-    model, so every sr decoder of that scale (trained or classic) reads every such file."""
-    settings = json.dumps({"family": "sr", "scale": int(scale)}, sort_keys=True).encode()
-    return hashlib.sha256(settings).digest()[:8]
+def fingerprint(scale: int, base: str = "jpeg") -> bytes:
+    """What an sr file's fingerprint names: the family, the base codec and the scale, not weights. The stored base
+    depends on no model, so every sr decoder of that base and scale (trained or classic) reads every such file.
+    (JPEG's leaves the codec out: that is how files were named before there were other bases.)"""
+    settings = {"family": "sr", "scale": int(scale)}
+    if base != "jpeg":
+        settings["base"] = base
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8]

@@ -19,8 +19,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from tfgc.config import Config
-from tfgc.errors import ModelError, TfgcError
+from tfgc.config import Config, checked_alpha  # noqa: F401  (checked_alpha: used by every family)
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
@@ -86,22 +85,6 @@ def pad_to_multiple(image, multiple: int):
     rows = tf.minimum(tf.range(padded_h), height - 1)
     cols = tf.minimum(tf.range(padded_w), width - 1)
     return tf.gather(tf.gather(image, rows, axis=1), cols, axis=2)
-
-
-def checked_alpha(config: Config, alpha) -> float:
-    """The decoding alpha for a model of `config`: its default when None; a clear error when out of [0, 1] or when
-    the model has a single decoder."""
-    if not config.model.fidelity_control:
-        if alpha is not None:
-            raise ModelError("this model has one decoder: alpha needs a fidelity-controlled model "
-                             "(python -m tfgc.train --stage 2)")
-        return 1.0
-    if alpha is None:
-        return float(config.model.default_alpha)
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise TfgcError(f"alpha must be in [0, 1], not {alpha:g}")
-    return alpha
 
 
 class GCModel(GANModel):
@@ -305,6 +288,10 @@ class GCModel(GANModel):
         """Symbols -> uint8 images [B, height, width, 3]; alpha is read only by fidelity-controlled models."""
         z = self._with_noise(self.quantizer.dequantize(symbols), training=False)
         return to_uint8(self._decode(z, alpha)[:, :height, :width, :])
+
+    def fidelity_pairs(self):
+        """(stage-1 network, stage-2 network) pairs of a fidelity-controlled model."""
+        return [(self.mse_generator, self.generator)]
 
     def _decode(self, z, alpha):
         """The generator on its input; a fidelity-controlled model's with the decoders' weights interpolated."""

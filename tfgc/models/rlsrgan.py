@@ -1,6 +1,9 @@
-"""RL-SRGAN (Savioli 2019, "A Hybrid Approach Between Adversarial Generative Networks and Actor-Critic Policy Gradient
-for Low Rate High-Resolution Image Compression"): a file stores the image downsampled by r as a JPEG; the decoder is a
-super-resolution GAN (SRGAN, Ledig et al. 2017) whose training adds an actor-critic loss toward higher PSNR.
+"""The super-resolution codec family: a file stores the image downsampled by r as a classic codec's file (the base
+layer: JPEG, WebP, AVIF or HEIC; r = 1 keeps the full size); the decoder is a learned upscaler of the decoded base.
+
+RL-SRGAN (Savioli 2019, "A Hybrid Approach Between Adversarial Generative Networks and Actor-Critic Policy Gradient
+for Low Rate High-Resolution Image Compression") is this family with a JPEG base: the decoder is a super-resolution GAN
+(SRGAN, Ledig et al. 2017) whose training adds an actor-critic loss toward higher PSNR.
 
 Generator: the "encoder" E works at the JPEG's resolution: 9x9 conv w + PReLU, residual blocks (3x3 conv w, batch
 norm, PReLU, 3x3 conv w, batch norm, skip), 3x3 conv w + batch norm, plus the long skip from the first conv. The
@@ -8,6 +11,16 @@ norm, PReLU, 3x3 conv w, batch norm, skip), 3x3 conv w + batch norm, plus the lo
 The paper's "eight subpixel layers" cannot be eight x2 pixel shuffles at x4; we read the sub-pixel part as SRGAN's,
 one x2 stage per factor of 2 of r (2 at x4, 3 at x8). Our option `upsampling_skip="bilinear"` (the small presets) adds
 the bilinearly upscaled input to a linear output, so the generator learns only what the upscaler misses.
+
+Generator "edsr" (for the modern bases): EDSR's trunk (Lim et al. 2017: 3x3 conv w, residual blocks of two 3x3
+convs with ReLU between and no normalization, 3x3 conv, the long skip), then one 3x3 conv to 3 r^2 channels and a pixel
+shuffle, added to the base upscaled by a fixed Lanczos-3 filter (Pillow's). Every learned layer runs at the base's
+resolution, and the last conv starts at zero, so an untrained decoder is the Lanczos upscaler and training learns only
+what Lanczos misses.
+
+Two-stage training with fidelity control (Iwai et al. 2020), as GC's: stage 1 trains the decoder on distortion alone;
+stage 2 fine-tunes a copy with the GAN and keeps the stage-1 decoder, and decoding interpolates their weights with
+alpha (edsr generators: their layers are the ones tfgc.nn.interpolation knows).
 
 Discriminator: VGG-style (tfgc.nn.discriminators.VGGStyleDiscriminator). SRGAN loss (the paper's eq. 4): MSE (images
 in [-1, 1]) + 1e-3 * (-log D(G(x))) + 6e-3 * VGG19 phi_5,4 feature MSE.
@@ -37,9 +50,12 @@ import tensorflow as tf
 from tfgc.codec import sr
 from tfgc.config import Config
 from tfgc.models.gan import GANModel, nonsaturating_discriminator_loss, nonsaturating_generator_loss
-from tfgc.models.gc import checked_alpha, to_uint8, to_unit_range, unit_range_psnr
+from tfgc.config import checked_alpha
+from tfgc.models.gc import to_uint8, to_unit_range, unit_range_psnr
 from tfgc.nn.discriminators import VGGStyleDiscriminator
-from tfgc.nn.layers import SRResidualBlock, SubPixelUpsample, prelu
+from tfgc.nn.interpolation import call_with_weights, interpolate
+from tfgc.nn.layers import (EagerSequential, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, SRResidualBlock,
+                            SubPixelUpsample, prelu)
 from tfgc.nn.perceptual import VGGContentLoss
 
 # The policy's mean is this plus the head's output, so an untrained head starts near the PSNRs it sees.
@@ -73,6 +89,29 @@ class SRDecoder(tf.keras.Sequential):
             + [tf.keras.layers.Conv2D(3, 9, padding="same"),
                tf.keras.layers.Activation("linear" if skip else "tanh", dtype="float32")],
             name=name)
+
+
+class EDSREncoder(EagerSequential):
+    """E of the "edsr" generator: 3x3 conv w, then around a long skip the residual blocks (no normalization) and a
+    3x3 conv, all at the base image's resolution."""
+
+    def __init__(self, width: int, residual_blocks: int, name="encoder"):
+        super().__init__(
+            [tf.keras.layers.Conv2D(width, 3, padding="same"),
+             Skip(EagerSequential([ResidualBlock(width, norm="none") for _ in range(residual_blocks)]
+                                  + [tf.keras.layers.Conv2D(width, 3, padding="same")]))],
+            name=name)
+
+
+class EDSRDecoder(EagerSequential):
+    """3x3 conv to 3 * scale^2 channels, pixel shuffle to the output's resolution (none at scale 1): the difference to
+    the upscaled base. The conv starts at zero: an untrained decoder adds nothing to the upscaler."""
+
+    def __init__(self, scale: int, name="decoder"):
+        layers = [tf.keras.layers.Conv2D(3 * scale * scale, 3, padding="same", kernel_initializer="zeros")]
+        if scale > 1:
+            layers.append(PixelShuffle(scale))
+        super().__init__(layers + [tf.keras.layers.Activation("linear", dtype="float32")], name=name)
 
 
 class ActorCriticHead(tf.keras.layers.Layer):
@@ -131,8 +170,13 @@ class SRModel(GANModel):
         super().__init__(name="sr", **kwargs)
         self.config = config
         m = config.model
-        self.encoder = SREncoder(m.width, m.residual_blocks)
-        self.decoder = SRDecoder(m.width, m.scale, skip=m.upsampling_skip != "none")
+        self.encoder, self.decoder = self._generator()
+        # Fidelity control (Iwai et al.): the stage-1 decoder, kept frozen beside the one stage 2 trains.
+        self.mse_encoder = self.mse_decoder = None
+        if m.fidelity_control:
+            self.mse_encoder, self.mse_decoder = self._generator(prefix="mse_")
+            self.mse_encoder.trainable = self.mse_decoder.trainable = False
+        self.upsampler = LanczosUpsample(m.scale) if m.upsampling_skip == "lanczos" else None
         self.discriminator = None
         self.perceptual = None
         self.actor_critic = None
@@ -152,12 +196,26 @@ class SRModel(GANModel):
         self._build_networks()
         self.synthesis_function = tf.function(self._synthesis, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-            tf.TensorSpec([], tf.int32)])
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
+
+    def _generator(self, prefix: str = ""):
+        m = self.config.model
+        if m.generator == "edsr":
+            return (EDSREncoder(m.width, m.residual_blocks, name=prefix + "encoder"),
+                    EDSRDecoder(m.scale, name=prefix + "decoder"))
+        return (SREncoder(m.width, m.residual_blocks, name=prefix + "encoder"),
+                SRDecoder(m.width, m.scale, skip=m.upsampling_skip != "none", name=prefix + "decoder"))
+
+    def fidelity_pairs(self):
+        """(stage-1 network, stage-2 network) pairs of a fidelity-controlled model."""
+        return [(self.mse_encoder, self.encoder), (self.mse_decoder, self.decoder)]
 
     def _build_networks(self):
         low = tf.zeros([1, 8, 8, 3])
         features = self.encoder(low)
         high = self.decoder(features)
+        if self.mse_encoder is not None:
+            self.mse_decoder(self.mse_encoder(low))
         if self.discriminator is not None:
             self.discriminator(high)
         if self.actor_critic is not None:
@@ -167,13 +225,22 @@ class SRModel(GANModel):
     def call(self, batch, training=False):
         return self.generate(batch, training=training)["x_hat"]
 
-    def upscale(self, low, training: bool = False):
-        """Low-resolution images in [-1, 1] -> (the generator's output, E's features)."""
-        features = self.encoder(low, training=training)
-        x_hat = self.decoder(features, training=training)
-        if self.config.model.upsampling_skip == "bilinear":
+    def upscale(self, low, training: bool = False, alpha=None):
+        """Low-resolution images in [-1, 1] -> (the generator's output, E's features). A fidelity-controlled model
+        decodes with its two generators' weights interpolated by `alpha` (inference only)."""
+        if self.mse_encoder is None or alpha is None:
+            features = self.encoder(low, training=training)
+            x_hat = self.decoder(features, training=training)
+        else:
+            (mse_encoder, encoder), (mse_decoder, decoder) = self.fidelity_pairs()
+            features = call_with_weights(encoder, low, interpolate(mse_encoder.weights, encoder.weights, alpha))
+            x_hat = call_with_weights(decoder, features, interpolate(mse_decoder.weights, decoder.weights, alpha))
+        skip = self.config.model.upsampling_skip
+        if skip == "bilinear":
             size = tf.shape(low)[1:3] * self.config.model.scale
             x_hat = x_hat + tf.image.resize(tf.cast(low, tf.float32), size, method="bilinear")
+        elif skip == "lanczos":
+            x_hat = x_hat + tf.cast(self.upsampler(low), tf.float32)
         return x_hat, features
 
     def generate(self, batch, training: bool):
@@ -247,22 +314,22 @@ class SRModel(GANModel):
         return metrics
 
     # ---- the codec's learned decoder ----------------------------------------------------------------------------
-    def _synthesis(self, low, height, width):
-        """Decoded JPEGs uint8 [B, h, w, 3] -> uint8 images [B, height, width, 3] (r*h >= height, r*w >= width)."""
-        x_hat, _ = self.upscale(to_unit_range(low))
+    def _synthesis(self, low, height, width, alpha):
+        """Decoded bases uint8 [B, h, w, 3] -> uint8 images [B, height, width, 3] (r*h >= height, r*w >= width);
+        alpha is read only by fidelity-controlled models."""
+        x_hat, _ = self.upscale(to_unit_range(low), alpha=alpha if self.mse_encoder is not None else None)
         return to_uint8(x_hat[:, :height, :width, :])
 
     def synthesis(self, low, height, width, alpha=None):
-        self.checked_alpha(alpha)
-        return self.synthesis_function(low, height, width)
+        return self.synthesis_function(low, height, width, self.checked_alpha(alpha))
 
     def checked_alpha(self, alpha) -> float:
         return checked_alpha(self.config, alpha)
 
     def degrade(self, image: np.ndarray) -> np.ndarray:
-        """What a file of this model stores of `image`, decoded: the downsampled JPEG's pixels."""
+        """What a file of this model stores of `image`, decoded: the downsampled base's pixels."""
         m = self.config.model
-        return sr.degrade(image, m.scale, m.jpeg_quality)
+        return sr.degrade(image, m.scale, m.base_quality, m.base_codec)
 
     def reconstruct(self, image, alpha=None):
         """The model's own reconstruction of uint8 images [B, H, W, 3] (each degraded as a file would be)."""
@@ -271,20 +338,30 @@ class SRModel(GANModel):
         return self.synthesis(low, image.shape[1], image.shape[2], alpha)
 
     def update_coding_tables(self) -> None:
-        """A JPEG needs no table of ours."""
+        """A classic base codec needs no table of ours."""
 
     def deployed_functions(self):
-        """synthesis: low uint8 [B, h, w, 3] (the decoded JPEG), image_size int32 [2] -> image uint8 [B, H, W, 3]."""
+        """synthesis: low uint8 [B, h, w, 3] (the decoded base), image_size int32 [2] -> image uint8 [B, H, W, 3]
+        (fidelity-controlled models take alpha float32 [] too, clipped to [0, 1])."""
+        inputs = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
+                  tf.TensorSpec([2], tf.int32, name="image_size")]
+        if self.mse_encoder is None:
+            def synthesis(low, image_size):
+                return {"image": self._synthesis(low, image_size[0], image_size[1], None)}
+        else:
+            inputs.append(tf.TensorSpec([], tf.float32, name="alpha"))
 
-        def synthesis(low, image_size):
-            return {"image": self._synthesis(low, image_size[0], image_size[1])}
+            def synthesis(low, image_size, alpha):
+                alpha = tf.clip_by_value(alpha, 0.0, 1.0)  # a deployment gets no Python check
+                return {"image": self._synthesis(low, image_size[0], image_size[1], alpha)}
 
-        return {"synthesis": tf.function(synthesis, input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
-            tf.TensorSpec([2], tf.int32, name="image_size")])}
+        return {"synthesis": tf.function(synthesis, input_signature=inputs)}
 
     def export_parts(self):
-        return {"encoder": self.encoder, "decoder": self.decoder}
+        parts = {"encoder": self.encoder, "decoder": self.decoder}
+        if self.mse_encoder is not None:
+            parts.update(mse_encoder=self.mse_encoder, mse_decoder=self.mse_decoder)
+        return parts
 
     def fingerprint(self) -> bytes:
-        return sr.fingerprint(self.config.model.scale)
+        return sr.fingerprint(self.config.model.scale, self.config.model.base_codec)

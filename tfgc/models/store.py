@@ -60,10 +60,18 @@ def write_model_files(model, directory: Path, extra: Optional[dict] = None, *,
     })
     m = model.config.model
     if m.family == "sr":
-        manifest.update(scale=m.scale, jpeg_quality=m.jpeg_quality, actor_critic=m.actor_critic)
+        manifest.update(scale=m.scale, base_codec=m.base_codec, base_quality=m.base_quality,
+                        actor_critic=m.actor_critic)
     else:
         manifest.update(latent_channels=m.latent_channels, levels=m.levels, bound_bpp=m.bound_bpp)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def sr_settings(manifest: dict) -> Tuple[str, int, int]:
+    """(base codec, scale, default quality) of an sr model's manifest (models from before other bases name a JPEG
+    quality only)."""
+    return (manifest.get("base_codec", "jpeg"), manifest["scale"],
+            manifest.get("base_quality", manifest.get("jpeg_quality")))
 
 
 def read_manifest(directory) -> dict:
@@ -116,10 +124,11 @@ def initialize_from(model, directory) -> None:
     both the MSE decoder kept for interpolation and the decoder stage 2 trains."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    parts = {name: part for name, part in model.export_parts().items() if name != "mse_generator"}
+    parts = {name: part for name, part in model.export_parts().items() if not name.startswith("mse_")}
     _read_weights(model, parts, directory, manifest)
-    for mse_weight, weight in zip(model.mse_generator.weights, model.generator.weights):
-        mse_weight.assign(weight)
+    for mse_network, network in model.fidelity_pairs():
+        for mse_weight, weight in zip(mse_network.weights, network.weights):
+            mse_weight.assign(weight)
 
 
 def _read_weights(model, parts: dict, directory: Path, manifest: dict) -> None:

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfgc.nn.layers import InstanceNormalization, ResidualBlock
+from tfgc.nn.layers import InstanceNormalization, LanczosUpsample, PixelShuffle, ResidualBlock, Skip
 
 
 def interpolate(first: Sequence[tf.Variable], second: Sequence[tf.Variable], alpha) -> list:
@@ -35,7 +35,7 @@ def _apply(layer, x, weight: Callable[[tf.Variable], tf.Tensor]):
         for sublayer in layer.layers:
             x = _apply(sublayer, x, weight)
         return x
-    if isinstance(layer, ResidualBlock):
+    if isinstance(layer, (ResidualBlock, Skip)):
         return x + _apply(layer.body, x, weight)
     if isinstance(layer, tf.keras.layers.Conv2DTranspose):  # before Conv2D: it is a subclass
         _require_plain(layer)
@@ -53,7 +53,7 @@ def _apply(layer, x, weight: Callable[[tf.Variable], tf.Tensor]):
         return layer.normalize(x, weight(layer.gamma), weight(layer.beta))
     if isinstance(layer, tfc.GDN):
         return _gdn(layer, x, weight)
-    if isinstance(layer, (tf.keras.layers.Activation, tf.keras.layers.LeakyReLU)):
+    if isinstance(layer, (tf.keras.layers.Activation, tf.keras.layers.LeakyReLU, PixelShuffle, LanczosUpsample)):
         return layer(x)  # no weights
     raise TypeError(f"decoder interpolation does not know layer {layer.name} ({type(layer).__name__})")
 

@@ -6,6 +6,9 @@ instance normalization and ReLU.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 from tfgc.config import NORMALIZATIONS
@@ -96,7 +99,18 @@ class ResidualBlock(tf.keras.layers.Layer):
         return x + self.body(x)
 
 
-# ---- super-resolution blocks (SRGAN, Ledig et al. 2017) -------------------------------------------------------------
+class Skip(tf.keras.layers.Layer):
+    """x + body(x) around any body (a long skip, as EDSR's over its residual trunk)."""
+
+    def __init__(self, body, name=None):
+        super().__init__(name=name)
+        self.body = body
+
+    def call(self, x):
+        return x + self.body(x)
+
+
+# ---- super-resolution blocks (SRGAN, Ledig et al. 2017; EDSR, Lim et al. 2017) ------------------------------------------
 
 def prelu() -> tf.keras.layers.Layer:
     """PReLU with one slope per channel (shared over the image), as SRGAN's."""
@@ -126,6 +140,50 @@ class PixelShuffle(tf.keras.layers.Layer):
 
     def call(self, x):
         return tf.nn.depth_to_space(x, self.factor)
+
+
+def lanczos_phase_filters(scale: int, support: float = 3.0) -> np.ndarray:
+    """[scale, 7] taps: output pixel s*i + p of a Lanczos-3 upscaling by `scale` is sum_d taps[p, d] * x[i + d - 3].
+
+    Pillow's arithmetic (ImagingResample): the output centre (p + 0.5) / scale, the taps from
+    floor(centre - support + 0.5) on, each weighted lanczos(input centre - output centre), normalized to sum 1."""
+    taps = np.arange(7) - 3
+    filters = np.zeros((scale, 7))
+    for phase in range(scale):
+        centre = (phase + 0.5) / scale
+        first, end = math.floor(centre - support + 0.5), math.floor(centre + support + 0.5)
+        x = taps - centre + 0.5
+        weights = np.where((taps >= first) & (taps < end) & (np.abs(x) < support),
+                           np.sinc(x) * np.sinc(x / support), 0.0)
+        filters[phase] = weights / weights.sum()
+    return filters
+
+
+class LanczosUpsample(tf.keras.layers.Layer):
+    """Upscaling by an integer factor with Pillow's Lanczos-3 filter, as one fixed convolution (each colour to its
+    scale**2 phases) and a pixel shuffle: standard ops that TFLite and ONNX run. Borders replicate the edge pixel
+    (Pillow renormalizes its taps there instead: the two differ within 3 pixels of the border). No weights."""
+
+    def __init__(self, scale: int, name=None):
+        super().__init__(name=name, trainable=False)
+        self.scale = scale
+        phases = lanczos_phase_filters(scale)
+        kernel = np.zeros((7, 7, 3, 3 * scale * scale), np.float32)
+        for dy in range(scale):
+            for dx in range(scale):
+                for channel in range(3):
+                    kernel[:, :, channel, (dy * scale + dx) * 3 + channel] = np.outer(phases[dy], phases[dx])
+        self.kernel = kernel
+
+    def call(self, x):
+        if self.scale == 1:
+            return x
+        shape = tf.shape(x)
+        rows = tf.clip_by_value(tf.range(-3, shape[1] + 3), 0, shape[1] - 1)
+        columns = tf.clip_by_value(tf.range(-3, shape[2] + 3), 0, shape[2] - 1)
+        padded = tf.gather(tf.gather(x, rows, axis=1), columns, axis=2)
+        phases = tf.nn.conv2d(padded, tf.constant(self.kernel, x.dtype), 1, "VALID")
+        return tf.nn.depth_to_space(phases, self.scale)
 
 
 class SubPixelUpsample(tf.keras.Sequential):
