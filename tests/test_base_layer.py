@@ -37,7 +37,13 @@ def test_each_base_codec_and_scale_round_trips_its_bytes(photos, base, scale):
     header, payload = bitstream.unpack(result.data)
     stored = bitstream.unpack_sr(payload, header.version)
     assert (header.version, stored.base, stored.scale, stored.quality) == (3, base, scale, 30)
-    assert stored.data == sr.encode_base(sr.downsample(image, scale), 30, base)
+    codec_file = sr.encode_base(sr.downsample(image, scale), 30, base)
+    assert header.packed_base == (base in bitstream.BASE_TEMPLATES)
+    if header.packed_base:  # the container's head deflated against a template; the codec's bytes come back exactly
+        assert bitstream.unpack_base_container(stored.data, base) == codec_file
+        assert len(stored.data) < len(codec_file) - 200
+    else:
+        assert stored.data == codec_file
     assert header.fingerprint == sr.fingerprint(scale, base)
     assert result.report()["base_bytes"] == len(stored.data) and result.report()["base"] == base
     low = api.read_sr(result.data).low
@@ -46,6 +52,31 @@ def test_each_base_codec_and_scale_round_trips_its_bytes(photos, base, scale):
     np.testing.assert_array_equal(decoded, sr.upscale(low, scale, "lanczos", 45, 61))
     if scale == 1:
         np.testing.assert_array_equal(decoded, low)  # at full size the base is the image
+
+
+@pytest.mark.parametrize("base", [b for b in BASES if b in bitstream.BASE_TEMPLATES])
+def test_a_damaged_packed_container_is_a_clear_error(photos, base):
+    from tfgc.errors import FormatError
+
+    data = api.encode_sr(photos["coffee"][:40, :48], 2, 20, base).data
+    header, payload = bitstream.unpack(data)
+    stored = bitstream.unpack_sr(payload, 3)
+    length = int.from_bytes(stored.data[:2], "big")
+
+    def with_base(packed, flags=header.flags):
+        return bitstream.pack(bitstream.Header("sr", flags, header.fingerprint, 40, 48), payload[:3] + packed)
+
+    for damaged, message in [
+        (stored.data[:1], "truncated"), (b"\xff\xff" + stored.data[2:], "announces 65535 bytes"),
+        (stored.data[:2] + bytes(length) + stored.data[2 + length:], "inflated|damaged"),
+        (stored.data[:2 + length - 1] + stored.data[2 + length:], "inflated|damaged|cannot be decoded"),
+    ]:
+        with pytest.raises(FormatError, match=message):
+            api.decode(with_base(damaged), decoder="lanczos")
+    with pytest.raises(FormatError, match="cannot be decoded|not a"):  # unpacked, the bytes are no HEIC/AVIF
+        api.decode(with_base(stored.data, flags=0), decoder="lanczos")
+    with pytest.raises(FormatError, match="not defined for gc"):
+        bitstream.unpack(bitstream.pack(bitstream.Header("gc", bitstream.FLAG_PACKED_BASE, bytes(8), 1, 1), b""))
 
 
 def test_fingerprints_name_base_and_scale_and_jpeg_keeps_its_old_one():
@@ -283,3 +314,30 @@ def test_an_sr_file_decodes_without_tensorflow_through_an_onnx_or_tflite_export(
         assert done.stdout.strip() == "[]"  # no TensorFlow in the process
         decoded = np.load(tmp_path / f"{backend}.npy")
         assert decoded.shape == reference.shape and np.abs(decoded.astype(int) - reference.astype(int)).max() <= 2
+
+
+def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_files(tmp_path, photos, photo_folder):
+    import argparse
+
+    from tfgc import evaluate
+
+    folder = photo_folder("images", ("coffee", "chelsea"), height=64, width=96)
+    tf.keras.utils.set_random_seed(5)
+    directory = save_model(build_model(_config(), for_training=False), tmp_path / "srtiny")
+    out = tmp_path / "bench"
+    args = argparse.Namespace(data=[str(folder)], tfds=None, limit=None, inception_weights=None, force=False,
+                              model=[str(directory)], codecs="jpeg", out=str(out), name="report", crop_image=None,
+                              crop_bpp=None, crop_size=32, alphas=None, sr_qualities=[30, 70], target_bpps=[0.5, 1.0])
+    assert evaluate.run_bench(args) == 0
+    result = json.loads((out / "report" / "results.json").read_text())
+    learned, lanczos = result["codecs"]["srtiny"], result["codecs"]["JPEG at 1/2 + Lanczos"]
+    assert [p["setting"] for p in learned] == ["q30", "q70"] and len(result["codecs"]["JPEG at 1/2 + bicubic"]) == 2
+    assert [p["bpp"] for p in learned] == [p["bpp"] for p in lanczos]  # the same files
+    expected = np.mean([8 * len(api.encode_sr(photos[n][:64, :96], 2, 30, "jpeg").data) / (64 * 96)
+                        for n in ("coffee", "chelsea")])
+    assert learned[0]["bpp"] == pytest.approx(expected)
+    # An untrained edsr decoder is the Lanczos upscaler, up to Pillow's 8-bit intermediate rounding and its borders.
+    assert abs(learned[0]["psnr"] - lanczos[0]["psnr"]) < 0.5
+    report = (out / "report.md").read_text()
+    assert "against a Lanczos upscale of the same files" in report and "| tfgc srtiny | q30 |" in report
+    assert "PSNR @ 0.5 bpp" in report

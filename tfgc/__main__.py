@@ -162,7 +162,7 @@ def cmd_info(args) -> int:
         stored = bitstream.unpack_sr(payload, header.version)
         info.pop("coding")
         info.update(base=stored.base, scale=stored.scale, quality=stored.quality, base_bytes=len(stored.data),
-                    base_bpp=8 * len(stored.data) / pixels)
+                    base_bpp=8 * len(stored.data) / pixels, packed_base=header.packed_base)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", nargs="+", help="tfgc model directories to include")
     b.add_argument("--alphas", type=float, nargs="+",
                    help="fidelity-controlled models: one point per alpha (default: each model's default alpha)")
+    b.add_argument("--sr-qualities", type=int, nargs="+",
+                   help="sr models: the base codec qualities of their curves (default: the qualities they trained on)")
+    b.add_argument("--target-bpps", type=float, nargs="+",
+                   help="rates of the table of interpolated curves (default: 0.05 0.1 0.2 0.4)")
     b.add_argument("--references", help="JSON list of figures reported elsewhere on these images (label, bpp, psnr "
                                         "and/or ms_ssim, source): drawn on the RD plots, listed apart")
     b.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")

@@ -290,6 +290,7 @@ def interpolate(curve: Sequence[Tuple[float, float]], bpp: float) -> Optional[fl
 
 
 def run_bench(args) -> int:
+    from tfgc.codec import api
     from tfgc.codec.classic import get_codec
     from tfgc.models.store import load_model
 
@@ -303,8 +304,11 @@ def run_bench(args) -> int:
     _require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     directories = args.model or []
-    models = bench_points([(label, load_model(d)) for d, label in zip(directories, unique_model_labels(directories))],
+    loaded = [(label, load_model(d)) for d, label in zip(directories, unique_model_labels(directories))]
+    models = bench_points([(label, model) for label, model in loaded if model.family != "sr"],
                           getattr(args, "alphas", None))
+    sr_groups = sr_bench_groups([(label, model) for label, model in loaded if model.family == "sr"],
+                                getattr(args, "alphas", None), getattr(args, "sr_qualities", None))
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     real_features = metrics.patch_features(inception, [im for _, im in images]) if inception else None
@@ -312,7 +316,8 @@ def run_bench(args) -> int:
     if crop_name not in dict(images):
         raise TfgcError(f"--crop-image {crop_name} is not among the images")
 
-    total = len(images) * (sum(len(c.qualities) for c in codecs) + len(models))
+    total = len(images) * (sum(len(c.qualities) for c in codecs) + len(models)
+                           + sum(len(g.qualities) * (len(g.points) + len(SR_CLASSIC)) for g in sr_groups))
     progress = progress_bar(total)
     rows: List[Measurement] = []
     group_stats: Dict[Tuple[str, str], dict] = {}
@@ -350,6 +355,35 @@ def run_bench(args) -> int:
         crop_candidates[(label, label)] = (group_rows[crop_index], kept[crop_index])
         finish_group(label, label, group_rows, kept)
 
+    for group in sr_groups:
+        for quality in group.qualities:
+            files = []
+            for name, original in images:
+                started = time.perf_counter()
+                result = api.encode_sr(original, group.scale, quality, group.base)
+                files.append((result.data, time.perf_counter() - started))
+            decoders = [(label, model, alpha) for label, model, alpha in group.points]
+            decoders += [(group.classic_label(method), method, None) for method in SR_CLASSIC]
+            for label, decoder, alpha in decoders:
+                if not isinstance(decoder, str):  # untimed: the first call traces the model's functions
+                    api.decode(files[0][0], decoder, alpha)
+                group_rows, kept = [], []
+                for (name, original), (data, encode_seconds) in zip(images, files):
+                    started = time.perf_counter()
+                    if isinstance(decoder, str):
+                        reconstruction = api.decode(data, decoder=decoder)
+                    else:
+                        reconstruction = api.decode(data, decoder, alpha)
+                    row = measure(name, label, f"q{quality}", original, data, reconstruction, encode_seconds,
+                                  time.perf_counter() - started)
+                    group_rows.append(row)
+                    if inception is not None:
+                        kept.append(reconstruction)
+                    if name == crop_name:
+                        crop_candidates[(label, row.setting)] = (row, reconstruction)
+                    progress.add(1)
+                finish_group(label, f"q{quality}", group_rows, kept)
+
     curves = {}
     for (codec, setting), stats in group_stats.items():
         curves.setdefault(codec, []).append((setting, stats))
@@ -359,18 +393,26 @@ def run_bench(args) -> int:
     assets.mkdir(parents=True, exist_ok=True)
     labels = {c.name: c.label for c in codecs}
     labels.update({label: f"tfgc {label}" for label, _, _ in models})
+    for group in sr_groups:
+        labels.update({label: f"tfgc {label}" for label, _, _ in group.points})
+        labels.update({group.classic_label(method): group.classic_label(method) for method in SR_CLASSIC})
     model_labels = {label for label, _, _ in models}
     crop_bpp = args.crop_bpp or (group_stats[(models[0][0], models[0][0])]["bpp"] if models else 0.1)
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
                 assets / "crops.png")
 
     result = {"command": _command_line(args), "environment": started_in, "images": [n for n, _ in images],
-              "targets_bpp": list(TARGET_BPPS),
+              "targets_bpp": list(getattr(args, "target_bpps", None) or TARGET_BPPS),
               "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
               "labels": labels, "models": sorted(model_labels), "crop": {"image": crop_name, "bpp": crop_bpp},
+              "learned_curves": [label for group in sr_groups for label, _, _ in group.points],
+              "upscaled_curves": {label: group.classic_label("lanczos") for group in sr_groups
+                                  for label, _, _ in group.points},
               "references": references, "measurements": [r.row() for r in rows]}
     _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
-    print(_table(curves, labels, model_labels))
+    print(_table(curves, labels, model_labels, result["targets_bpp"]))
+    if result["upscaled_curves"]:
+        print(_upscaler_table(curves, labels, result["upscaled_curves"]))
     print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, rd_detail.png, crops.png, results.json, "
           "results.csv)")
     return 0
@@ -378,9 +420,12 @@ def run_bench(args) -> int:
 
 def _write_bench_report(result, curves, rows, report_path: Path, assets: Path, notes: Optional[str]) -> None:
     labels, model_labels, references = result["labels"], set(result["models"]), result["references"]
-    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references)
-    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references)
-    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png")
+    style = dict(targets=result.get("targets_bpp", TARGET_BPPS), learned=set(result.get("learned_curves", [])),
+                 upscaled=set(result.get("upscaled_curves", {}).values()))
+    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references, **style)
+    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references, **style)
+    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png",
+             **style)
     write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
     write_csv(assets / "results.csv", rows)
     crop = result["crop"]
@@ -418,6 +463,42 @@ def rewrite_bench_report(args) -> int:
     _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
     print(f"rewrote {report_path} and its plots from {assets / 'results.json'}")
     return 0
+
+
+SR_CLASSIC = ("lanczos", "bicubic")
+
+
+@dataclass
+class SRBenchGroup:
+    """The sr models of one base codec and scale: each image coded once per quality, that file decoded by each
+    model (at each alpha) and by the classic upscalers."""
+
+    base: str
+    scale: int
+    qualities: List[int]
+    points: List[Tuple[str, object, Optional[float]]]
+
+    def classic_label(self, method: str) -> str:
+        name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[self.base]
+        size = "full size" if self.scale == 1 else f"1/{self.scale}"
+        return f"{name} at {size} + {'Lanczos' if method == 'lanczos' else 'bicubic'}"
+
+
+def sr_bench_groups(models, alphas: Optional[Sequence[float]], qualities: Optional[Sequence[int]] = None):
+    """sr models grouped by base codec and scale, each group with its quality sweep: `qualities`, else every quality
+    the group's models trained on (their base_qualities, else their default quality)."""
+    from tfgc.codec import sr
+
+    groups: Dict[Tuple[str, int], SRBenchGroup] = {}
+    for label, model in models:
+        m, t = model.config.model, model.config.train
+        group = groups.setdefault((m.base_codec, m.scale), SRBenchGroup(m.base_codec, m.scale, [], []))
+        group.points += bench_points([(label, model)], alphas)
+        group.qualities = sorted(set(group.qualities) | set(qualities or t.base_qualities or [m.base_quality]))
+    for group in groups.values():
+        for quality in group.qualities:
+            sr.check_quality(quality, group.base)
+    return list(groups.values())
 
 
 def bench_points(models, alphas: Optional[Sequence[float]]) -> List[Tuple[str, object, Optional[float]]]:
@@ -465,14 +546,14 @@ def _format(value: Optional[float], digits: int) -> str:
     return "not reachable" if value is None else f"{value:.{digits}f}"
 
 
-def _table(curves, labels, model_labels) -> str:
-    header = "| codec | " + " | ".join(f"PSNR @ {t} bpp | MS-SSIM @ {t} bpp" for t in TARGET_BPPS) + " |"
-    lines = [header, "|---" * (1 + 2 * len(TARGET_BPPS)) + "|"]
+def _table(curves, labels, model_labels, targets=TARGET_BPPS) -> str:
+    header = "| codec | " + " | ".join(f"PSNR @ {t} bpp | MS-SSIM @ {t} bpp" for t in targets) + " |"
+    lines = [header, "|---" * (1 + 2 * len(targets)) + "|"]
     for codec, points in curves.items():
         if codec in model_labels:
             continue
         cells = []
-        for target in TARGET_BPPS:
+        for target in targets:
             cells.append(_format(interpolate([(s["bpp"], s["psnr"]) for _, s in points], target), 2))
             cells.append(_format(interpolate([(s["bpp"], s["ms_ssim"]) for _, s in points], target), 4))
         lines.append(f"| {labels[codec]} | " + " | ".join(cells) + " |")
@@ -505,6 +586,22 @@ def _matched_table(curves, labels, model_labels) -> str:
             lines.append(f"| {labels[codec]} | " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _upscaler_table(curves, labels, upscaled_curves) -> str:
+    """Each learned sr decoder against the Lanczos upscale of the same files, quality by quality (same bytes)."""
+    lines = ["| decoder | quality | bpp | PSNR (dB) | Lanczos PSNR | gain (dB) | MS-SSIM | Lanczos MS-SSIM | detail | "
+             "Lanczos detail |", "|---" * 10 + "|"]
+    for learned, lanczos in upscaled_curves.items():
+        reference = dict(curves.get(lanczos, []))
+        for setting, s in curves.get(learned, []):
+            r = reference.get(setting)
+            if r is None:
+                continue
+            lines.append(f"| {labels[learned]} | {setting} | {s['bpp']:.4f} | {s['psnr']:.2f} | {r['psnr']:.2f} | "
+                         f"{s['psnr'] - r['psnr']:+.2f} | {s['ms_ssim']:.4f} | {r['ms_ssim']:.4f} | "
+                         f"{s['detail']:.3f} | {r['detail']:.3f} |")
+    return "\n".join(lines)
 
 
 def _references_table(references) -> str:
@@ -551,7 +648,8 @@ def _save_figure(plt, figure, path) -> None:
     write_atomic(path, buffer.getvalue(), force=True)
 
 
-def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=()) -> None:
+def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=(), targets=TARGET_BPPS, learned=(),
+             upscaled=()) -> None:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
     for codec, points in curves.items():
@@ -559,13 +657,17 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=()) -> 
         values = [s[key] for _, s in points]
         if codec in model_labels:
             axes.plot(rates, values, marker="*", markersize=14, linestyle="none", label=labels[codec])
+        elif codec in learned:
+            axes.plot(rates, values, marker="*", markersize=8, linewidth=2, label=labels[codec])
+        elif codec in upscaled:
+            axes.plot(rates, values, marker=".", markersize=4, linestyle="--", linewidth=1, label=labels[codec])
         else:
             axes.plot(rates, values, marker="o", markersize=3, label=labels[codec])
     for reference in references:
         if key in reference:
             axes.plot([reference["bpp"]], [reference[key]], marker="D", markersize=7, linestyle="none",
                       markerfacecolor="none", label=f"{reference['label']} (reported, not measured here)")
-    for target in TARGET_BPPS:
+    for target in targets:
         axes.axvline(target, color="0.85", linewidth=0.8, zorder=0)
     finish_rd_plot(plt, figure, axes, ylabel, path)
 
@@ -632,8 +734,9 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         f"Python {env['python']}; {versions}. Commit {env['commit']}.",
         "",
         "Every point is a real file: bpp = 8 x file bytes / pixels, averaged over the images at each quality setting "
-        "(tfgc models: one point each, or one per alpha of a fidelity-controlled model; their .tfgc files with "
-        "header and checksum). PSNR on 8-bit RGB; MS-SSIM is "
+        "(tfgc models: one point each, or one per alpha of a fidelity-controlled model; sr models: a curve over "
+        "their base codec's quality, beside the Lanczos and bicubic upscales of the same files; all as .tfgc "
+        "files with header and checksum). PSNR on 8-bit RGB; MS-SSIM is "
         "tf.image.ssim_multiscale; detail ratio = gradient energy of the reconstruction / that of the original "
         "(1 = as much fine detail as the original, < 1 = blurrier; it measures amount of detail, not faithfulness).",
         "",
@@ -646,9 +749,14 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "Each codec's mean curve interpolated linearly at the target rates (\"not reachable\": the codec's sweep does "
         "not reach that rate on these images):",
         "",
-        _table(curves, labels, model_labels),
+        _table(curves, labels, model_labels, result.get("targets_bpp", TARGET_BPPS)),
         "",
     ]
+    if result.get("upscaled_curves"):
+        lines += ["## Learned decoders against a Lanczos upscale of the same files", "",
+                  "Each sr file (the base codec's file of the image at reduced size) decoded by the learned decoder "
+                  "and by Pillow's Lanczos filter: the same bytes, so the gain is the decoder's alone.", "",
+                  _upscaler_table(curves, labels, result["upscaled_curves"]), ""]
     if model_labels:
         lines += ["## Each tfgc model at its own rate", "",
                   "Every classic codec's mean curve read (linearly) at the model's mean bpp on these images:", "",

@@ -236,7 +236,11 @@ def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
     pixels = load_image(image, max_pixels)
     height, width = pixels.shape[:2]
     stored = sr.encode_base(sr.downsample(pixels, scale), quality, base)
-    header = bitstream.Header("sr", 0, sr.fingerprint(scale, base), height, width)
+    flags = 0
+    packed = bitstream.pack_base_container(stored, base)
+    if packed is not None and len(packed) < len(stored):
+        stored, flags = packed, bitstream.FLAG_PACKED_BASE
+    header = bitstream.Header("sr", flags, sr.fingerprint(scale, base), height, width)
     data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(base, scale, quality, stored)))
     return EncodeResult(data, height, width, False, 0, 0.0, 0.0, {"base": len(stored), "overhead": len(data) - len(stored)},
                         sr={"base": base, "scale": scale, "quality": quality})
@@ -336,7 +340,8 @@ def _read_sr(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
     stored = bitstream.unpack_sr(payload, header.version)
     if header.fingerprint != sr.fingerprint(stored.scale, stored.base):
         raise FormatError("sr file's fingerprint does not match its base codec and scale")
-    low = sr.decode_base(stored.data, *sr.low_resolution_size(header.height, header.width, stored.scale), stored.base)
+    data = bitstream.unpack_base_container(stored.data, stored.base) if header.packed_base else stored.data
+    low = sr.decode_base(data, *sr.low_resolution_size(header.height, header.width, stored.scale), stored.base)
     return StoredLowResolution(stored.base, stored.scale, stored.quality, low)
 
 

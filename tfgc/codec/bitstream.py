@@ -5,7 +5,8 @@
     4       1     format version (3 for sr files; 2 for gc and sc files, whose layout version 3 did not change, so
                   that a tfgc reading version 2 still reads them)
     5       1     model family (1 = gc, 2 = sc, 3 = sr)
-    6       1     flags (bit 0: payload range coded with the uniform table, not the model's; other bits must be 0)
+    6       1     flags (bit 0, gc and sc files: payload range coded with the uniform table, not the model's; bit 1, sr
+                  files: the base's container packed, see below; other bits must be 0)
     7       8     model fingerprint (first 8 bytes of a SHA-256 over the encoder, quantizer and coding table)
     15      4     image height in pixels (>= 1)
     19      4     image width in pixels (>= 1)
@@ -35,6 +36,17 @@ it (learned or a classic upscaler):
     3       rest  the base codec's file (Pillow and its plugins) of the image, edge-padded to multiples of r, then
                   downsampled by r (Pillow's bicubic)
 
+With flag bit 1 the base codec's file is stored packed: an HEIC or AVIF file is ISO base media boxes, and all of it up
+to the 'mdat' box's payload (ftyp, meta with its item locations and the codec's parameter sets; about 370 bytes for
+HEIC, 270 for AVIF, a quarter of a file at 0.02 bpp) is nearly the same in every file. Packed, it is raw deflate with
+a fixed template of such a header as its dictionary (BASE_TEMPLATES; about 50 and 20 bytes), the rest verbatim:
+
+    0       2     n, the length of the deflated head
+    2       n     the head (every byte before the 'mdat' box's payload, its box header included), deflated
+    2+n     rest  the rest of the base codec's file, as it is
+
+Unpacking gives back the codec's file byte for byte.
+
 In version 2, sr payloads held a JPEG only, without the codec byte: scale (2, 4 or 8), JPEG quality (1..100), JPEG.
 They are read as they are.
 
@@ -59,7 +71,9 @@ VERSION = 3
 WRITTEN_VERSION = {"gc": 2, "sc": 2, "sr": 3}
 FAMILIES = {"gc": 1, "sc": 2, "sr": 3}
 FLAG_UNIFORM_TABLE = 0x01
-KNOWN_FLAGS = FLAG_UNIFORM_TABLE
+FLAG_PACKED_BASE = 0x02
+KNOWN_FLAGS = FLAG_UNIFORM_TABLE | FLAG_PACKED_BASE
+FAMILY_FLAGS = {"gc": FLAG_UNIFORM_TABLE, "sc": FLAG_UNIFORM_TABLE, "sr": FLAG_PACKED_BASE}
 # Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
 MAX_IMAGE_PIXELS = 178_956_970
 
@@ -83,6 +97,10 @@ class Header:
     @property
     def uniform_table(self) -> bool:
         return bool(self.flags & FLAG_UNIFORM_TABLE)
+
+    @property
+    def packed_base(self) -> bool:
+        return bool(self.flags & FLAG_PACKED_BASE)
 
 
 def pack(header: Header, payload: bytes) -> bytes:
@@ -127,6 +145,8 @@ def unpack(data: bytes, max_pixels: int = None):
         raise FormatError(f"unknown model family code {family_code}")
     if flags & ~KNOWN_FLAGS:
         raise FormatError(f"unknown flags 0x{flags:02x}")
+    if flags & ~FAMILY_FLAGS[families[family_code]]:
+        raise FormatError(f"flags 0x{flags:02x} are not defined for {families[family_code]} files")
     if version == 1 and flags & FLAG_UNIFORM_TABLE:
         raise FormatError("this format-1 file stores its symbols at fixed length, which tfgc no longer reads")
     if height < 1 or width < 1:
@@ -242,3 +262,78 @@ def _check_sr_fields(scale: int, quality: int, scales, lowest_quality: int) -> N
         raise FormatError(f"sr payload has scale {scale}; known: {', '.join(map(str, scales))}")
     if not lowest_quality <= quality <= 100:
         raise FormatError(f"sr payload has quality {quality}, not in {lowest_quality}..100")
+
+
+# ---- packed base containers (sr flag bit 1) ------------------------------------------------------------------------
+# Headers of an HEIC (pillow-heif, x265) and an AVIF (Pillow, libavif) file of a 192x128 image: the dictionaries of
+# packed heads. Part of the format: never to be changed.
+BASE_TEMPLATES = {
+    "heic": bytes.fromhex(
+        "0000001c6674797068656963000000006d696631686569636d696166000001556d657461000000000000002168646c72000000"
+        "0000000000706963740000000000000000000000000000000022696c6f6300000000444000010001000000000179000100000000"
+        "000024290000002369696e6600000000000100000015696e6665020000000001000068766331000000000e7069746d0000000000"
+        "01000000d569707270000000b66970636f00000077687663430103700000009000000000001ef000fcfdf8f800000f0360000100"
+        "1840010c01ffff03700000030090000003000003001eba0240610001002a42010103700000030090000003000003001ea0182020"
+        "596ea4929ae6e021a0c08000000c80000003008462000100074401c172b0624000000013636f6c726e636c780001000d00068000"
+        "0000146973706500000000000000c000000080000000107069786900000000030808080000001769706d61000000000000000100"
+        "010481020304000024316d646174"),
+    "avif": bytes.fromhex(
+        "00000020667479706176696600000000617669666d6966316d6961664d413142000000eb6d657461000000000000002168646c72"
+        "000000000000000070696374000000000000000000000000000000000e7069746d0000000000010000001e696c6f630000000044"
+        "0000010001000000010000011300000b1f0000002869696e660000000000010000001a696e66650200000000010000617630314"
+        "36f6c6f72000000006a697072700000004b6970636f000000146973706500000000000000c00000008000000010706978690000"
+        "0000030808080000000c6176314381000c0000000013636f6c726e636c780001000d0006800000001769706d6100000000000000"
+        "010001040102830400000b276d646174"),
+}
+MAX_PACKED_HEAD = 65535
+_BOX = struct.Struct(">I4s")
+
+
+def _media_data_offset(data: bytes):
+    """The offset of the first 'mdat' box's payload in ISO base media boxes, or None."""
+    offset = 0
+    while offset + _BOX.size <= len(data):
+        size, kind = _BOX.unpack_from(data, offset)
+        header = _BOX.size
+        if size == 1 and offset + 16 <= len(data):  # a 64-bit size follows
+            size, header = struct.unpack_from(">Q", data, offset + 8)[0], 16
+        if kind == b"mdat":
+            return offset + header
+        if size < header:
+            return None
+        offset += size
+    return None
+
+
+def pack_base_container(data: bytes, base: str):
+    """The packed form of a base codec's file, or None where the codec has no template or the file is no such boxes
+    (then the file is stored as it is)."""
+    template = BASE_TEMPLATES.get(base)
+    split = _media_data_offset(data) if template is not None else None
+    if split is None or split > MAX_PACKED_HEAD:
+        return None
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=template)
+    head = deflate.compress(data[:split]) + deflate.flush()
+    if len(head) > 0xFFFF:
+        return None
+    return struct.pack(">H", len(head)) + head + data[split:]
+
+
+def unpack_base_container(packed: bytes, base: str) -> bytes:
+    """The base codec's file from its packed form, checked (FormatError on anything but a packed head)."""
+    template = BASE_TEMPLATES.get(base)
+    if template is None:
+        raise FormatError(f"sr file says its {base} base is packed; only {', '.join(BASE_TEMPLATES)} bases are")
+    if len(packed) < 2:
+        raise FormatError("sr payload's packed base is truncated")
+    (length,) = struct.unpack_from(">H", packed)
+    if len(packed) < 2 + length:
+        raise FormatError(f"sr payload's packed head announces {length} bytes, {len(packed) - 2} remain")
+    inflate = zlib.decompressobj(-15, zdict=template)
+    try:
+        head = inflate.decompress(packed[2:2 + length], MAX_PACKED_HEAD + 1)
+    except zlib.error as e:
+        raise FormatError(f"sr payload's packed head cannot be inflated: {e}") from None
+    if len(head) > MAX_PACKED_HEAD or inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
+        raise FormatError("sr payload's packed head is damaged (too long, or not one whole deflate stream)")
+    return head + packed[2 + length:]

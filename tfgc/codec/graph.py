@@ -142,7 +142,8 @@ def unpack(data, family: str, fingerprint: bytes, max_pixels: int = bitstream.MA
         checks = [
             check(tf.equal(family_code, bitstream.FAMILIES[family]),
                   f"file holds another model family's bitstream, not {family}"),
-            check(tf.equal(tf.bitwise.bitwise_and(flags, ~bitstream.KNOWN_FLAGS & 0xFF), 0), "unknown flags"),
+            check(tf.equal(tf.bitwise.bitwise_and(flags, ~bitstream.FAMILY_FLAGS[family] & 0xFF), 0),
+                  f"unknown flags (or flags not defined for {family} files)"),
             check(tf.logical_not(tf.logical_and(tf.equal(version, 1), tf.equal(flags, bitstream.FLAG_UNIFORM_TABLE))),
                   "this format-1 file stores its symbols at fixed length, which tfgc no longer reads"),
             check(tf.logical_and(height >= 1, width >= 1), "invalid image size"),
