@@ -52,41 +52,110 @@ def cmd_compress(args) -> int:
         raise TfgcError("give --preserve or --preserve-classes, not both")
     if (args.preserve is not None or args.preserve_classes is not None) and args.semantics is None:
         raise TfgcError("--preserve and --preserve-classes need --semantics LABELS.png (and an sc model)")
-    if args.codec == "sr":
+    note = None
+    if args.target_bpp is not None:
+        result, note = _compress_to_rate(args)
+    elif args.bpp_strict:
+        raise TfgcError("--bpp-strict goes with --target-bpp")
+    elif args.codec == "sr" or _model_family(args) == "sr":
         result = _compress_sr(args)
     else:
         if args.scale is not None or args.quality is not None or args.base is not None:
-            raise TfgcError("--base, --scale and --quality set the base image of --codec sr")
+            raise TfgcError("--base, --scale and --quality set the base image of sr files (--codec sr, or an sr "
+                            "--model)")
         result = api.encode(args.input, _backend_model(args, _default_model), semantics=args.semantics,
                             preserve=args.preserve, preserve_classes=args.preserve_classes,
                             max_pixels=args.max_pixels)
     write_atomic(args.output, result.data, force=args.force)
     if args.json:
-        print(json.dumps(dict(result.report(), output=args.output)))
+        print(json.dumps(dict(result.report(), output=args.output, **({"chosen": note} if note else {}))))
     elif not args.quiet:
+        if note:
+            print(note)
         print(f"{args.output}: {result.summary()}")
     return 0
 
 
+def _model_family(args) -> str:
+    """The family of the model compress would run (TensorFlow backend), from its manifest alone."""
+    if args.backend != "tensorflow":
+        return "export"
+    from tfgc.models.store import read_manifest
+
+    return read_manifest(args.model or _default_model()).get("family")
+
+
+def _scale(args):
+    return None if args.scale in (None, "auto") else int(args.scale)
+
+
+def _compress_to_rate(args):
+    """--target-bpp: the file whose real size is the largest at most that rate (tfgc.codec.rate)."""
+    from tfgc.codec import rate
+    from tfgc.evaluate import model_label
+    from tfgc.models.store import installed_models, load_model, read_manifest, sr_settings
+
+    if args.backend != "tensorflow" or args.semantics is not None:
+        raise TfgcError("--target-bpp chooses among gc and sr models run by TensorFlow: no --backend, no --semantics")
+    if args.quality is not None:
+        raise TfgcError("--target-bpp chooses the quality itself: no --quality")
+    if args.codec == "sr" and not args.model:
+        if args.scale == "auto":
+            raise TfgcError("--scale auto chooses among sr models: give --model (or install them), or a scale")
+        choice = rate.choose(args.input, args.target_bpp, [], args.bpp_strict, args.max_pixels,
+                             sr_settings=(args.base or "jpeg", _scale(args) or 4))
+        return choice.result, choice.note
+    directory = Path(args.model or _default_model())
+    manifest = read_manifest(directory)
+    family = manifest.get("family")
+    if family == "sr":
+        base, scale, _ = sr_settings(manifest)
+        if args.base is not None and args.base != base:
+            raise TfgcError(f"--base {args.base}: the model {directory} decodes {base} bases")
+        if args.scale not in (None, "auto") and int(args.scale) != scale:
+            raise TfgcError(f"--scale {args.scale}: the model {directory} decodes 1/{scale} bases (--scale auto "
+                            "chooses among the installed sr models)")
+        same = [d for d, m in installed_models() if m.get("family") == "sr" and sr_settings(m)[0] == base
+                and sr_settings(m)[1] != scale] if args.scale == "auto" else []
+    elif family == "gc":
+        if args.codec == "sr" or args.scale is not None or args.base is not None:
+            raise TfgcError(f"{directory} is a gc model: --codec sr, --base and --scale are for sr models")
+        same = [d for d, m in installed_models() if m.get("family") == "gc"]
+    else:
+        raise TfgcError(f"--target-bpp chooses among gc and sr models; {directory} is a {family} model")
+    directories = [directory] + [d for d in same if d.resolve() != directory.resolve()]
+    models = [load_model(d) for d in directories]
+    labels = {id(m): model_label(d) for m, d in zip(models, directories)}
+    choice = rate.choose(args.input, args.target_bpp, models, args.bpp_strict, args.max_pixels,
+                         label=lambda m: labels[id(m)])
+    return choice.result, choice.note
+
+
+
 def _compress_sr(args):
-    """--codec sr: the downsampled base image; its codec, scale and quality from the flags, else from an sr --model,
-    else JPEG, 4 and 75 (RL-SRGAN's)."""
+    """An sr file: with --codec sr a model-free one, its base codec, scale and quality from the flags, else from an sr
+    --model, else JPEG, 4 and 75 (RL-SRGAN's); without, the sr model's own (--quality may change its quality)."""
     from tfgc.codec import api
+    from tfgc.models.store import read_manifest, sr_settings
 
     if args.semantics is not None or args.backend != "tensorflow":
-        raise TfgcError("--codec sr takes no --semantics and no --backend (its encoder is Pillow's)")
+        raise TfgcError("sr files take no --semantics and no --backend (their encoder is Pillow's)")
+    if args.scale == "auto":
+        raise TfgcError("--scale auto goes with --target-bpp")
     base, scale, quality = "jpeg", 4, 75
-    if args.model:
-        from tfgc.models.store import read_manifest, sr_settings
-
-        manifest = read_manifest(args.model)
+    directory = args.model or (None if args.codec == "sr" else _default_model())
+    if directory:
+        manifest = read_manifest(directory)
         if manifest.get("family") != "sr":
-            raise TfgcError(f"--codec sr: {args.model} is a {manifest.get('family')} model, not an sr one")
+            raise TfgcError(f"--codec sr: {directory} is a {manifest.get('family')} model, not an sr one")
         base, scale, quality = sr_settings(manifest)
         if args.base is not None and args.base != base:
-            raise TfgcError(f"--base {args.base}: the model {args.model} decodes {base} bases")
+            raise TfgcError(f"--base {args.base}: the model {directory} decodes {base} bases")
+        if args.codec != "sr" and _scale(args) not in (None, scale):
+            raise TfgcError(f"--scale {args.scale}: the model {directory} decodes 1/{scale} bases (--codec sr writes "
+                            "a file for other decoders)")
     base = args.base or base
-    scale = args.scale if args.scale is not None else scale
+    scale = _scale(args) or scale
     quality = args.quality if args.quality is not None else quality
     return api.encode_sr(args.input, scale, quality, base, max_pixels=args.max_pixels)
 
@@ -287,10 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "--base file of --quality, for any sr decoder of that base and scale (needs no model)")
     c.add_argument("--base", choices=["jpeg", "webp", "avif", "heic"],
                    help="--codec sr: the base codec (default: the sr --model's, else jpeg, RL-SRGAN's)")
-    c.add_argument("--scale", type=int, choices=[1, 2, 4, 8],
-                   help="--codec sr: downsampling factor, 1 for none (default: the sr --model's, else 4)")
+    c.add_argument("--scale", choices=["1", "2", "4", "8", "auto"],
+                   help="--codec sr: downsampling factor, 1 for none (default: the sr --model's, else 4); with "
+                        "--target-bpp, auto: among the installed sr models of the base codec, the scale whose file "
+                        "decodes best")
     c.add_argument("--quality", type=int, help="--codec sr: the base codec's quality 0..100 (JPEG 1..100; default: "
                                                "the sr --model's, else 75)")
+    c.add_argument("--target-bpp", type=float, metavar="BPP",
+                   help="the largest file at most this many bits per pixel, measured on real files: sr models "
+                        "search their base codec's quality (and with --scale auto the scale); gc models choose among "
+                        "the installed gc models")
+    c.add_argument("--bpp-strict", action="store_true",
+                   help="with --target-bpp: refuse when no file fits (default: write the smallest and say so)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     _max_pixels_argument(c)
     c.add_argument("--quiet", "-q", action="store_true")

@@ -1,0 +1,117 @@
+"""Files at a target rate: the setting whose real file is the largest that fits.
+
+For an sr codec the setting is the base codec's quality (and, among several sr decoders of one base codec, the
+scale); for GC models it is the model. Every candidate is a real file, measured in bytes, never a prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from tfgc import metrics
+from tfgc.codec import api, sr
+from tfgc.codec.io import load_image
+from tfgc.errors import TfgcError
+
+
+@dataclass(frozen=True)
+class RateChoice:
+    result: api.EncodeResult
+    model: object  # the model the file is for (None for a model-free sr file)
+    fits: bool  # the file is at most the target rate
+    note: str  # one line: what was chosen, and why
+
+    @property
+    def bpp(self) -> float:
+        return self.result.bpp
+
+
+def fits(result: api.EncodeResult, target_bpp: float) -> bool:
+    return result.file_bits <= target_bpp * result.pixels
+
+
+def sr_at_rate(pixels: np.ndarray, target_bpp: float, base: str, scale: int) -> tuple:
+    """(file, fits): the sr file of the highest quality whose file fits `target_bpp`, found by bisection on real
+    file sizes (they grow with the quality, up to a few bytes of noise, which the neighbours' check absorbs); the
+    lowest quality's file when none fits."""
+    low, high = sr.lowest_quality(base), 100
+    files = {}
+
+    def encoded(quality):
+        if quality not in files:
+            files[quality] = api.encode_sr(pixels, scale, quality, base)
+        return files[quality]
+
+    if not fits(encoded(low), target_bpp):
+        return encoded(low), False
+    while low < high:  # invariant: quality `low` fits
+        middle = (low + high + 1) // 2
+        if fits(encoded(middle), target_bpp):
+            low = middle
+        else:
+            high = middle - 1
+    for quality in (low + 1, low + 2):  # a non-monotone step: a higher quality may fit after all
+        if quality <= 100 and fits(encoded(quality), target_bpp):
+            low = quality
+    return encoded(low), True
+
+
+def describe(choice: RateChoice, label: Callable[[object], str]) -> str:
+    """'heic quality 12 at 1/2 size (heic-x2): 0.0453 bpp', 'gc-small-c4: 0.0372 bpp'."""
+    r = choice.result.sr
+    if r is not None:
+        size = "full size" if r["scale"] == 1 else f"1/{r['scale']} size"
+        setting = f"{r['base']} quality {r['quality']} at {size}"
+        if choice.model is not None:
+            setting += f" ({label(choice.model)})"
+    else:
+        setting = label(choice.model)
+    return f"{setting}: {choice.result.bpp:.4f} bpp"
+
+
+def choose(image, target_bpp: float, models: Sequence, strict: bool = False, max_pixels: Optional[int] = None,
+           label: Callable[[object], str] = str, sr_settings: Optional[tuple] = None) -> RateChoice:
+    """The file for `image` at `target_bpp` bits per pixel: among `models` (sr models: each at its best quality that
+    fits; gc models: each file as it is), the largest file that fits; among several sr models (scales) that fit, the
+    one whose decoded image has the highest PSNR. `sr_settings` = (base, scale) codes a model-free sr file instead.
+    With `strict`, nothing fitting is an error; without, the smallest file is taken and the note says so."""
+    if not target_bpp > 0:
+        raise TfgcError(f"the target rate must be > 0 bits per pixel, not {target_bpp:g}")
+    pixels = load_image(image, max_pixels)
+    candidates: List[RateChoice] = []
+    if sr_settings is not None:
+        result, ok = sr_at_rate(pixels, target_bpp, *sr_settings)
+        candidates.append(RateChoice(result, None, ok, ""))
+    for model in models:
+        if model.family == "sr":
+            m = model.config.model
+            result, ok = sr_at_rate(pixels, target_bpp, m.base_codec, m.scale)
+        elif model.family == "gc":
+            result = api.encode(pixels, model)
+            ok = fits(result, target_bpp)
+        else:
+            raise TfgcError(f"--target-bpp chooses among gc and sr models, not {model.family} models")
+        candidates.append(RateChoice(result, model, ok, ""))
+    fitting = [c for c in candidates if c.fits]
+    if not fitting:
+        smallest = min(candidates, key=lambda c: c.result.file_bits)
+        message = f"nothing fits {target_bpp:g} bpp: the smallest file is {describe(smallest, label)}"
+        if strict:
+            raise TfgcError(message)
+        return RateChoice(smallest.result, smallest.model, False, message + "; written anyway (--bpp-strict refuses)")
+    scored = [c for c in fitting if c.result.sr is not None and c.model is not None]
+    if len(scored) > 1:
+        psnr = {id(c): metrics.psnr(pixels, api.decode(c.result.data, c.model)) for c in scored}
+        best = max(scored, key=lambda c: psnr[id(c)])
+        others = ", ".join(f"{label(c.model)} {psnr[id(c)]:.2f} dB" for c in scored if c is not best)
+        why = f"decodes best: {psnr[id(best)]:.2f} dB PSNR against {others}"
+    else:
+        best = max(fitting, key=lambda c: c.result.file_bits)
+        others = [describe(c, label) for c in candidates if c is not best]
+        why = ("the highest quality that fits" if best.result.sr is not None else "the largest file that fits"
+               + (f" (besides {', '.join(others)})" if others else ""))
+    return RateChoice(best.result, best.model, True, f"chose {describe(best, label)} for {target_bpp:g} bpp: {why}")
+
