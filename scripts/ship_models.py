@@ -66,13 +66,14 @@ def _machine(machine) -> str:
 
 def describe(manifest: dict) -> str:
     if manifest["family"] == "sr":
+        from tfgc.codec.api import base_label
         from tfgc.models.store import sr_settings
 
         base, scale, quality = sr_settings(manifest)
-        name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[base]
         kind = "RL-SRGAN" if base == "jpeg" else "a classic base layer and a learned decoder"
-        text = (f"super-resolution codec ({kind}): the image downsampled x{scale} (bicubic) and stored as {name} at "
-                f"quality {quality} by default, decoded by the {manifest['preset']} generator"
+        text = (f"super-resolution codec ({kind}): the image downsampled x{scale} (bicubic) and stored as "
+                f"{base_label(base)} at quality {quality} (by default; each file names its own), decoded by the "
+                f"{manifest['preset']} generator"
                 f"{' trained with the actor-critic term' if manifest.get('actor_critic') else ''}")
         if manifest.get("stage1"):
             text += "; two decoders (MSE and GAN) interpolated at decode time by alpha (fidelity control)"
