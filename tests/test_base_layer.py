@@ -341,3 +341,30 @@ def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_file
     report = (out / "report.md").read_text()
     assert "against a Lanczos upscale of the same files" in report and "| tfgc srtiny | q30 |" in report
     assert "PSNR @ 0.5 bpp" in report
+
+
+def test_two_stage_training_from_the_command_line(tmp_path, photo_folder, monkeypatch):
+    monkeypatch.setenv("TFGC_BASE_CACHE", str(tmp_path / "cache"))
+    folder = photo_folder("images", ("astronaut", "coffee"), height=96, width=128)
+
+    def run(*args, module="tfgc"):
+        done = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    first = run("--preset", "sr-tiny", "--stage", "1", "--data", folder, "--out", tmp_path / "s1", "--steps", 2,
+                module="tfgc.train")
+    assert "coding 4 bases (jpeg, 1/2 size, qualities 30, 70) of 2 images once" in first.stdout
+    second = run("--stage", "2", "--init-from", tmp_path / "s1" / "model", "--discriminator", "patch", "--data",
+                 folder, "--out", tmp_path / "s2", "--steps", 2, module="tfgc.train")
+    assert "coding" not in second.stdout  # the bases of stage 1, from the cache
+    config = json.loads((tmp_path / "s2" / "model" / "config.json").read_text())
+    assert config["model"]["fidelity_control"] and config["model"]["discriminator"] == "patch"
+    assert (config["model"]["adversarial_weight"], config["model"]["feature_matching_weight"]) == (0.01, 0.1)
+    image = folder / "coffee.png"
+    run("compress", image, tmp_path / "c.tfgc", "--model", tmp_path / "s2" / "model")
+    run("decompress", tmp_path / "c.tfgc", tmp_path / "mse.png", "--model", tmp_path / "s2" / "model", "--alpha", 0)
+    run("decompress", tmp_path / "c.tfgc", tmp_path / "one.png", "--model", tmp_path / "s1" / "model")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mse.png")),
+                                  np.asarray(Image.open(tmp_path / "one.png")))

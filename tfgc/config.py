@@ -87,6 +87,9 @@ class ModelConfig:
     # paper), so training starts at that upscaler's quality: "bilinear", or "lanczos" (Lanczos-3 as Pillow computes it,
     # as a fixed convolution); "none": the paper's generator, tanh output.
     upsampling_skip: str = "none"
+    # The sr family's discriminator: "vgg" (SRGAN's, original GAN loss) or "patch" (GC's multi-scale PatchGAN, least
+    # squares and feature matching).
+    discriminator: str = "vgg"
     actor_critic: bool = False
     rl_every: int = 10
     rl_discount: float = 0.99
@@ -211,6 +214,7 @@ class Config:
             _require(all(lowest <= q <= 100 for q in [m.base_quality, *t.base_qualities]),
                      f"base_quality and base_qualities must be in {lowest}..100 for {m.base_codec}")
             _require(m.generator in SR_GENERATORS, f"generator must be one of {', '.join(SR_GENERATORS)}")
+            _require(m.discriminator in ("vgg", "patch"), "discriminator must be vgg or patch")
             _require(m.upsampling_skip in UPSAMPLING_SKIPS, f"upsampling_skip must be one of {', '.join(UPSAMPLING_SKIPS)}")
             _require(m.generator != "edsr" or m.upsampling_skip != "none",
                      "the edsr generator adds its output to an upscaled base: upsampling_skip bilinear or lanczos")
@@ -353,7 +357,12 @@ def _small() -> Config:
 
 def with_gan(config: Config) -> Config:
     """The GAN settings of the paper-scale presets on a config that trained without them: GC and SC, LSGAN 1 and
-    feature matching 10 with Adam 2e-4, beta1 0.5 (pix2pixHD's); SR, SRGAN's adversarial 1e-3 with Adam 1e-4."""
+    feature matching 10 with Adam 2e-4, beta1 0.5 (pix2pixHD's); SR with SRGAN's discriminator, its adversarial 1e-3
+    with Adam 1e-4; SR with the PatchGAN, pix2pixHD's terms scaled to its MSE weight of 1 (LSGAN 0.01, feature
+    matching 0.1; GC's are 1 and 10 beside an MSE weight of 10 on images in [-1, 1], so relatively ten times more)."""
+    if config.model.family == "sr" and config.model.discriminator == "patch":
+        return config.replace(adversarial_weight=0.01, feature_matching_weight=0.1, learning_rate=1e-4,
+                              discriminator_learning_rate=1e-4, beta_1=0.5)
     if config.model.family == "sr":
         return config.replace(adversarial_weight=1e-3, learning_rate=1e-4, discriminator_learning_rate=1e-4,
                               beta_1=0.9)
@@ -454,7 +463,8 @@ def _sr_small() -> Config:
         preset="sr-small",
         model=ModelConfig(family="sr", generator="edsr", width=32, residual_blocks=8, upsampling_skip="lanczos",
                           base_codec="heic", scale=2, base_quality=20, distortion_weight=1.0, adversarial_weight=0.0,
-                          feature_matching_weight=0.0, discriminator_width=16, discriminator_layers=4),
+                          feature_matching_weight=0.0, discriminator="patch", discriminator_width=16,
+                          discriminator_layers=3, discriminator_scales=2),
         train=TrainConfig(crop_size=96, batch_size=16, steps=20_000, steps_per_epoch=200, learning_rate=5e-4,
                           learning_rate_schedule="cosine", learning_rate_floor=0.05, beta_1=0.9, checkpoint_every=100,
                           base_qualities=[0, 10, 20, 30, 40]),

@@ -41,7 +41,7 @@ _OVERRIDES = (
     "learning_rate_schedule", "learning_rate_floor",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "budget_minutes",
     "snapshot_minutes", "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
-    "scale", "base_codec", "base_quality", "base_qualities", "generator", "upsampling_skip", "rl_every",
+    "scale", "base_codec", "base_quality", "base_qualities", "generator", "upsampling_skip", "discriminator", "rl_every",
     "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-cache", help="folder of the cached decoded bases (default: $TFGC_BASE_CACHE, else "
                                         "~/.cache/tfgc/bases)")
     g.add_argument("--generator", choices=["srgan", "edsr"], help="the decoder network: SRGAN's or EDSR's trunk")
+    g.add_argument("--discriminator", choices=["vgg", "patch"],
+                   help="the GAN's critic: SRGAN's VGG-style one, or GC's multi-scale PatchGAN with feature matching")
     g.add_argument("--upsampling-skip", choices=["none", "bilinear", "lanczos"],
                    help="the fixed upscaler the decoder's output is added to (none: the paper's tanh output)")
     g.add_argument("--rl-every", type=int, help="k: steps between actor-critic updates (the reward window)")
@@ -182,7 +184,8 @@ def resolve_config(args) -> Config:
         if not (args.config or args.preset):
             from tfgc.config import with_gan
 
-            config = with_gan(init.replace(stage=0))  # stage 1's own setting would forbid the GAN
+            # stage 1's own setting would forbid the GAN; the GAN's weights follow the discriminator asked for
+            config = with_gan(init.replace(stage=0, discriminator=getattr(args, "discriminator", None)))
         mismatch = _architecture_mismatch(init, config)
         if mismatch:
             raise ConfigError(f"--init-from {args.init_from} has another decoder architecture ({mismatch})")

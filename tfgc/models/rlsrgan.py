@@ -22,7 +22,9 @@ Two-stage training with fidelity control (Iwai et al. 2020), as GC's: stage 1 tr
 stage 2 fine-tunes a copy with the GAN and keeps the stage-1 decoder, and decoding interpolates their weights with
 alpha (edsr generators: their layers are the ones tfgc.nn.interpolation knows).
 
-Discriminator: VGG-style (tfgc.nn.discriminators.VGGStyleDiscriminator). SRGAN loss (the paper's eq. 4): MSE (images
+Discriminator: `discriminator` "patch" is GC's multi-scale PatchGAN with least-squares GAN loss and feature matching
+(pix2pixHD's; a texture critic that needs no VGG weights), "vgg" SRGAN's VGG-style one (tfgc.nn.discriminators.
+VGGStyleDiscriminator) with the original GAN loss on logits. SRGAN loss (the paper's eq. 4): MSE (images
 in [-1, 1]) + 1e-3 * (-log D(G(x))) + 6e-3 * VGG19 phi_5,4 feature MSE.
 
 Actor-critic head (eqs. 5-12), on the generator's low-resolution features E(x) (global average pooling, a 256-unit
@@ -49,10 +51,11 @@ import tensorflow as tf
 
 from tfgc.codec import sr
 from tfgc.config import Config
-from tfgc.models.gan import GANModel, nonsaturating_discriminator_loss, nonsaturating_generator_loss
+from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
+                             nonsaturating_discriminator_loss, nonsaturating_generator_loss)
 from tfgc.config import checked_alpha
 from tfgc.models.gc import to_uint8, to_unit_range, unit_range_psnr
-from tfgc.nn.discriminators import VGGStyleDiscriminator
+from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
 from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import (EagerSequential, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, SRResidualBlock,
                             SubPixelUpsample, prelu)
@@ -181,8 +184,12 @@ class SRModel(GANModel):
         self.perceptual = None
         self.actor_critic = None
         if for_training and m.adversarial_weight > 0:
-            self.discriminator = VGGStyleDiscriminator(m.discriminator_width, m.discriminator_layers,
-                                                       name="discriminator")
+            if m.discriminator == "patch":
+                self.discriminator = MultiScaleDiscriminator(m.discriminator_width, m.discriminator_layers,
+                                                             m.discriminator_scales, name="discriminator")
+            else:
+                self.discriminator = VGGStyleDiscriminator(m.discriminator_width, m.discriminator_layers,
+                                                           name="discriminator")
         if for_training and m.perceptual_weight > 0:
             self.perceptual = VGGContentLoss(m.perceptual_weights, name="perceptual")
         if for_training and m.actor_critic:
@@ -253,13 +260,21 @@ class SRModel(GANModel):
     def discriminator_inputs(self, batch, outputs):
         return outputs["x"], outputs["x_hat"]
 
+    @property
+    def patch_gan(self) -> bool:
+        return self.config.model.discriminator == "patch"
+
     def discriminator_loss(self, disc_real, disc_fake):
+        if self.patch_gan:
+            return lsgan_discriminator_loss(disc_real, disc_fake)
         return nonsaturating_discriminator_loss(disc_real, disc_fake)
 
     def loss_term_names(self) -> List[str]:
         names = ["distortion"]
         if self.adversarial:
             names.append("adversarial")
+            if self.patch_gan and self.config.model.feature_matching_weight > 0:
+                names.append("feature_matching")
         if self.perceptual is not None:
             names.append("perceptual")
         if self.actor_critic is not None:
@@ -276,7 +291,11 @@ class SRModel(GANModel):
         m = self.config.model
         x, x_hat = outputs["x"], outputs["x_hat"]
         terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])}
-        if self.adversarial:
+        if self.adversarial and self.patch_gan:
+            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
+            if m.feature_matching_weight > 0:
+                terms["feature_matching"] = m.feature_matching_weight * feature_matching_loss(disc_real, disc_fake)
+        elif self.adversarial:
             terms["adversarial"] = m.adversarial_weight * nonsaturating_generator_loss(disc_fake)
         if self.perceptual is not None:
             terms["perceptual"] = m.perceptual_weight * self.perceptual(x, x_hat)
