@@ -51,6 +51,28 @@ def kodak_figures(model, images, label: str) -> dict:
     return figures
 
 
+def quality_sweep(model, images, label: str) -> dict:
+    """An sr model trained on several base qualities: at each, the mean figures of its decoder (per alpha) and of a
+    Lanczos upscale of the same files, {"q20": {"alpha 0": ..., "lanczos": ...}}; {} for other models."""
+    from tfgc.evaluate import evaluate_model, progress_bar, summarize
+
+    if model.family != "sr" or not model.config.train.base_qualities:
+        return {}
+    alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
+    qualities = model.config.train.base_qualities
+    progress = progress_bar(len(images) * len(qualities) * (len(alphas) + 1))
+    sweep = {}
+    for quality in qualities:
+        row = {}
+        for alpha in alphas:
+            key = "decoder" if alpha is None else f"alpha {alpha:g}"
+            row[key] = summarize(evaluate_model(model, images, label, progress, alpha=alpha, quality=quality))
+        row["lanczos"] = summarize(evaluate_model(model, images, label, progress, quality=quality,
+                                                  decoder="lanczos"))
+        sweep[f"q{quality}"] = row
+    return sweep
+
+
 def _minutes(seconds) -> str:
     return "?" if seconds is None else f"{seconds / 60:.1f} min"
 
@@ -70,7 +92,8 @@ def describe(manifest: dict) -> str:
         from tfgc.models.store import sr_settings
 
         base, scale, quality = sr_settings(manifest)
-        kind = "RL-SRGAN" if base == "jpeg" else "a classic base layer and a learned decoder"
+        rl_srgan = manifest.get("generator", "srgan") == "srgan"
+        kind = "RL-SRGAN" if rl_srgan else "a classic base layer and a learned decoder"
         text = (f"super-resolution codec ({kind}): the image downsampled x{scale} (bicubic) and stored as "
                 f"{base_label(base)} at quality {quality} (by default; each file names its own), decoded by the "
                 f"{manifest['preset']} generator"
@@ -151,6 +174,16 @@ def render_card(card: dict) -> str:
         lines.append(f"| {alpha if alpha != 'default' else '-'} | {s['bpp']:.4f} | {s['psnr']:.2f} | "
                      f"{s['ms_ssim']:.4f} | {s['detail']:.3f} | {s['encode_seconds']:.3f} | "
                      f"{s['decode_seconds']:.3f} |")
+    if k.get("sweep"):
+        lines += ["", "Over the base qualities it trained on, the learned decoder and a Lanczos upscale of the same "
+                  "files (the same bytes):", "",
+                  "| quality | bpp | decoder | PSNR (dB) | gain over Lanczos | MS-SSIM | detail ratio |",
+                  "|---|---:|---|---:|---:|---:|---:|"]
+        for quality, row in k["sweep"].items():
+            lanczos = row["lanczos"]
+            for decoder, s in row.items():
+                lines.append(f"| {quality} | {s['bpp']:.4f} | {decoder} | {s['psnr']:.2f} | "
+                             f"{s['psnr'] - lanczos['psnr']:+.2f} | {s['ms_ssim']:.4f} | {s['detail']:.3f} |")
     lines += ["", "bpp = 8 x file bytes / pixels (header and checksum included); detail ratio = gradient energy of "
               "the reconstruction / the original's. Against the classic codecs: docs/results.md.", "",
               "## Limits", "",
@@ -182,7 +215,8 @@ def ship(name: str, source: Path, args, images) -> Path:
             "command": "python " + shlex.join(sys.argv), "manifest": shipped.manifest,
             "training_machine": args.training_machine,
             "kodak": {"images": len(images), "machine": env["machine"], "commit": env["commit"],
-                      "evaluated": time.strftime("%Y-%m-%d"), "figures": kodak_figures(shipped, images, name)}}
+                      "evaluated": time.strftime("%Y-%m-%d"), "figures": kodak_figures(shipped, images, name),
+                      "sweep": quality_sweep(shipped, images, name)}}
     (destination / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (destination / "MODEL_CARD.md").write_text(render_card(card))
     return destination

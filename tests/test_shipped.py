@@ -165,3 +165,22 @@ def test_the_default_shipped_model_compresses_without_model(photos, tmp_path, mo
     assert main(["decompress", str(tmp_path / "photo.tfgc"), str(tmp_path / "back.png"), "-q"]) == 0
     data = (tmp_path / "photo.tfgc").read_bytes()
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "back.png")), api.decode(data, load_model(default)))
+
+
+def test_a_base_layer_model_card_has_its_quality_sweep_beside_lanczos(images, tmp_path):
+    import tensorflow as tf
+
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import save_model
+
+    tf.keras.utils.set_random_seed(0)
+    directory = save_model(build_model(preset("sr-tiny"), for_training=False), tmp_path / "sr")
+    out = tmp_path / "saved_models"
+    assert _ship_models().main(["--model", f"jpeg-x2={directory}", "--kodak", str(images), "--out", str(out)]) == 0
+    card = read_card(out / "jpeg-x2" / "1")
+    assert list(card["kodak"]["sweep"]) == ["q30", "q70"]
+    for row in card["kodak"]["sweep"].values():
+        assert set(row) == {"decoder", "lanczos"} and row["decoder"]["bpp"] == row["lanczos"]["bpp"]
+    text = (out / "jpeg-x2" / "1" / "MODEL_CARD.md").read_text()
+    assert "a classic base layer and a learned decoder" in text and "| q30 |" in text and "gain over Lanczos" in text

@@ -87,17 +87,29 @@ def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndar
 
 # ---- one tfgc model -----------------------------------------------------------------------------------------------
 
-def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None) -> List[Measurement]:
+def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None, quality=None,
+                   decoder=None) -> List[Measurement]:
+    """One real file per image, decoded; sr models optionally at another base `quality` than their default, and
+    decoded by a classic upscaler (`decoder` "lanczos" or "bicubic") instead of the model."""
     from tfgc.codec import api
 
+    def encode(original):
+        if quality is None:
+            return api.encode(original, model)
+        m = model.config.model
+        return api.encode_sr(original, m.scale, quality, m.base_codec)
+
+    def decode(data):
+        return api.decode(data, decoder=decoder) if decoder else api.decode(data, model, alpha)
+
     if images:  # untimed: the first call traces the model's functions, which is no image's coding time
-        api.decode(api.encode(images[0][1], model).data, model, alpha)
+        decode(encode(images[0][1]).data)
     rows = []
     for name, original in images:
         started = time.perf_counter()
-        result = api.encode(original, model)
+        result = encode(original)
         encoded = time.perf_counter()
-        reconstruction = api.decode(result.data, model, alpha)
+        reconstruction = decode(result.data)
         decoded = time.perf_counter()
         report = result.report()
         rows.append(measure(name, label, label, original, result.data, reconstruction, encoded - started,
