@@ -77,8 +77,12 @@ def seed_models(directory: Path) -> Dict[str, object]:
     from tfgc.models.registry import build_model
     from tfgc.models.store import load_model, save_model
 
+    from tfgc.codec.classic import CODECS
+
     configs = {"gc": preset("gc-tiny").replace(normalization="gdn"), "sc": preset("sc-tiny"),
                "sr": preset("rlsrgan-tiny")}
+    if CODECS["heic"].available():  # a base-layer decoder of HEIC files, whose container is stored packed
+        configs["sr-heic"] = preset("sr-tiny").replace(base_codec="heic", base_qualities=[])
     models = {}
     for family, config in configs.items():
         tf.keras.utils.set_random_seed(0)
@@ -98,9 +102,12 @@ def seed_files(models: Dict[str, object]) -> Dict[str, bytes]:
     label_ids[:, 28:] = 26  # "car"
     mask = np.zeros((3, 4), np.uint8)
     mask[:, 2:] = 1
-    return {"gc": api.encode(image, models["gc"]).data,
-            "sc": api.encode(image, models["sc"], semantics=label_ids, preserve=mask).data,
-            "sr": api.encode(image, models["sr"]).data}
+    seeds = {"gc": api.encode(image, models["gc"]).data,
+             "sc": api.encode(image, models["sc"], semantics=label_ids, preserve=mask).data,
+             "sr": api.encode(image, models["sr"]).data}
+    if "sr-heic" in models:
+        seeds["sr-heic"] = api.encode(image, models["sr-heic"]).data
+    return seeds
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
