@@ -299,8 +299,11 @@ def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos, photo_folder):
     refused = tfgc("decompress", packed, tmp_path / "x.png", "--decoder", "lanczos", "--model", run / "model")
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
-    refused = tfgc("compress", image, tmp_path / "y.tfgc", "--model", run / "model", "--quality", 40)
-    assert refused.returncode != 0 and "--codec sr" in refused.stderr and not (tmp_path / "y.tfgc").exists()
+    # An sr model's own file at another quality needs no --codec sr; another scale is another decoder's file.
+    assert tfgc("compress", image, tmp_path / "y.tfgc", "--model", run / "model", "--quality", 40).returncode == 0
+    assert (tmp_path / "y.tfgc").read_bytes() == packed.read_bytes()
+    refused = tfgc("compress", image, tmp_path / "z.tfgc", "--model", run / "model", "--scale", 2)
+    assert refused.returncode != 0 and "--codec sr" in refused.stderr and not (tmp_path / "z.tfgc").exists()
 
     report = tfgc("superres", "--data", data, "--model", run / "model", "--qualities", 50, "--limit", 1,
                   "--out", tmp_path / "docs")

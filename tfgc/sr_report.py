@@ -1,6 +1,6 @@
 """python -m tfgc superres: the super-resolution codec (RL-SRGAN) with each of its decoders on the same files.
 
-Every image is compressed once per JPEG quality (the sr file depends on no model), and that one file is decoded by
+Every image is compressed once per base quality (the sr file depends on no model), and that one file is decoded by
 each sr model given and by Pillow's Lanczos and bicubic upscalers, so every decoder is measured on identical bytes.
 The report holds the analogue of Savioli 2019's Table 1 at one quality (PSNR, MS-SSIM, file and PNG bytes, their
 ratio, bpp, and the paired PSNR differences between decoders), an RD chart over the quality sweep, optionally beside
@@ -222,8 +222,13 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         compare = ("Stars: tfgc models of other families on the same images (" + ", ".join(
             f"{label} {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}"
             for label, s in result["compare"].items()) + ").")
+    from tfgc.codec.api import base_label
+
+    base = result.get("base", "jpeg")  # results from before other bases were all JPEG
+    name = base_label(base).split(" ")[1]
     return "\n".join([
-        f"# Super-resolution codec (RL-SRGAN): {image_count} images, x{scale}",
+        f"# Super-resolution codec ({'RL-SRGAN' if base == 'jpeg' else name + ' base'}): {image_count} images, "
+        f"x{scale}",
         "",
         *provenance(result),
         "",
@@ -231,14 +236,15 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         "",
         *trained,
         "",
-        f"Each image is downsampled by {scale} (Pillow's bicubic) and stored as a JPEG; each file is decoded by every "
-        "decoder, so all rows of a quality describe identical bytes. bpp = 8 x file bytes / pixels (the .tfgc file: "
-        "JPEG, 2 bytes of scale and quality, 31 bytes of header and checksum). PNG bytes: the original as Pillow "
+        f"Each image is downsampled by {scale} (Pillow's bicubic) and stored as {base_label(base)}; each file is "
+        "decoded by every decoder, so all rows of a quality describe identical bytes. bpp = 8 x file bytes / pixels "
+        f"(the .tfgc file: the {name} file, 3 bytes of base codec, scale and quality, 31 bytes of header and "
+        "checksum). PNG bytes: the original as Pillow "
         "writes a PNG; compression ratio = PNG bytes / file bytes, per image, averaged (the paper's \"compression "
         "rate\"). Detail ratio = gradient energy of the reconstruction / that of the original (1: as much fine "
         "detail as the original; it measures amount, not faithfulness).",
         "",
-        f"## Table 1 analogue: JPEG quality {q}",
+        f"## Table 1 analogue: {name} quality {q}",
         "",
         _table(result["table"]),
         "",
@@ -246,7 +252,7 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         "",
         _differences_table(result["differences"]),
         "",
-        "## Rate-distortion over the JPEG quality",
+        f"## Rate-distortion over the {name} quality",
         "",
         f"![bpp vs PSNR]({assets}/rd_psnr.png)",
         f"![bpp vs MS-SSIM]({assets}/rd_msssim.png)",
@@ -260,7 +266,7 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         "",
         f"![crops]({assets}/crops.png)",
         "",
-        f"{crop_name} at JPEG quality {q}. Per-image results: [{assets}/results.csv]({assets}/results.csv); "
+        f"{crop_name} at {name} quality {q}. Per-image results: [{assets}/results.csv]({assets}/results.csv); "
         f"everything, with versions and machine: [{assets}/results.json]({assets}/results.json).",
         "",
         notes,
