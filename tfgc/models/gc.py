@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgc.config import Config, checked_alpha  # noqa: F401  (checked_alpha: used by every family)
+from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
@@ -333,22 +334,11 @@ class GCModel(GANModel):
         def analysis(image):
             return {"symbols": self._analysis(image), "image_size": tf.shape(image)[1:3]}
 
-        synthesis_inputs = [tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
-                            tf.TensorSpec([2], tf.int32, name="image_size")]
-        if self.mse_generator is None:
-            def synthesis(symbols, image_size):
-                return {"image": self._synthesis(symbols, image_size[0], image_size[1], None)}
-        else:
-            synthesis_inputs.append(tf.TensorSpec([], tf.float32, name="alpha"))
-
-            def synthesis(symbols, image_size, alpha):
-                alpha = tf.clip_by_value(alpha, 0.0, 1.0)  # a deployment gets no Python check
-                return {"image": self._synthesis(symbols, image_size[0], image_size[1], alpha)}
-
         return {
             "analysis": tf.function(analysis, input_signature=[
                 tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")]),
-            "synthesis": tf.function(synthesis, input_signature=synthesis_inputs),
+            "synthesis": deployed_synthesis(tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
+                                            self._synthesis, self.mse_generator is not None),
         }
 
     # ---- identity of the bitstream --------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from tfgc.config import Config
 from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              nonsaturating_discriminator_loss, nonsaturating_generator_loss)
 from tfgc.config import checked_alpha
+from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gc import to_uint8, to_unit_range, unit_range_psnr
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
 from tfgc.nn.interpolation import call_with_weights, interpolate
@@ -362,19 +363,8 @@ class SRModel(GANModel):
     def deployed_functions(self):
         """synthesis: low uint8 [B, h, w, 3] (the decoded base), image_size int32 [2] -> image uint8 [B, H, W, 3]
         (fidelity-controlled models take alpha float32 [] too, clipped to [0, 1])."""
-        inputs = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
-                  tf.TensorSpec([2], tf.int32, name="image_size")]
-        if self.mse_encoder is None:
-            def synthesis(low, image_size):
-                return {"image": self._synthesis(low, image_size[0], image_size[1], None)}
-        else:
-            inputs.append(tf.TensorSpec([], tf.float32, name="alpha"))
-
-            def synthesis(low, image_size, alpha):
-                alpha = tf.clip_by_value(alpha, 0.0, 1.0)  # a deployment gets no Python check
-                return {"image": self._synthesis(low, image_size[0], image_size[1], alpha)}
-
-        return {"synthesis": tf.function(synthesis, input_signature=inputs)}
+        return {"synthesis": deployed_synthesis(tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
+                                                self._synthesis, self.mse_encoder is not None)}
 
     def export_parts(self):
         parts = {"encoder": self.encoder, "decoder": self.decoder}
