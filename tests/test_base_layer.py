@@ -252,7 +252,7 @@ def test_a_decoder_refuses_files_of_another_base(photos):
     other = [b for b in BASES if b != "jpeg"]
     if not other:
         pytest.skip("no base codec but JPEG here")
-    with pytest.raises(ModelMismatchError, match=f"decodes jpeg bases at 1/2"):
+    with pytest.raises(ModelMismatchError, match="decodes jpeg bases at 1/2"):
         api.decode(api.encode_sr(photos["coffee"][:32, :32], 2, 50, other[0]).data, model)
 
 
@@ -269,7 +269,7 @@ def test_compress_cli_with_a_base_codec_and_the_model_settings(tmp_path, photos)
     assert done.returncode == 0, done.stderr
     info = json.loads(tfgc("info", packed).stdout)
     assert (info["base"], info["scale"], info["quality"]) == (base, 2, 20)
-    assert f"at 1/2 size" in done.stdout
+    assert "at 1/2 size" in done.stdout
     tf.keras.utils.set_random_seed(5)
     directory = save_model(build_model(_config(), for_training=False), tmp_path / "model")
     refused = tfgc("compress", image, tmp_path / "x.tfgc", "--codec", "sr", "--model", directory, "--base", "webp")
@@ -343,6 +343,7 @@ def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_file
     assert "PSNR @ 0.5 bpp" in report
 
 
+@pytest.mark.slow
 def test_two_stage_training_from_the_command_line(tmp_path, photo_folder, monkeypatch):
     monkeypatch.setenv("TFGC_BASE_CACHE", str(tmp_path / "cache"))
     folder = photo_folder("images", ("astronaut", "coffee"), height=96, width=128)

@@ -131,7 +131,6 @@ def _compress_to_rate(args):
     return choice.result, choice.note
 
 
-
 def _compress_sr(args):
     """An sr file: with --codec sr a model-free one, its base codec, scale and quality from the flags, else from an sr
     --model, else JPEG, 4 and 75 (RL-SRGAN's); without, the sr model's own (--quality may change its quality)."""

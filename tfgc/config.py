@@ -215,16 +215,19 @@ class Config:
                      f"base_quality and base_qualities must be in {lowest}..100 for {m.base_codec}")
             _require(m.generator in SR_GENERATORS, f"generator must be one of {', '.join(SR_GENERATORS)}")
             _require(m.discriminator in ("vgg", "patch"), "discriminator must be vgg or patch")
-            _require(m.upsampling_skip in UPSAMPLING_SKIPS, f"upsampling_skip must be one of {', '.join(UPSAMPLING_SKIPS)}")
+            _require(m.upsampling_skip in UPSAMPLING_SKIPS,
+                     f"upsampling_skip must be one of {', '.join(UPSAMPLING_SKIPS)}")
             _require(m.generator != "edsr" or m.upsampling_skip != "none",
                      "the edsr generator adds its output to an upscaled base: upsampling_skip bilinear or lanczos")
-            _require(m.scale > 1 or m.generator == "edsr", "scale 1 (restoration at full size) needs the edsr generator")
+            _require(m.scale > 1 or m.generator == "edsr",
+                     "scale 1 (restoration at full size) needs the edsr generator")
             _require(not m.fidelity_control or m.generator == "edsr",
                      "fidelity control interpolates edsr generators (srgan's batch norm and PReLU are not supported)")
             _require(m.rl_every >= 1, "rl_every must be >= 1")
             _require(0 <= m.rl_discount <= 1, "rl_discount must be in [0, 1]")
             _require(m.value_weight >= 0, "value_weight must be >= 0")
-            _require(t.stage != 1 or not m.actor_critic, "stage 1 trains the decoder on distortion alone: no actor-critic")
+            _require(t.stage != 1 or not m.actor_critic,
+                     "stage 1 trains the decoder on distortion alone: no actor-critic")
             _require(m.ms_ssim_weight == 0, "ms_ssim_weight is for gc and sc models")
         if m.family == "sc":
             from tfgc.semantics import LABEL_SETS

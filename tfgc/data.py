@@ -210,7 +210,7 @@ def _read_base_layer_image(path: bytes, bases, scale: int):
     from tfgc.codec.io import load_image
 
     image = load_image(path.decode())
-    stack = np.stack([np.asarray(Image.open(b.decode()).convert("RGB")) for b in bases])
+    stack = np.stack([load_image(b.decode()) for b in bases])
     height, width = stack.shape[1] * scale, stack.shape[2] * scale
     # Edge-padded to the bases' size times the scale, as the codec pads before downsampling.
     image = np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0)), mode="edge")

@@ -41,8 +41,8 @@ _OVERRIDES = (
     "learning_rate_schedule", "learning_rate_floor",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "budget_minutes",
     "snapshot_minutes", "label_set", "semantic_classes", "synthesized_distortion_weight", "downscale", "mask_mix",
-    "scale", "base_codec", "base_quality", "base_qualities", "generator", "upsampling_skip", "discriminator", "rl_every",
-    "rl_discount", "value_weight",
+    "scale", "base_codec", "base_quality", "base_qualities", "generator", "upsampling_skip", "discriminator",
+    "rl_every", "rl_discount", "value_weight",
 )
 # Settings a resumed run may change; any other difference means a different run.
 _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "budget_minutes", "checkpoint_every", "snapshot_minutes"}

@@ -242,7 +242,8 @@ def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
         stored, flags = packed, bitstream.FLAG_PACKED_BASE
     header = bitstream.Header("sr", flags, sr.fingerprint(scale, base), height, width)
     data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(base, scale, quality, stored)))
-    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, {"base": len(stored), "overhead": len(data) - len(stored)},
+    parts = {"base": len(stored), "overhead": len(data) - len(stored)}
+    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, parts,
                         sr={"base": base, "scale": scale, "quality": quality})
 
 

@@ -50,10 +50,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfgc.codec import sr
-from tfgc.config import Config
+from tfgc.config import Config, checked_alpha
 from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              nonsaturating_discriminator_loss, nonsaturating_generator_loss)
-from tfgc.config import checked_alpha
 from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gc import to_uint8, to_unit_range, unit_range_psnr
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator

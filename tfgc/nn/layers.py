@@ -110,7 +110,7 @@ class Skip(tf.keras.layers.Layer):
         return x + self.body(x)
 
 
-# ---- super-resolution blocks (SRGAN, Ledig et al. 2017; EDSR, Lim et al. 2017) ------------------------------------------
+# ---- super-resolution blocks (SRGAN, Ledig et al. 2017; EDSR, Lim et al. 2017) ------------------------------------
 
 def prelu() -> tf.keras.layers.Layer:
     """PReLU with one slope per channel (shared over the image), as SRGAN's."""
