@@ -361,10 +361,10 @@ def _small() -> Config:
 def with_gan(config: Config) -> Config:
     """The GAN settings of the paper-scale presets on a config that trained without them: GC and SC, LSGAN 1 and
     feature matching 10 with Adam 2e-4, beta1 0.5 (pix2pixHD's); SR with SRGAN's discriminator, its adversarial 1e-3
-    with Adam 1e-4; SR with the PatchGAN, pix2pixHD's terms scaled to its MSE weight of 1 (LSGAN 0.01, feature
-    matching 0.1; GC's are 1 and 10 beside an MSE weight of 10 on images in [-1, 1], so relatively ten times more)."""
+    with Adam 1e-4; SR with the PatchGAN, GC's proportions to its MSE weight of 1 (LSGAN 0.1, feature matching 1:
+    GC's are 1 and 10 beside an MSE weight of 10) with Adam 1e-4."""
     if config.model.family == "sr" and config.model.discriminator == "patch":
-        return config.replace(adversarial_weight=0.01, feature_matching_weight=0.1, learning_rate=1e-4,
+        return config.replace(adversarial_weight=0.1, feature_matching_weight=1.0, learning_rate=1e-4,
                               discriminator_learning_rate=1e-4, beta_1=0.5)
     if config.model.family == "sr":
         return config.replace(adversarial_weight=1e-3, learning_rate=1e-4, discriminator_learning_rate=1e-4,
