@@ -220,6 +220,7 @@ def test_command_line_errors(folder, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_eval_and_bench_compute_fid_kid_when_given_weights(trained, photos, tmp_path):
     import tensorflow as tf
 

@@ -314,6 +314,7 @@ def _backup_step(run):
     return int(reader.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_continues_from_the_last_backup(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "tfgc.train", "--preset", "gc-tiny", "--steps", "12", "--steps-per-epoch", "4",

@@ -271,6 +271,7 @@ def test_sr_mirrored_strategy_step_shares_the_reward_state(photos, one_training_
     assert all(np.isfinite(w).all() for w in after)
 
 
+@pytest.mark.slow
 def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos, photo_folder):
     from PIL import Image
 

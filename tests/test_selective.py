@@ -313,6 +313,7 @@ def test_procedural_scenes_label_what_they_draw():
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.slow
 def test_sc_training_cli_and_codec_cli_end_to_end(tmp_path):
     scenes = tmp_path / "scenes"
     write_scenes(scenes, 6, 64, 96, seed=2)
@@ -421,6 +422,7 @@ def test_sc_mixed_precision_steps_keep_weights_finite(mode):
         set_precision("off")
 
 
+@pytest.mark.slow
 def test_sc_mirrored_strategy_step_matches_single_device_step(one_training_step):
     config = preset("sc-tiny")
     batch = _scene_batch(n=4)

@@ -74,6 +74,7 @@ def test_mixed_precision_steps_keep_weights_finite(photos, mode, dtype):
         set_precision("off")
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_step_matches_single_device_step(photos, one_training_step):
     config = preset("gc-tiny")
     batch = _fixed_batch(photos, n=4)
@@ -107,6 +108,7 @@ class _RecordStart(tf.keras.callbacks.Callback):
         _RecordStart.started_at.append(int(self.model.optimizer.iterations))
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_the_saved_step(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     argv = ["--preset", "gc-tiny", "--out", str(out), "--steps", "6", "--steps-per-epoch", "3",
@@ -225,6 +227,7 @@ def test_training_dataset_shapes():
     assert 0.0 <= float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) <= 255.0
 
 
+@pytest.mark.slow
 def test_command_line_training_under_mirrored_strategy(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["--preset", "gc-tiny", "--out", str(out), "--strategy", "mirrored", "--steps", "2",
@@ -236,6 +239,7 @@ def test_command_line_training_under_mirrored_strategy(tmp_path, capsys):
     assert load_model(out / "model").manifest["steps"] == 2
 
 
+@pytest.mark.slow
 def test_target_bpp_steps_beta_once_on_the_global_batch_under_mirrored_strategy(photos):
     """Under MirroredStrategy beta moves once per step, by the rate of the whole global batch: as on one device, and
     unlike either replica's half alone."""
