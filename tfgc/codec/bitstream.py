@@ -53,8 +53,8 @@ They are read as they are.
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
 before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
 
-Version 1 differed from version 2 only in flag bit 0, which stored the symbols as one base-L number; version-1 files without that
-flag are read as they are, and those with it are refused with a clear message.
+Version 1 differed from version 2 only in flag bit 0, which stored the symbols as one base-L number; version-1 files
+without that flag are read as they are, and those with it are refused with a clear message.
 """
 
 from __future__ import annotations
