@@ -54,22 +54,23 @@ def kodak_figures(model, images, label: str) -> dict:
 def quality_sweep(model, images, label: str) -> dict:
     """An sr model trained on several base qualities: at each, the mean figures of its decoder (per alpha) and of a
     Lanczos upscale of the same files, {"q20": {"alpha 0": ..., "lanczos": ...}}; {} for other models."""
-    from tfgc.evaluate import evaluate_model, progress_bar, summarize
+    from tfgc.codec import api
+    from tfgc.evaluate import encode_images, measure_decodes, progress_bar, summarize
 
     if model.family != "sr" or not model.config.train.base_qualities:
         return {}
-    alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
+    m = model.config.model
+    alphas = CARD_ALPHAS if m.fidelity_control else (None,)
     qualities = model.config.train.base_qualities
     progress = progress_bar(len(images) * len(qualities) * (len(alphas) + 1))
     sweep = {}
     for quality in qualities:
-        row = {}
-        for alpha in alphas:
-            key = "decoder" if alpha is None else f"alpha {alpha:g}"
-            row[key] = summarize(evaluate_model(model, images, label, progress, alpha=alpha, quality=quality))
-        row["lanczos"] = summarize(evaluate_model(model, images, label, progress, quality=quality,
-                                                  decoder="lanczos"))
-        sweep[f"q{quality}"] = row
+        coded = encode_images(images, lambda image: api.encode_sr(image, m.scale, quality, m.base_codec))
+        decoders = {"decoder" if alpha is None else f"alpha {alpha:g}":
+                    lambda data, alpha=alpha: api.decode(data, model, alpha) for alpha in alphas}
+        decoders["lanczos"] = lambda data: api.decode(data, decoder="lanczos")
+        sweep[f"q{quality}"] = {key: summarize(measure_decodes(images, coded, label, f"q{quality}", decode, progress))
+                                for key, decode in decoders.items()}
     return sweep
 
 
@@ -88,7 +89,7 @@ def _machine(machine) -> str:
 
 def describe(manifest: dict) -> str:
     if manifest["family"] == "sr":
-        from tfgc.codec.api import base_label
+        from tfgc.codec.sr import base_label
         from tfgc.models.store import sr_settings
 
         base, scale, quality = sr_settings(manifest)

@@ -130,11 +130,12 @@ def _codec_versions() -> str:
     import PIL
 
     versions = [f"pillow {PIL.__version__}"]
-    for plugin in ("pillow_heif", "pillow_jxl"):
-        try:
-            versions.append(f"{plugin} {__import__(plugin).__version__}")
-        except (ImportError, AttributeError):
-            pass
+    try:
+        import pillow_heif
+    except ImportError:
+        pass
+    else:
+        versions.append(f"pillow_heif {pillow_heif.__version__}")
     return ", ".join(versions)
 
 

@@ -87,33 +87,52 @@ def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndar
 
 # ---- one tfgc model -----------------------------------------------------------------------------------------------
 
-def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None, quality=None,
-                   decoder=None) -> List[Measurement]:
-    """One real file per image, decoded; sr models optionally at another base `quality` than their default, and
-    decoded by a classic upscaler (`decoder` "lanczos" or "bicubic") instead of the model."""
+def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None) -> List[Measurement]:
+    """Each image coded and decoded in turn, after one untimed round trip of the first (which traces the model)."""
     from tfgc.codec import api
 
-    def encode(original):
-        if quality is None:
-            return api.encode(original, model)
-        m = model.config.model
-        return api.encode_sr(original, m.scale, quality, m.base_codec)
+    def encode(image):
+        return api.encode(image, model)
 
     def decode(data):
-        return api.decode(data, decoder=decoder) if decoder else api.decode(data, model, alpha)
+        return api.decode(data, model, alpha)
 
-    if images:  # untimed: the first call traces the model's functions, which is no image's coding time
+    if images:
         decode(encode(images[0][1]).data)
     rows = []
-    for name, original in images:
+    for item in images:
+        coded = encode_images([item], encode, warm_up=False)
+        rows += measure_decodes([item], coded, label, label, decode, progress, keep, warm_up=False)
+    return rows
+
+
+def encode_images(images, encode, warm_up: bool = True) -> List[Tuple[object, float]]:
+    """(EncodeResult, seconds) of each image coded once by encode(image). With `warm_up`, a first call untimed: it
+    traces a model's functions, which is no image's coding time."""
+    if warm_up and images:
+        encode(images[0][1])
+    coded = []
+    for _, original in images:
         started = time.perf_counter()
         result = encode(original)
-        encoded = time.perf_counter()
+        coded.append((result, time.perf_counter() - started))
+    return coded
+
+
+def measure_decodes(images, coded, label: str, setting: str, decode, progress=None, keep=None,
+                    warm_up: bool = True) -> List[Measurement]:
+    """Each coded image (encode_images) decoded by decode(data) and measured against its original; with `warm_up`, a
+    first call untimed, as for encoding. The same files may be measured with several decoders."""
+    if warm_up and coded:
+        decode(coded[0][0].data)
+    rows = []
+    for (name, original), (result, encode_seconds) in zip(images, coded):
+        started = time.perf_counter()
         reconstruction = decode(result.data)
-        decoded = time.perf_counter()
+        decode_seconds = time.perf_counter() - started
         report = result.report()
-        rows.append(measure(name, label, label, original, result.data, reconstruction, encoded - started,
-                            decoded - encoded, **{k: report[k] for k in ("bound_bpp", "estimated_bpp") if k in report}))
+        rows.append(measure(name, label, setting, original, result.data, reconstruction, encode_seconds,
+                            decode_seconds, **{k: report[k] for k in ("bound_bpp", "estimated_bpp") if k in report}))
         if keep is not None:
             keep.append(reconstruction)
         if progress is not None:
@@ -360,40 +379,19 @@ def run_bench(args) -> int:
                     crop_candidates[(codec.name, row.setting)] = (row, reconstruction)
                 progress.add(1)
             finish_group(codec.name, f"q{quality}", group_rows, reconstructions)
+    crop_index = [n for n, _ in images].index(crop_name)
     for label, model, alpha in models:
         kept: List[np.ndarray] = []
         group_rows = evaluate_model(model, images, label, progress, keep=kept, alpha=alpha)
-        crop_index = [n for n, _ in images].index(crop_name)
         crop_candidates[(label, label)] = (group_rows[crop_index], kept[crop_index])
         finish_group(label, label, group_rows, kept)
-
     for group in sr_groups:
         for quality in group.qualities:
-            files = []
-            for name, original in images:
-                started = time.perf_counter()
-                result = api.encode_sr(original, group.scale, quality, group.base)
-                files.append((result.data, time.perf_counter() - started))
-            decoders = [(label, model, alpha) for label, model, alpha in group.points]
-            decoders += [(group.classic_label(method), method, None) for method in SR_CLASSIC]
-            for label, decoder, alpha in decoders:
-                if not isinstance(decoder, str):  # untimed: the first call traces the model's functions
-                    api.decode(files[0][0], decoder, alpha)
-                group_rows, kept = [], []
-                for (name, original), (data, encode_seconds) in zip(images, files):
-                    started = time.perf_counter()
-                    if isinstance(decoder, str):
-                        reconstruction = api.decode(data, decoder=decoder)
-                    else:
-                        reconstruction = api.decode(data, decoder, alpha)
-                    row = measure(name, label, f"q{quality}", original, data, reconstruction, encode_seconds,
-                                  time.perf_counter() - started)
-                    group_rows.append(row)
-                    if inception is not None:
-                        kept.append(reconstruction)
-                    if name == crop_name:
-                        crop_candidates[(label, row.setting)] = (row, reconstruction)
-                    progress.add(1)
+            coded = encode_images(images, lambda image: api.encode_sr(image, group.scale, quality, group.base))
+            for label, decode in group.decoders():
+                kept: List[np.ndarray] = []
+                group_rows = measure_decodes(images, coded, label, f"q{quality}", decode, progress, kept)
+                crop_candidates[(label, f"q{quality}")] = (group_rows[crop_index], kept[crop_index])
                 finish_group(label, f"q{quality}", group_rows, kept)
 
     curves = {}
@@ -491,9 +489,19 @@ class SRBenchGroup:
     points: List[Tuple[str, object, Optional[float]]]
 
     def classic_label(self, method: str) -> str:
-        name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[self.base]
+        from tfgc.codec.sr import BASE_NAMES
+
         size = "full size" if self.scale == 1 else f"1/{self.scale}"
-        return f"{name} at {size} + {'Lanczos' if method == 'lanczos' else 'bicubic'}"
+        return f"{BASE_NAMES[self.base]} at {size} + {'Lanczos' if method == 'lanczos' else 'bicubic'}"
+
+    def decoders(self):
+        """(label, decode(data)) of each model point, then of each classic upscaler."""
+        from tfgc.codec import api
+
+        return ([(label, lambda data, model=model, alpha=alpha: api.decode(data, model, alpha))
+                 for label, model, alpha in self.points]
+                + [(self.classic_label(method), lambda data, method=method: api.decode(data, decoder=method))
+                   for method in SR_CLASSIC])
 
 
 def sr_bench_groups(models, alphas: Optional[Sequence[float]], qualities: Optional[Sequence[int]] = None):

@@ -222,10 +222,10 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         compare = ("Stars: tfgc models of other families on the same images (" + ", ".join(
             f"{label} {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}"
             for label, s in result["compare"].items()) + ").")
-    from tfgc.codec.api import base_label
+    from tfgc.codec.sr import BASE_NAMES, base_label
 
     base = result.get("base", "jpeg")  # results from before other bases were all JPEG
-    name = base_label(base).split(" ")[1]
+    name = BASE_NAMES[base]
     return "\n".join([
         f"# Super-resolution codec ({'RL-SRGAN' if base == 'jpeg' else name + ' base'}): {image_count} images, "
         f"x{scale}",

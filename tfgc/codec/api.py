@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from tfgc.codec import bitstream, tiling
+from tfgc.codec import bitstream, sr, tiling
 from tfgc.codec.io import load_image
 from tfgc.errors import FormatError, ModelError, ModelMismatchError
 
@@ -73,10 +73,9 @@ class EncodeResult:
     def summary(self) -> str:
         r = self.report()
         if self.sr is not None:
-            size = "full size" if r["scale"] == 1 else f"1/{r['scale']} size"
-            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: {base_label(r['base'])} (quality {r['quality']}) of the "
-                    f"image at {size}, {r['base_bytes']} bytes; header and checksum {r['bytes'] - r['base_bytes']} "
-                    "bytes")
+            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: {sr.base_label(r['base'])} (quality {r['quality']}) "
+                    f"of the image at {sr.size_label(r['scale'])}, {r['base_bytes']} bytes; header and checksum "
+                    f"{r['bytes'] - r['base_bytes']} bytes")
         if self.parts is not None:
             return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} ({100 * self.preserved:.1f}% "
                     f"of cells preserved, {r['coding']}), label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
@@ -86,12 +85,6 @@ class EncodeResult:
 
 
 ModelLike = Union[str, Path, object]
-
-
-def base_label(base: str) -> str:
-    """'a JPEG', 'an HEIC', ...: how a summary names a base image."""
-    name = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}[base]
-    return ("an " if name[0] in "AEH" else "a ") + name
 
 
 def _as_model(model: ModelLike):
@@ -227,8 +220,6 @@ def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
     """The super-resolution codec's file: `image` downsampled by `scale` (bicubic; 1 keeps its size) and coded by the
     `base` codec ("jpeg" as in RL-SRGAN, "webp", "avif", "heic") at `quality`. No model takes part: any sr decoder of
     that base and scale, learned or classic, reads the file."""
-    from tfgc.codec import sr
-
     sr.check_base(base)
     sr.check_scale(scale)
     sr.check_quality(quality, base)
@@ -283,7 +274,7 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
     if model.family == "sr":  # the file names no model, only its base codec and scale
         stored = _read_sr(header, payload)
         if (stored.base, stored.scale) != (m.base_codec, m.scale):
-            raise ModelMismatchError(f"file holds {base_label(stored.base)} at 1/{stored.scale} size; the model "
+            raise ModelMismatchError(f"file holds {sr.base_label(stored.base)} at 1/{stored.scale} size; the model "
                                      f"decodes {m.base_codec} bases at 1/{m.scale}")
         return _synthesis(model, [(stored.low[None], 1)], m.scale, header.height, header.width,
                           lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))
@@ -336,8 +327,6 @@ class StoredLowResolution:
 
 
 def _read_sr(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
-    from tfgc.codec import sr
-
     stored = bitstream.unpack_sr(payload, header.version)
     if header.fingerprint != sr.fingerprint(stored.scale, stored.base):
         raise FormatError("sr file's fingerprint does not match its base codec and scale")
@@ -347,8 +336,6 @@ def _read_sr(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
 
 
 def _decode_sr_classic(header, payload, decoder: str, model, alpha) -> np.ndarray:
-    from tfgc.codec import sr
-
     if decoder not in sr.CLASSIC_DECODERS:
         raise ModelError(f"unknown decoder {decoder!r}: model, {', '.join(sr.CLASSIC_DECODERS)}")
     if header.family != "sr":

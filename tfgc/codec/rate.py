@@ -24,10 +24,6 @@ class RateChoice:
     fits: bool  # the file is at most the target rate
     note: str  # one line: what was chosen, and why
 
-    @property
-    def bpp(self) -> float:
-        return self.result.bpp
-
 
 def fits(result: api.EncodeResult, target_bpp: float) -> bool:
     return result.file_bits <= target_bpp * result.pixels
@@ -63,8 +59,7 @@ def describe(choice: RateChoice, label: Callable[[object], str]) -> str:
     """'heic quality 12 at 1/2 size (heic-x2): 0.0453 bpp', 'gc-small-c4: 0.0372 bpp'."""
     r = choice.result.sr
     if r is not None:
-        size = "full size" if r["scale"] == 1 else f"1/{r['scale']} size"
-        setting = f"{r['base']} quality {r['quality']} at {size}"
+        setting = f"{r['base']} quality {r['quality']} at {sr.size_label(r['scale'])}"
         if choice.model is not None:
             setting += f" ({label(choice.model)})"
     else:
@@ -111,7 +106,9 @@ def choose(image, target_bpp: float, models: Sequence, strict: bool = False, max
     else:
         best = max(fitting, key=lambda c: c.result.file_bits)
         others = [describe(c, label) for c in candidates if c is not best]
-        why = ("the highest quality that fits" if best.result.sr is not None else "the largest file that fits"
-               + (f" (besides {', '.join(others)})" if others else ""))
+        if best.result.sr is not None:  # its quality was searched
+            why = "the highest quality that fits"
+        else:
+            why = "the largest file that fits" + (f" (besides {', '.join(others)})" if others else "")
     return RateChoice(best.result, best.model, True, f"chose {describe(best, label)} for {target_bpp:g} bpp: {why}")
 

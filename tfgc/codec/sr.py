@@ -20,6 +20,7 @@ from tfgc.errors import FormatError, TfgcError
 from tfgc.utils import first_line
 
 CLASSIC_DECODERS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+BASE_NAMES = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "heic": "HEIC"}
 
 
 def check_scale(scale: int) -> int:
@@ -32,6 +33,17 @@ def check_base(base: str) -> str:
     if base not in BASE_CODECS:
         raise TfgcError(f"unknown base codec {base!r}; known: {', '.join(BASE_CODECS)}")
     return base
+
+
+def base_label(base: str) -> str:
+    """'a JPEG', 'an HEIC', ...: how text names a base image."""
+    name = BASE_NAMES[base]
+    return ("an " if name[0] in "AEH" else "a ") + name
+
+
+def size_label(scale: int) -> str:
+    """'full size', '1/2 size', ...: how text names the base's size."""
+    return "full size" if scale == 1 else f"1/{scale} size"
 
 
 def lowest_quality(base: str) -> int:
