@@ -1,7 +1,7 @@
 """Speed figures of tfgc on this machine: training steps/s per preset, and codec seconds for one image.
 
     python scripts/benchmark.py                                   # gc-small and gc-paper, a bundled photo at 768x512
-    python scripts/benchmark.py --image ../shared/data/kodak/kodim01.png --presets gc-small
+    python scripts/benchmark.py --image kodak/kodim01.png --presets gc-small
     python scripts/benchmark.py --presets --export EXPORTS   # each runtime of a `python -m tfgc export --format all`
     python scripts/benchmark.py --presets --ms-ssim           # the MS-SSIM loss: tfgc.nn.ssim vs tf.image
 

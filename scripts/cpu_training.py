@@ -1,8 +1,8 @@
 """How much quality a CPU hour buys: stage-1 (MSE, no GAN) training of gc-small variants at a fixed wall-clock
 budget, evaluated on real files, written up as docs/cpu-training.md.
 
-    python scripts/cpu_training.py --data ../shared/data/bsds500/train ../shared/data/bsds500/test \
-        --kodak ../shared/data/kodak --runs runs/cpu-training --minutes 8 --snapshot-minutes 2 \
+    python scripts/cpu_training.py --data BSDS500/train BSDS500/test \
+        --kodak kodak --runs runs/cpu-training --minutes 8 --snapshot-minutes 2 \
         --final gc-small --final-minutes 60 --out docs
 
 Each variant is one `python -m tfgc.train --preset gc-small --stage 1 ...` run with the variant's flags and

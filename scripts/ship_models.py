@@ -1,14 +1,15 @@
 """Ship trained models: export each into saved_models/NAME/VERSION/ (the TF Serving layout, which is also a tfgc
 model directory), evaluate the exported model on the Kodak images, and write its model card beside it.
 
-    python scripts/ship_models.py --kodak ../shared/data/kodak --out saved_models \
+    python scripts/ship_models.py --kodak kodak --out saved_models \
         --model gc-small-c8=runs/c8-stage2/model --model rlsrgan-small-x4=runs/sr/model --default gc-small-c8
 
 Each version folder gets MODEL_CARD.md (for people) and card.json (for `python -m tfgc models`): what the model is,
 the data, preset, steps, wall time and machine of its training, the exact training command of each stage, and its
 Kodak figures from real files (a fidelity-controlled model at alpha 0, 0.5 and 1). A version folder holds at most
 50 MB; a larger export is removed again and reported. `--default NAME` writes OUT/DEFAULT, the model that
-`python -m tfgc compress` uses when --model is omitted.
+`python -m tfgc compress` uses when --model is omitted; several names are an order of preference (the first that
+runs on the user's machine: a base-layer model needs its base codec's plugin).
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def training_rows(manifest: dict):
     rows = []
     stage1 = manifest.get("stage1")
     if stage1:
-        rows.append(("1 (rate + distortion, every module)", stage1.get("command"), stage1.get("steps"),
+        first = "1 (MSE, the decoder)" if manifest["family"] == "sr" else "1 (rate + distortion, every module)"
+        rows.append((first, stage1.get("command"), stage1.get("steps"),
                      stage1.get("train_seconds"), stage1.get("machine")))
-        rows.append(("2 (GAN, decoder only)", manifest.get("command"), manifest.get("steps"),
+        rows.append(("2 (GAN, a copy of the decoder)", manifest.get("command"), manifest.get("steps"),
                      manifest.get("train_seconds"), manifest.get("machine")))
     else:
         rows.append(("one stage", manifest.get("command"), manifest.get("steps"), manifest.get("train_seconds"),
@@ -126,8 +128,13 @@ def training_rows(manifest: dict):
 
 def serving_note(manifest: dict) -> str:
     if manifest["family"] == "sr":
+        from tfgc.codec.sr import base_label
+        from tfgc.models.store import sr_settings
+
+        base = base_label(sr_settings(manifest)[0])
         return ("TF Serving: point `--model_base_path` at the folder above this one (signature `synthesis`: the "
-                "decoded JPEG of a tfgc file and the image size in, the image out; tfgc makes and reads the JPEG).")
+                f"decoded base image ({base}) of a tfgc file and the image size in, the image out; tfgc makes and "
+                "reads the base image).")
     return ("TF Serving: point `--model_base_path` at the folder above this one (signatures `analysis` and "
             "`synthesis`; the client codes the symbols: scripts/serving_client.py).")
 
@@ -191,9 +198,43 @@ def render_card(card: dict) -> str:
               f"Trained on the machine and for the wall time above, on {m.get('training_images', '?')} "
               "photographs: far less than the papers' GPU "
               "runs, so its quality is below theirs at the same rate (docs/results.md says by how much). "
-              "Not for images where faithful detail matters (text, faces, medical, evidence): a GAN decoder "
-              "invents plausible texture.", ""]
+              + limits_note(card), ""]
     return "\n".join(lines)
+
+
+def limits_note(card: dict) -> str:
+    if card.get("gan", True):
+        alpha_zero = " (alpha 0 decodes with the MSE decoder alone)" if card["manifest"].get("stage1") else ""
+        return ("Not for images where faithful detail matters (text, faces, medical, evidence): a GAN decoder invents "
+                f"plausible texture{alpha_zero}.")
+    return ("Its decoder trained on MSE alone: it invents no texture, and at low rates its images are as blurred as "
+            "the base layer lets them be.")
+
+
+PATH_KEYS = ("init_from", "directory")  # where a training run wrote a folder of this machine by its absolute path
+
+
+def portable_paths(directory: Path) -> None:
+    """Name the stage-1 model a stage-2 run started from as the shipper's command line did (relative to the working
+    folder, or to the repository), not by this machine's absolute path, in the export's JSON files."""
+    def portable(path: str) -> str:
+        for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+            try:
+                return str(Path(path).relative_to(root))
+            except ValueError:
+                continue
+        return path
+
+    def rewrite(value):
+        if isinstance(value, dict):
+            return {k: portable(v) if k in PATH_KEYS and isinstance(v, str) else rewrite(v) for k, v in value.items()}
+        return [rewrite(v) for v in value] if isinstance(value, list) else value
+
+    for path in sorted(directory.glob("*.json")):
+        content = json.loads(path.read_text())
+        rewritten = rewrite(content)
+        if rewritten != content:  # the keys keep their order
+            path.write_text(json.dumps(rewritten, indent=2) + "\n")
 
 
 def ship(name: str, source: Path, args, images) -> Path:
@@ -209,12 +250,13 @@ def ship(name: str, source: Path, args, images) -> Path:
         shutil.rmtree(destination)
         raise SystemExit(f"ship_models: {name} is {megabytes:.1f} MB, over the {MAX_MEGABYTES} MB a shipped model may "
                          "take; removed it again")
+    portable_paths(destination)
     shipped = load_model(destination)  # the card describes the files as shipped
     print(f"{name}: exported {destination} ({megabytes:.1f} MB); evaluating on {len(images)} images", flush=True)
     env = environment()
     card = {"name": name, "version": int(destination.name), "path": str(destination), "megabytes": megabytes,
             "command": "python " + shlex.join(sys.argv), "manifest": shipped.manifest,
-            "training_machine": args.training_machine,
+            "training_machine": args.training_machine, "gan": shipped.config.model.adversarial_weight > 0,
             "kodak": {"images": len(images), "machine": env["machine"], "commit": env["commit"],
                       "evaluated": time.strftime("%Y-%m-%d"), "figures": kodak_figures(shipped, images, name),
                       "sweep": quality_sweep(shipped, images, name)}}
@@ -229,14 +271,17 @@ def main(argv=None) -> int:
     p.add_argument("--kodak", required=True, help="folder of the evaluation images")
     p.add_argument("--out", default="saved_models", help="where the models go: OUT/NAME/VERSION")
     p.add_argument("--version", type=int, help="version folder (default: one more than the highest of each NAME)")
-    p.add_argument("--default", help="NAME of the model `python -m tfgc compress` uses without --model")
+    p.add_argument("--default", nargs="+", metavar="NAME",
+                   help="the model `python -m tfgc compress` uses without --model; several in order of preference "
+                        "(the first that runs here: a base-layer model needs its base codec's plugin)")
     p.add_argument("--training-machine", help="the machine the models trained on, for manifests made before tfgc "
                                               "recorded it (the card says so where it is used)")
     args = p.parse_args(argv)
     models = [parse_model_argument(m) for m in args.model]
     shipping = {name for name, _ in models}
-    if args.default and args.default not in shipping and not (Path(args.out) / args.default).is_dir():
-        raise SystemExit(f"ship_models: --default {args.default}: not among the models shipped or in {args.out}")
+    for default in args.default or ():
+        if default not in shipping and not (Path(args.out) / default).is_dir():
+            raise SystemExit(f"ship_models: --default {default}: not among the models shipped or in {args.out}")
 
     from tfgc.errors import TfgcError
     from tfgc.evaluate import load_images
@@ -248,7 +293,7 @@ def main(argv=None) -> int:
     except TfgcError as e:
         raise SystemExit(f"ship_models: {e}") from None
     if args.default:
-        (Path(args.out) / "DEFAULT").write_text(args.default + "\n")
+        (Path(args.out) / "DEFAULT").write_text("".join(name + "\n" for name in args.default))
     return 0
 
 

@@ -221,6 +221,41 @@ def test_command_line_errors(folder, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(folder, tmp_path, monkeypatch):
+    from tfgc.codec.classic import ClassicCodec
+
+    def bench(name, **kwargs):
+        args = _args(data=[str(folder)], model=None, codecs="jpeg", out=str(tmp_path / name), name="r",
+                     crop_image=None, crop_bpp=None, crop_size=48)
+        vars(args).update(kwargs)
+        return evaluate.run_bench(args)
+
+    assert bench("first") == 0
+    earlier = tmp_path / "first" / "r" / "results.json"
+    encoded = []
+    encode = ClassicCodec.encode
+    monkeypatch.setattr(ClassicCodec, "encode", lambda self, image, q: encoded.append(q) or encode(self, image, q))
+    assert bench("second", classic_from=str(earlier)) == 0
+    assert sorted(encoded) == sorted(CODECS["jpeg"].qualities)  # only the crops figure's image was coded again
+    first, second = json.loads(earlier.read_text()), json.loads((tmp_path / "second" / "r" / "results.json").read_text())
+    assert second["codecs"] == first["codecs"] and second["measurements"] == first["measurements"]
+    assert second["classic_from"]["command"] == first["command"]
+    assert "reused with --classic-from" in (tmp_path / "second" / "r.md").read_text()
+
+    tampered = dict(first, measurements=[dict(m, bytes=m["bytes"] + 1) if m["image"] == "a.png" else m
+                                         for m in first["measurements"]])
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    with pytest.raises(TfgcError, match=r"codes a.png in \d+ bytes here, \d+ there"):
+        bench("third", classic_from=str(tmp_path / "tampered.json"))
+    with pytest.raises(TfgcError, match="has no measurement of a.png by webp at q0"):
+        bench("third", classic_from=str(earlier), codecs="webp")
+    (tmp_path / "other.json").write_text("[]")
+    with pytest.raises(TfgcError, match="not the results.json of a bench"):
+        bench("third", classic_from=str(tmp_path / "other.json"))
+    with pytest.raises(TfgcError, match="FID/KID"):
+        bench("third", classic_from=str(earlier), inception_weights="imagenet")
+
+
 def test_eval_and_bench_compute_fid_kid_when_given_weights(trained, photos, tmp_path):
     import tensorflow as tf
 

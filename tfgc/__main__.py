@@ -416,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and/or ms_ssim, source): drawn on the RD plots, listed apart")
     b.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")
     b.add_argument("--codecs", default="jpeg,webp,avif,heic,jxl", help="comma-separated classic codecs")
+    b.add_argument("--classic-from", metavar="RESULTS_JSON",
+                   help="reuse the classic codecs' measurements of an earlier bench of the same images (its "
+                        "results.json) instead of coding every image again: each setting's file of the crops "
+                        "figure's image is coded again and must have the size measured there")
     b.add_argument("--out", default="bench", help="folder for the report NAME.md and its assets NAME/")
     b.add_argument("--name", default="benchmarks", help="report name")
     b.add_argument("--crop-image", help="image of the crops figure (default: the first)")

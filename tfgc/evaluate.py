@@ -332,8 +332,13 @@ def run_bench(args) -> int:
     report_path, assets = report_destination(args)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
     references = read_references(args.references) if getattr(args, "references", None) else []
+    classic_from = getattr(args, "classic_from", None)
+    if classic_from and args.inception_weights:
+        raise TfgcError("--classic-from reuses measurements, not images: FID/KID (--inception-weights) need the "
+                        "classic codecs' images, so measure them again without --classic-from")
     _require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
+    provenance, reused = reused_measurements(classic_from, images, codecs) if classic_from else (None, None)
     directories = args.model or []
     loaded = [(label, load_model(d)) for d, label in zip(directories, unique_model_labels(directories))]
     models = bench_points([(label, model) for label, model in loaded if model.family != "sr"],
@@ -353,6 +358,7 @@ def run_bench(args) -> int:
     rows: List[Measurement] = []
     group_stats: Dict[Tuple[str, str], dict] = {}
     crop_candidates: Dict[Tuple[str, str], Tuple[Measurement, np.ndarray]] = {}
+    crop_index = [n for n, _ in images].index(crop_name)
 
     def finish_group(codec: str, setting: str, group_rows, reconstructions):
         stats = summarize(group_rows)
@@ -363,6 +369,14 @@ def run_bench(args) -> int:
 
     for codec in codecs:
         for quality in codec.qualities:
+            if reused is not None:
+                group_rows = reused[(codec.name, f"q{quality}")]
+                crop_candidates[(codec.name, f"q{quality}")] = (
+                    group_rows[crop_index], recoded_like(codec, quality, images[crop_index], group_rows[crop_index],
+                                                         classic_from))
+                progress.add(len(images))
+                finish_group(codec.name, f"q{quality}", group_rows, [])
+                continue
             group_rows, reconstructions = [], []
             for name, original in images:
                 started = time.perf_counter()
@@ -379,7 +393,6 @@ def run_bench(args) -> int:
                     crop_candidates[(codec.name, row.setting)] = (row, reconstruction)
                 progress.add(1)
             finish_group(codec.name, f"q{quality}", group_rows, reconstructions)
-    crop_index = [n for n, _ in images].index(crop_name)
     for label, model, alpha in models:
         kept: List[np.ndarray] = []
         group_rows = evaluate_model(model, images, label, progress, keep=kept, alpha=alpha)
@@ -418,7 +431,10 @@ def run_bench(args) -> int:
               "learned_curves": [label for group in sr_groups for label, _, _ in group.points],
               "upscaled_curves": {label: group.classic_label("lanczos") for group in sr_groups
                                   for label, _, _ in group.points},
+              "classic_upscales": [group.classic_label(method) for group in sr_groups for method in SR_CLASSIC],
               "references": references, "measurements": [r.row() for r in rows]}
+    if provenance is not None:
+        result["classic_from"] = dict(provenance, file=str(classic_from))
     _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
     print(_table(curves, labels, model_labels, result["targets_bpp"]))
     if result["upscaled_curves"]:
@@ -428,10 +444,52 @@ def run_bench(args) -> int:
     return 0
 
 
+def reused_measurements(path, images, codecs):
+    """`bench --classic-from`: the run that measured the classic codecs in an earlier bench's results.json (its
+    command and machine, through any run that reused them since) and their measurements of `images`,
+    {(codec, setting): [Measurement of each image]}, for every setting of `codecs`; a clear error where it lacks one
+    or measured an image of another size."""
+    try:
+        earlier = json.loads(Path(path).read_text())
+        rows = [Measurement(**{k: row[k] for k in MEASUREMENT_FIELDS}) for row in earlier["measurements"]]
+        provenance = earlier.get("classic_from") or {
+            "command": earlier["command"], "machine": describe_machine(earlier["environment"]["machine"])}
+        provenance = {"command": provenance["command"], "machine": provenance["machine"]}
+    except OSError as e:
+        raise TfgcError(f"--classic-from {path}: cannot read it: {first_line(e)}") from None
+    except (ValueError, KeyError, TypeError):
+        raise TfgcError(f"--classic-from {path}: not the results.json of a bench") from None
+    by_key = {(r.codec, r.setting, r.image): r for r in rows}
+    reused = {}
+    for codec in codecs:
+        for quality in codec.qualities:
+            group = []
+            for name, image in images:
+                row = by_key.get((codec.name, f"q{quality}", name))
+                if row is None or (row.height, row.width) != image.shape[:2]:
+                    what = "no measurement" if row is None else f"a {row.width}x{row.height} measurement"
+                    raise TfgcError(f"--classic-from {path} has {what} of {name} by {codec.name} at q{quality}: "
+                                    "measure the classic codecs again (without --classic-from)")
+                group.append(row)
+            reused[(codec.name, f"q{quality}")] = group
+    return provenance, reused
+
+
+def recoded_like(codec, quality: int, named_image, row: Measurement, path) -> np.ndarray:
+    """The crops figure's image coded again by `codec`; its file must be the size the earlier run measured, else
+    that run's codec (or image) differs from this one's and its measurements are not these files'."""
+    name, image = named_image
+    data = codec.encode(image, quality)
+    if len(data) != row.bytes:
+        raise TfgcError(f"--classic-from {path}: {codec.label} at q{quality} codes {name} in {len(data)} bytes here, "
+                        f"{row.bytes} there (another codec version or image): measure again without --classic-from")
+    return codec.decode(data)
+
+
 def _write_bench_report(result, curves, rows, report_path: Path, assets: Path, notes: Optional[str]) -> None:
     labels, model_labels, references = result["labels"], set(result["models"]), result["references"]
     style = dict(targets=result.get("targets_bpp", TARGET_BPPS), learned=set(result.get("learned_curves", [])),
-                 upscaled=set(result.get("upscaled_curves", {}).values()))
+                 upscaled=set(result.get("classic_upscales", result.get("upscaled_curves", {}).values())))
     _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references, **style)
     _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references, **style)
     _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png",
@@ -671,7 +729,9 @@ def _save_figure(plt, figure, path) -> None:
 def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=(), targets=TARGET_BPPS, learned=(),
              upscaled=()) -> None:
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
+    figure, axes = plt.subplots(figsize=(10, 5.5), dpi=120)
+    # one colour per curve however many there are (matplotlib's cycle repeats after ten)
+    axes.set_prop_cycle(color=list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors) + list(plt.cm.Set1.colors))
     for codec, points in curves.items():
         rates = [s["bpp"] for _, s in points]
         values = [s[key] for _, s in points]
@@ -698,7 +758,8 @@ def finish_rd_plot(plt, figure, axes, ylabel, path, legend_size=8) -> None:
     axes.set_xlabel("bits per pixel (real files, log scale)")
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=legend_size)
+    # beside the chart, not on it: the curves of the lowest rates are where the legend would sit
+    axes.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     figure.tight_layout()
     _save_figure(plt, figure, path)
 
@@ -753,6 +814,10 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         f"Machine: {describe_machine(machine)}; {machine['platform']}. "
         f"Python {env['python']}; {versions}. Commit {env['commit']}.",
         "",
+        *([f"The classic codecs' measurements are those of `{result['classic_from']['command']}` (on "
+           f"{result['classic_from']['machine']}), reused with --classic-from: each setting's file of {crop_name} "
+           "was coded again by this run and has the size that run measured. Their speeds are that machine's.", ""]
+          if result.get("classic_from") else []),
         "Every point is a real file: bpp = 8 x file bytes / pixels, averaged over the images at each quality setting "
         "(tfgc models: one point each, or one per alpha of a fidelity-controlled model; sr models: a curve over "
         "their base codec's quality, beside the Lanczos and bicubic upscales of the same files; all as .tfgc "

@@ -188,7 +188,7 @@ def _plot_rd(sweep, compared, bench, path, key, ylabel) -> None:
     from tfgc.evaluate import _pyplot, finish_rd_plot
 
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
+    figure, axes = plt.subplots(figsize=(10, 5.5), dpi=120)
     if bench is not None:
         for codec, points in bench["codecs"].items():
             points = sorted(points, key=lambda p: p["bpp"])

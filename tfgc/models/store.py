@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 from tfgc.config import Config
-from tfgc.errors import ConfigError, ModelError
+from tfgc.errors import ConfigError, ModelError, TfgcError
 from tfgc.utils import first_line, write_directory
 
 MODEL_FORMAT = 1
@@ -172,22 +172,48 @@ CARD = "card.json"
 
 
 def default_model() -> Optional[Path]:
-    """The model `compress` uses without --model: the first search path whose DEFAULT file names a model folder
-    (NAME, or NAME/VERSION; NAME alone means its highest version), else the first installed model."""
+    """The model `compress` uses without --model: from the first search path with a DEFAULT file, the first model
+    it names (one per line, in order of preference: NAME, or NAME/VERSION; NAME alone means its highest version) that
+    runs here; a base-layer model runs only where its base codec's plugin is installed, so a DEFAULT of
+    "heic-x2" then "gc-small-c8" falls back to GC without pillow-heif. No DEFAULT file: the first installed model."""
     for root in search_paths():
         try:
-            named = (root / DEFAULT_FILE).read_text().strip()
+            names = [line.strip() for line in (root / DEFAULT_FILE).read_text().splitlines() if line.strip()]
         except OSError:
             continue
-        folder = root / named
-        if (folder / MANIFEST).is_file():
-            return folder
-        versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file()]
-        if versions:
-            return max(versions, key=lambda p: int(p.name))
-        raise ModelError(f"{root / DEFAULT_FILE} names {named!r}, which is not a model folder in {root}")
+        unusable = []
+        for named in names:
+            folder = _model_folder(root / named)
+            if folder is None:
+                raise ModelError(f"{root / DEFAULT_FILE} names {named!r}, which is not a model folder in {root}")
+            reason = _cannot_run_here(read_manifest(folder))
+            if reason is None:
+                return folder
+            unusable.append(f"{named} ({reason})")
+        if unusable:
+            raise ModelError(f"none of the default models runs here: {'; '.join(unusable)}")
     for directory, _ in installed_models():
         return directory
+    return None
+
+
+def _model_folder(folder: Path) -> Optional[Path]:
+    if (folder / MANIFEST).is_file():
+        return folder
+    versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else None
+
+
+def _cannot_run_here(manifest: dict) -> Optional[str]:
+    """Why a model cannot code files on this machine (its base codec's plugin is missing), or None."""
+    if manifest.get("family") != "sr":
+        return None
+    from tfgc.codec.sr import base_codec
+
+    try:
+        base_codec(sr_settings(manifest)[0])
+    except TfgcError as e:
+        return str(e)
     return None
 
 
