@@ -361,7 +361,7 @@ def test_two_stage_training_from_the_command_line(tmp_path, photo_folder, monkey
     assert "coding" not in second.stdout  # the bases of stage 1, from the cache
     config = json.loads((tmp_path / "s2" / "model" / "config.json").read_text())
     assert config["model"]["fidelity_control"] and config["model"]["discriminator"] == "patch"
-    assert (config["model"]["adversarial_weight"], config["model"]["feature_matching_weight"]) == (0.1, 1.0)
+    assert (config["model"]["adversarial_weight"], config["model"]["feature_matching_weight"]) == (0.05, 0.5)
     image = folder / "coffee.png"
     run("compress", image, tmp_path / "c.tfgc", "--model", tmp_path / "s2" / "model")
     run("decompress", tmp_path / "c.tfgc", tmp_path / "mse.png", "--model", tmp_path / "s2" / "model", "--alpha", 0)
