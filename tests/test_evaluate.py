@@ -220,7 +220,6 @@ def test_command_line_errors(folder, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(folder, tmp_path, monkeypatch):
     from tfgc.codec.classic import ClassicCodec
 
@@ -256,6 +255,7 @@ def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(
         bench("third", classic_from=str(earlier), inception_weights="imagenet")
 
 
+@pytest.mark.slow
 def test_eval_and_bench_compute_fid_kid_when_given_weights(trained, photos, tmp_path):
     import tensorflow as tf
 
