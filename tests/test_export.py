@@ -1,5 +1,7 @@
-"""Exports of a tiny trained model to every format, each run as a user would run it (fresh processes where the
-issue asks for them)."""
+"""Exports of tiny models to every format, each run as a user would run it (fresh processes where it matters).
+
+The main fixture is the type of the shipped gc models (GDN, two decoders and alpha); every other model type (instance
+norm and one decoder; sc; sr) exports to every target in test_every_model_type_exports_to_every_target."""
 
 import importlib.util
 import json
@@ -23,8 +25,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def exports(trained, tmp_path_factory):
-    _, directory = trained
+def fidelity_gdn(tmp_path_factory):
+    """(model, directory) of a gc model of the shipped models' type: GDN, both decoders (alpha), a learned coding
+    table; random weights, 8 latent channels as gc-small-c8."""
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import save_model
+
+    tf.keras.utils.set_random_seed(5)
+    config = preset("gc-tiny").replace(normalization="gdn", fidelity_control=True, latent_channels=8)
+    model = build_model(config, for_training=False)
+    model.prior.set_logits(np.random.default_rng(5).normal(size=(8, 5)).astype(np.float32))
+    model.prior.update_coding_table()
+    return model, save_model(model, tmp_path_factory.mktemp("models") / "fidelity-gdn")
+
+
+@pytest.fixture(scope="session")
+def exports(fidelity_gdn, tmp_path_factory):
+    _, directory = fidelity_gdn
     out = tmp_path_factory.mktemp("exports") / "all"
     folders = export.export(directory, out, export.FORMATS, name="tiny")
     return folders
@@ -51,8 +69,8 @@ def _python(code: str, *args, check=True):
     return result
 
 
-def test_layout_and_manifests(exports, trained):
-    model, _ = trained
+def test_layout_and_manifests(exports, fidelity_gdn):
+    model, _ = fidelity_gdn
     assert exports["serving"].parts[-3:] == ("serving", "tiny", "1")
     for export_format, folder in exports.items():
         manifest = _manifest(folder)
@@ -62,7 +80,12 @@ def test_layout_and_manifests(exports, trained):
         assert manifest["usage"] and manifest["parity"]["image_size"] == [512, 768]
     analysis = _manifest(exports["serving"])["signatures"]["analysis"]
     assert analysis["inputs"] == {"image": {"dtype": "uint8", "shape": [None, None, None, 3]}}
-    assert analysis["outputs"]["symbols"] == {"dtype": "int32", "shape": [None, None, None, 4]}
+    assert analysis["outputs"]["symbols"] == {"dtype": "int32", "shape": [None, None, None, 8]}
+    synthesis = _manifest(exports["serving"])["signatures"]["synthesis"]
+    assert list(synthesis["inputs"]) == ["symbols", "image_size", "alpha"]
+    assert list(_manifest(exports["codec"])["signatures"]["decompress"]["inputs"]) == ["bitstream", "alpha"]
+    for folder in exports.values():  # how to call it names alpha
+        assert "alpha" in _manifest(folder)["usage"]
     assert set(_manifest(exports["tflite"])["files"]) == {"analysis.float32", "analysis.float16",
                                                           "synthesis.float32", "synthesis.float16"}
     for folder in (exports["codec"], exports["serving"]):
@@ -76,9 +99,9 @@ def test_layout_and_manifests(exports, trained):
                 assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
-def test_codec_savedmodel_round_trips_in_a_fresh_process_exactly_as_the_package(exports, trained, photo_file,
+def test_codec_savedmodel_round_trips_in_a_fresh_process_exactly_as_the_package(exports, fidelity_gdn, photo_file,
                                                                                  tmp_path):
-    model, _ = trained
+    model, _ = fidelity_gdn
     code = """
 import sys
 import numpy as np
@@ -87,19 +110,19 @@ import tensorflow_compression  # registers the range coding ops the SavedModel h
 m = tf.saved_model.load(sys.argv[1])
 data = m.compress(tf.io.read_file(sys.argv[2]))["bitstream"].numpy()
 open(sys.argv[3], "wb").write(data)
-np.save(sys.argv[4], m.decompress(tf.constant(open(sys.argv[5], "rb").read()))["image"].numpy())
+np.save(sys.argv[4], m.decompress(tf.constant(open(sys.argv[5], "rb").read()), tf.constant(0.25))["image"].numpy())
 """
     reference = api.compress(photo_file, model)
     (tmp_path / "package.tfgc").write_bytes(reference)
     _python(code, exports["codec"], photo_file, tmp_path / "savedmodel.tfgc", tmp_path / "decoded.npy",
             tmp_path / "package.tfgc")
     assert (tmp_path / "savedmodel.tfgc").read_bytes() == reference
-    np.testing.assert_array_equal(np.load(tmp_path / "decoded.npy"), api.decode(reference, model))
+    np.testing.assert_array_equal(np.load(tmp_path / "decoded.npy"), api.decode(reference, model, alpha=0.25))
     assert _manifest(exports["codec"])["parity"]["bitstream_identical"] is True
 
 
-def test_codec_savedmodel_refuses_bad_files(exports, trained, photos):
-    model, _ = trained
+def test_codec_savedmodel_refuses_bad_files(exports, fidelity_gdn, photos):
+    model, _ = fidelity_gdn
     loaded = tf.saved_model.load(str(exports["codec"]))
     data = api.compress(photos["chelsea"][:40, :50], model)
     corrupt = bytearray(data)
@@ -107,10 +130,13 @@ def test_codec_savedmodel_refuses_bad_files(exports, trained, photos):
     for bad, message in ((data[:-1], "truncated"), (bytes(corrupt), "checksum"), (b"GIF89a", "not a tfgc file"),
                          (data + b"\0", "stray bytes")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-            loaded.decompress(tf.constant(bad))
+            loaded.decompress(tf.constant(bad), tf.constant(1.0))
     other = export.codec_functions(_other_model())["compress_pixels"](tf.constant(photos["chelsea"][:40, :50]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="another model"):
-        loaded.decompress(other["bitstream"])
+        loaded.decompress(other["bitstream"], tf.constant(1.0))
+    for alpha in (-0.1, 2.0):  # refused, as the command line refuses it, not clipped
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"alpha must be in \[0, 1\]"):
+            loaded.decompress(tf.constant(data), tf.constant(alpha))
 
 
 def _other_model():
@@ -121,8 +147,8 @@ def _other_model():
     return build_model(preset("gc-tiny"), for_training=False)
 
 
-def test_serving_savedmodel_runs_without_tensorflow_compression(exports, trained, photos, tmp_path):
-    model, _ = trained
+def test_serving_savedmodel_runs_without_tensorflow_compression(exports, fidelity_gdn, photos, tmp_path):
+    model, _ = fidelity_gdn
     image = photos["astronaut"][:70, :90]
     np.save(tmp_path / "image.npy", image)
     code = """
@@ -132,7 +158,8 @@ import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
 image = np.load(sys.argv[2])[None]
 analysed = m.signatures["analysis"](image=tf.constant(image))
-out = m.signatures["serving_default"](symbols=analysed["symbols"], image_size=analysed["image_size"])
+out = m.signatures["serving_default"](symbols=analysed["symbols"], image_size=analysed["image_size"],
+                                     alpha=tf.constant(0.5))
 np.save(sys.argv[3], analysed["symbols"].numpy())
 np.save(sys.argv[4], out["image"].numpy())
 assert "tensorflow_compression" not in sys.modules and "tfgc" not in sys.modules, "imported the codec"
@@ -140,7 +167,7 @@ assert "tensorflow_compression" not in sys.modules and "tfgc" not in sys.modules
     _python(code, exports["serving"], tmp_path / "image.npy", tmp_path / "symbols.npy", tmp_path / "image_out.npy")
     symbols = model.analysis(image[None]).numpy()
     np.testing.assert_array_equal(np.load(tmp_path / "symbols.npy"), symbols)
-    np.testing.assert_array_equal(np.load(tmp_path / "image_out.npy"), model.synthesis(symbols, 70, 90).numpy())
+    np.testing.assert_array_equal(np.load(tmp_path / "image_out.npy"), model.synthesis(symbols, 70, 90, 0.5).numpy())
 
 
 def test_saved_model_cli_lists_the_serving_signatures(exports):
@@ -154,10 +181,10 @@ def test_saved_model_cli_lists_the_serving_signatures(exports):
     assert "inputs['image_size'] tensor_info" in result.stdout
 
 
-def test_serving_export_is_a_tfgc_model_directory_too(exports, trained, photos):
+def test_serving_export_is_a_tfgc_model_directory_too(exports, fidelity_gdn, photos):
     from tfgc.models.store import load_model
 
-    model, _ = trained
+    model, _ = fidelity_gdn
     loaded = load_model(exports["serving"])
     image = photos["coffee"][:33, :47]
     assert api.compress(image, loaded) == api.compress(image, model)
@@ -186,8 +213,9 @@ def _load_client():
     return module
 
 
-def test_serving_client_against_the_savedmodel_behind_tf_servings_rest_api(exports, trained, photo_file, tmp_path):
-    model, _ = trained
+def test_serving_client_against_the_savedmodel_behind_tf_servings_rest_api(exports, fidelity_gdn, photo_file,
+                                                                          tmp_path):
+    model, _ = fidelity_gdn
     client = _load_client()
     manifest = exports["serving"] / export.EXPORT_MANIFEST
     with ServingStub("tiny", exports["serving"]) as server:
@@ -195,14 +223,16 @@ def test_serving_client_against_the_savedmodel_behind_tf_servings_rest_api(expor
                             "--url", server.url]) == 0
         assert (tmp_path / "a.tfgc").read_bytes() == api.compress(photo_file, model)
         assert client.main(["decompress", str(tmp_path / "a.tfgc"), str(tmp_path / "a.png"), "--manifest",
-                            str(manifest), "--url", server.url + "/versions/1"]) == 0
+                            str(manifest), "--url", server.url + "/versions/1", "--alpha", "0.3"]) == 0
         analysis, synthesis = server.requests
         assert analysis["signature_name"] == "analysis" and set(analysis["inputs"]) == {"image"}
-        assert synthesis["signature_name"] == "synthesis" and set(synthesis["inputs"]) == {"symbols", "image_size"}
+        assert synthesis["signature_name"] == "synthesis"
+        assert set(synthesis["inputs"]) == {"symbols", "image_size", "alpha"} and synthesis["inputs"]["alpha"] == pytest.approx(0.3)
         # The server's errors end in one line and a non-zero exit.
         assert client.main(["compress", str(photo_file), str(tmp_path / "b.tfgc"), "--manifest", str(manifest),
                             "--url", server.url.replace("tiny", "nope")]) == 1
-    np.testing.assert_array_equal(load_image(tmp_path / "a.png"), api.decode(api.compress(photo_file, model), model))
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png"),
+                                  api.decode(api.compress(photo_file, model), model, alpha=0.3))
     assert not (tmp_path / "b.tfgc").exists()
 
 
@@ -234,8 +264,8 @@ def test_serve_script_runs_the_official_image_with_the_model_mounted(exports, tm
     assert wrong.returncode == 2 and "numbered version" in wrong.stderr
 
 
-def test_tflite_resizes_to_any_image_and_matches_tensorflow(exports, trained, photos):
-    model, _ = trained
+def test_tflite_resizes_to_any_image_and_matches_tensorflow(exports, fidelity_gdn, photos):
+    model, _ = fidelity_gdn
     folder = exports["tflite"]
     interpreter = tf.lite.Interpreter(model_path=str(folder / "analysis.tflite"))
     (detail,) = interpreter.get_input_details()
@@ -247,7 +277,7 @@ def test_tflite_resizes_to_any_image_and_matches_tensorflow(exports, trained, ph
         runner = interpreter.get_signature_runner("analysis")
         symbols = runner(image=image)["symbols"]
         del runner  # it holds the interpreter's buffers, which resizing must not
-        assert symbols.shape == (1, -(-h // 16), -(-w // 16), 4)
+        assert symbols.shape == (1, -(-h // 16), -(-w // 16), 8)
         assert np.mean(symbols == model.analysis(image).numpy()) > 0.99
     for backend in ("tflite", "tflite-fp16"):
         runtime = export.load_backend(folder.parent, backend)
@@ -259,22 +289,24 @@ def test_tflite_resizes_to_any_image_and_matches_tensorflow(exports, trained, ph
     assert figures["float32"]["psnr_db"] is None or figures["float32"]["psnr_db"] > 45
 
 
-def test_onnx_has_dynamic_sizes_and_the_cli_decodes_a_real_file_with_it(exports, trained, photo_file, tmp_path):
+def test_onnx_has_dynamic_sizes_and_the_cli_decodes_a_real_file_with_it(exports, fidelity_gdn, photo_file,
+                                                                        tmp_path):
     import onnx
 
     from tfgc.__main__ import main
 
-    model, _ = trained
+    model, _ = fidelity_gdn
     graph = onnx.load(str(exports["onnx"] / "analysis.onnx")).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims][-1] == 3 and all(d.dim_param for d in dims[:3])
+    assert [i.name for i in graph.input] == ["image"]  # GDN's parameter bounds are constants, not inputs
     assert [o.name for o in graph.output] == ["image_size", "symbols"]
     file = tmp_path / "a.tfgc"
     assert main(["compress", str(photo_file), str(file), "--backend", "onnx", "--model", str(exports["onnx"])]) == 0
     assert file.read_bytes() == api.compress(photo_file, model)
     assert main(["decompress", str(file), str(tmp_path / "onnx.png"), "--backend", "onnx",
-                 "--model", str(exports["onnx"].parent)]) == 0
-    parity = export.image_parity(api.decode(file.read_bytes(), model), load_image(tmp_path / "onnx.png"))
+                 "--model", str(exports["onnx"].parent), "--alpha", "0.7"]) == 0
+    parity = export.image_parity(api.decode(file.read_bytes(), model, alpha=0.7), load_image(tmp_path / "onnx.png"))
     assert parity["max_abs_diff"] <= 2
 
 
@@ -323,3 +355,102 @@ def test_a_model_with_noise_channels_exports_and_reloads(photos, tmp_path):
         for entry in _manifest(folder)["parity"].values():
             if isinstance(entry, dict):
                 assert entry["max_abs_diff"] <= 3 and entry["analysis_symbols_equal"] > 0.99
+
+
+# Every preset's model type, beside the main fixture's (gc, GDN, two decoders): (preset, overrides).
+MODEL_TYPES = {
+    "gc-instance-one-decoder": ("gc-tiny", {}),
+    "sc-instance-two-decoders": ("sc-tiny", {"fidelity_control": True}),
+    "sc-gdn-one-decoder": ("sc-tiny", {"normalization": "gdn"}),
+    "sr-edsr-two-decoders": ("sr-tiny", {"fidelity_control": True}),
+    "rlsrgan-one-decoder": ("rlsrgan-tiny", {}),
+}
+
+DECODE_WITHOUT_TENSORFLOW = """
+import json, sys, time
+import numpy as np
+from tfgc.codec import api
+from tfgc.export import load_backend
+folder, data, alpha = sys.argv[1], open(sys.argv[2], "rb").read(), json.loads(sys.argv[3])
+decoded = {backend: api.decode(data, load_backend(folder, backend), alpha)
+           for backend in ("onnx", "tflite", "tflite-fp16")}
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "tensorflow_compression", "keras"})
+assert not heavy, heavy
+np.savez(sys.argv[4], **decoded)
+"""
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_TYPES))
+def test_every_model_type_exports_to_every_target(kind, photos, tmp_path):
+    """Each export is checked when it is made (its parity is in export.json), and a file of the model decodes with
+    ONNX and TFLite in a process that never imports TensorFlow: the range decoder is tfgc's Python port of
+    tensorflow-compression's, and sr bases are Pillow's."""
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import save_model
+
+    name, overrides = MODEL_TYPES[kind]
+    tf.keras.utils.set_random_seed(11)
+    model = build_model(preset(name).replace(**overrides), for_training=False)
+    folders = export.export(save_model(model, tmp_path / "model"), tmp_path / "out", export.FORMATS)
+    expected = {"codec", "serving", "tflite", "onnx"} if model.family == "gc" else {"serving", "tflite", "onnx"}
+    assert set(folders) == expected
+    for export_format, folder in folders.items():
+        parity = _manifest(folder)["parity"]
+        for entry in (v for v in parity.values() if isinstance(v, dict)):
+            assert entry["max_abs_diff"] <= 2 and entry.get("analysis_symbols_equal", 1.0) > 0.99, (export_format,
+                                                                                                     parity)
+    image = photos["coffee"][:72, :100]
+    semantics = None
+    if model.family == "sc":
+        semantics = np.zeros(image.shape[:2], np.uint8)
+        semantics[:, 50:] = 1
+    data = api.encode(image, model, semantics=semantics).data
+    (tmp_path / "a.tfgc").write_bytes(data)
+    alpha = 0.5 if model.config.model.fidelity_control else None
+    _python(DECODE_WITHOUT_TENSORFLOW, tmp_path / "out", tmp_path / "a.tfgc", json.dumps(alpha), tmp_path / "d.npz")
+    reference = api.decode(data, model, alpha)
+    for backend, decoded in np.load(tmp_path / "d.npz").items():
+        assert export.image_parity(reference, decoded)["max_abs_diff"] <= 3, backend
+
+
+def test_alpha_outside_zero_to_one_is_refused_by_every_backend(exports, fidelity_gdn, photos):
+    model, _ = fidelity_gdn
+    data = api.compress(photos["chelsea"][:32, :48], model)
+    for backend in ("tensorflow", "tflite", "tflite-fp16", "onnx"):
+        runtime = model if backend == "tensorflow" else export.load_backend(exports["onnx"].parent, backend)
+        for alpha in (-0.5, 1.5):
+            with pytest.raises(TfgcError, match=r"^alpha must be in \[0, 1\], not"):
+                api.decode(data, runtime, alpha)
+    served = tf.saved_model.load(str(exports["serving"])).signatures["synthesis"]
+    symbols = model.analysis(photos["chelsea"][None, :32, :48])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"alpha must be in \[0, 1\], not"):
+        served(symbols=symbols, image_size=tf.constant([32, 48]), alpha=tf.constant(1.5))
+
+
+def test_a_serving_export_is_named_after_its_model(fidelity_gdn, tmp_path):
+    import shutil
+
+    _, directory = fidelity_gdn
+    shipped = tmp_path / "saved_models" / "gc-fidelity" / "3"
+    shutil.copytree(directory, shipped)
+    folders = export.export(shipped, tmp_path / "serving", ["serving"], check=False)
+    assert folders["serving"] == tmp_path / "serving" / "gc-fidelity" / "1"
+    assert _manifest(folders["serving"])["name"] == "gc-fidelity"
+
+
+def test_an_export_that_fails_its_check_leaves_nothing_and_says_so_in_one_line(trained, tmp_path, capsys,
+                                                                              monkeypatch):
+    from tfgc.__main__ import main
+
+    _, directory = trained
+
+    def refuse(self, key, **inputs):
+        raise ValueError("Required inputs (['gdn/1202:0']) are missing from input feed (['image'])\nmore detail")
+
+    monkeypatch.setattr(export.OnnxTransforms, "run", refuse)
+    out = tmp_path / "exports"
+    assert main(["export", "--model", str(directory), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "onnx export fails its check" in err and "Required inputs" in err and "\n" not in err
+    assert not out.exists()  # the formats written before onnx went too

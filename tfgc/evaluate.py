@@ -22,6 +22,7 @@ import numpy as np
 
 from tfgc import metrics
 from tfgc.errors import DataError, TfgcError
+from tfgc.models.store import model_label
 from tfgc.utils import first_line, refuse_existing, write_atomic
 
 TARGET_BPPS = (0.05, 0.1, 0.2, 0.4)
@@ -282,13 +283,6 @@ def report_destination(args, rewrite: bool = False):
     if notes and not Path(notes).is_file():
         raise TfgcError(f"--notes {notes}: no such file")
     return report_path, assets
-
-
-def model_label(directory) -> str:
-    """A model's name in tables: its directory's, or its parent's when the directory is a run's `model/` or a
-    version of a shipped model (`saved_models/NAME/1`)."""
-    path = Path(directory).resolve()
-    return path.parent.name if path.name == "model" or path.name.isdigit() else path.name
 
 
 def unique_model_labels(directories) -> List[str]:

@@ -11,8 +11,13 @@ the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_cl
     tflite/                      analysis.tflite, synthesis.tflite, and float16-weight variants *.fp16.tflite
     onnx/                        analysis.onnx, synthesis.onnx (dynamic batch, height and width)
 
-sr models (RL-SRGAN) export serving, tflite and onnx with one signature, synthesis (the decoded JPEG to the image);
-the host downsamples, codes and decodes the JPEG.
+sr models export serving, tflite and onnx with one signature, synthesis (the decoded base image to the image); the
+host downsamples, codes and decodes the base. sc models export the same three formats with both transforms, which take
+the label map (and synthesis the mask) beside the image; the host codes the label map and the mask.
+
+A fidelity-controlled model's synthesis takes alpha (float32 [], in [0, 1]). The SavedModels refuse an alpha outside
+[0, 1] (InvalidArgumentError; TF Serving answers with an error); TFLite and ONNX have no assertion op, so those graphs
+clip it, and tfgc's runners of them (--backend) refuse it first.
 
 With one --format, OUT is that format's folder (for serving, OUT/<name>/<version>/). Each folder holds export.json:
 the model's name, family, config, fingerprint and coding table, every signature's inputs and outputs, how to call
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -42,38 +48,54 @@ ONNX_OPSET = 17
 # Parity is measured on an image of Kodak's size unless the user names one.
 CHECK_SIZE = (512, 768)
 
-USAGE = {
-    "codec": ("m = tf.saved_model.load(DIR) after `import tensorflow_compression`; "
-              "m.compress(tf.io.read_file('a.png')) -> bitstream (a .tfgc file's bytes); "
-              "m.compress_pixels(uint8 [H, W, 3]) -> bitstream; m.decompress(bitstream) -> uint8 [H, W, 3]"),
-    "serving": ("TF Serving REST: POST /v1/models/NAME:predict with "
-                '{"signature_name": "analysis", "inputs": {"image": [[[[r, g, b], ...], ...]]}} -> '
-                '{"outputs": {"symbols": [...], "image_size": [H, W]}}, and with '
-                '{"signature_name": "synthesis", "inputs": {"symbols": [...], "image_size": [H, W]}} -> '
-                '{"outputs": [[[[r, g, b], ...], ...]]} (one output comes back unnamed); entropy coding is the '
-                "client's (scripts/serving_client.py). In Python: tf.saved_model.load(DIR).signatures['synthesis']"),
-    "tflite": ("tf.lite.Interpreter(model_path=...).get_signature_runner(); inputs are resized to each call's shapes "
-               "(resize_tensor_input); symbols are coded on the host: python -m tfgc compress/decompress "
-               "--backend tflite --model DIR"),
-    "onnx": ("onnxruntime.InferenceSession(path).run(None, {name: array}); symbols are coded on the host: "
-             "python -m tfgc compress/decompress --backend onnx --model DIR"),
-}
+# What families other than gc export: their coding needs the host (Pillow for sr's base; the label map and mask
+# for sc), so they have no codec SavedModel.
+TRANSFORM_FORMATS = ("serving", "tflite", "onnx")
+# Example values of each input in the usage lines of export.json.
+_EXAMPLE_VALUES = {"image": "[[[[r, g, b], ...], ...]]", "symbols": "[[[[s, ...], ...], ...]]", "image_size": "[H, W]",
+                   "alpha": "0.5", "low": "[[[[r, g, b], ...], ...]]", "classes": "[[[k, ...], ...]]",
+                   "mask": "[[[m, ...], ...]]"}
 
-# An sr model's transforms are its decoder alone: the host downsamples and codes the base (Pillow), and decodes it.
-# Fidelity-controlled sr models take alpha (float32 []) as a third input.
-SR_USAGE = {
-    "serving": ("TF Serving REST: POST /v1/models/NAME:predict with "
-                '{"signature_name": "synthesis", "inputs": {"low": [[[[r, g, b], ...], ...]], "image_size": [H, W]}} '
-                "(and \"alpha\": a in [0, 1] for a fidelity-controlled model) -> the image; low is the decoded base "
-                "image of an sr file (python -m tfgc compress). In Python: tf.saved_model.load(DIR).signatures["
-                "'synthesis']"),
-    "tflite": ("tf.lite.Interpreter(model_path=...).get_signature_runner('synthesis')(low=uint8 [1, h, w, 3], "
-               "image_size=int32 [H, W][, alpha=float32 []]); or python -m tfgc decompress --backend tflite --model "
-               "DIR"),
-    "onnx": ("onnxruntime.InferenceSession(path).run(None, {'low': ..., 'image_size': ...[, 'alpha': ...]}); or "
-             "python -m tfgc decompress --backend onnx --model DIR"),
-}
-SR_FORMATS = ("serving", "tflite", "onnx")
+
+def usage(export_format: str, signatures: dict) -> str:
+    """How to call an export, in one paragraph of export.json, from its signatures (so alpha is named exactly where
+    the model takes it)."""
+    def call(key, style):
+        names = list(signatures[key]["inputs"])
+        if style == "rest":
+            inputs = ", ".join(f'"{n}": {_EXAMPLE_VALUES[n]}' for n in names)
+            return f'{{"signature_name": "{key}", "inputs": {{{inputs}}}}}'
+        return ", ".join(f"{n}=..." for n in names)
+
+    alpha = any("alpha" in s["inputs"] for s in signatures.values())
+    alpha_note = " alpha in [0, 1] chooses the decoder (0: MSE, 1: GAN)." if alpha else ""
+    if export_format == "codec":
+        decompress = "m.decompress(bitstream, alpha)" if alpha else "m.decompress(bitstream)"
+        return ("m = tf.saved_model.load(DIR) after `import tensorflow_compression`; "
+                "m.compress(tf.io.read_file('a.png'))['bitstream'] -> a .tfgc file's bytes; "
+                "m.compress_pixels(uint8 [H, W, 3])['bitstream']; "
+                f"{decompress}['image'] -> uint8 [H, W, 3].{alpha_note}")
+    if export_format == "serving":
+        requests = "; ".join(f"{call(key, 'rest')} -> {_rest_answer(signatures[key])}" for key in signatures)
+        return (f"TF Serving REST, POST /v1/models/NAME:predict (columnar format): {requests}.{alpha_note} Entropy "
+                "coding and the file format are the client's (scripts/serving_client.py). In Python: "
+                "tf.saved_model.load(DIR).signatures['synthesis'](...)")
+    if export_format == "tflite":
+        runners = "; ".join(f"{key}: get_signature_runner('{key}')({call(key, 'python')})" for key in signatures)
+        return (f"tf.lite.Interpreter(model_path=FILE) (or tflite_runtime's): {runners}; inputs take each call's "
+                f"shapes.{alpha_note} The host codes the file: python -m tfgc compress/decompress --backend tflite "
+                "--model DIR")
+    sessions = "; ".join(f"{key}.onnx: session.run(None, {{{', '.join(repr(n) + ': ...' for n in s['inputs'])}}})"
+                         for key, s in signatures.items())
+    return (f"onnxruntime.InferenceSession(FILE): {sessions}.{alpha_note} The host codes the file: python -m tfgc "
+            "compress/decompress --backend onnx --model DIR")
+
+
+def _rest_answer(signature: dict) -> str:
+    names = sorted(signature["outputs"])
+    if len(names) == 1:  # TF Serving leaves a lone output unnamed
+        return '{"outputs": ...}'
+    return '{"outputs": {' + ", ".join(f'"{n}": ...' for n in names) + "}}"
 
 
 # ---- building the exports -----------------------------------------------------------------------------------------
@@ -91,6 +113,7 @@ def _signature_json(function) -> dict:
 def _base_manifest(model, name: str, export_format: str, functions) -> dict:
     import tfgc
 
+    signatures = {key: _signature_json(fn) for key, fn in functions.items()}
     return {
         "export_format": EXPORT_FORMAT,
         "format": export_format,
@@ -99,8 +122,8 @@ def _base_manifest(model, name: str, export_format: str, functions) -> dict:
         "fingerprint": model.fingerprint().hex(),
         "config": model.config.to_dict(),
         "coding_table": None if model.family == "sr" else model.coding_table().tolist(),
-        "signatures": {key: _signature_json(fn) for key, fn in functions.items()},
-        "usage": (SR_USAGE if model.family == "sr" else USAGE)[export_format],
+        "signatures": signatures,
+        "usage": usage(export_format, signatures),
         "tfgc_version": tfgc.__version__,
     }
 
@@ -240,27 +263,36 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
     require_onnx()
     import onnx
     import tf2onnx
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     files = {}
     for key, fn in functions.items():
+        # Frozen first: tf2onnx's own freezing (from_function) leaves the scalars that tensorflow-compression's GDN
+        # captures for its parameter bounds as graph inputs, and a GDN model's .onnx then needs them fed.
+        frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
         # tf2onnx logs its optimizers' failures as warnings with tracebacks and goes on with the unoptimized graph
         # (its transpose optimizer fails on the interpolated biases of fidelity-controlled decoders): keep errors.
         logger = logging.getLogger("tf2onnx")
         level = logger.level
         logger.setLevel(logging.ERROR)
         try:
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
+            proto, _ = tf2onnx.convert.from_graph_def(
+                frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+                output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
         except Exception as e:
             raise ModelError(f"ONNX conversion of {key} failed: {first_line(e)}") from None
         finally:
             logger.setLevel(level)
-        # tf2onnx names outputs after graph tensors (Identity:0, ...) in the order of the flattened output dict.
-        names = sorted(fn.get_concrete_function().structured_outputs)
-        renames = {old.name: new for old, new in zip(proto.graph.output, names)}
+        # The graph's tensors are named image:0, Identity:0, ...: the ONNX inputs and outputs take the signature's names.
+        names = tf.nest.flatten({name: name for name in fn.get_concrete_function().structured_outputs})
+        renames = dict(zip([tensor.name for tensor in frozen.outputs], names))
+        renames.update({tensor.name: tensor.name.split(":")[0] for tensor in frozen.inputs})
         for node in proto.graph.node:
+            node.input[:] = [renames.get(i, i) for i in node.input]
             node.output[:] = [renames.get(o, o) for o in node.output]
-        for output in proto.graph.output:
-            output.name = renames[output.name]
+        for value in list(proto.graph.input) + list(proto.graph.output):
+            value.name = renames[value.name]
         onnx.checker.check_model(proto)
         onnx.save(proto, str(directory / f"{key}.onnx"))
         files[key] = f"{key}.onnx"
@@ -285,24 +317,25 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
     Unless `check` is off, each export is run on `check_image` (default: a bundled photograph at 768x512) and its
     parity with the TensorFlow model is written into its export.json.
     """
-    from tfgc.models.store import load_model
+    from tfgc.models.store import load_model, model_label
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise TfgcError(f"unknown export format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
     if "onnx" in formats:
         require_onnx()  # before anything is written
+    source = None
     if not hasattr(model, "deployed_functions"):
+        source = model
         model = load_model(model)
-    if model.family == "sr":
+    if model.family != "gc":
         if "codec" in formats and tuple(formats) != FORMATS:
-            raise TfgcError("an sr model has no codec SavedModel: its encoder and JPEG coding are Pillow's; export "
-                            f"{', '.join(SR_FORMATS)} (its decoder), and code files with tfgc")
-        formats = [f for f in formats if f in SR_FORMATS]
-    elif model.family != "gc":
-        raise TfgcError(f"exporting {model.family} models is not supported yet; they run through tfgc itself "
-                        "(python -m tfgc compress/decompress)")
-    name = name or model.config.preset or model.family
+            why = ("its base codec is Pillow's" if model.family == "sr" else
+                   "its label map and mask are coded on the host")
+            raise TfgcError(f"an {model.family} model has no codec SavedModel ({why}): export "
+                            f"{', '.join(TRANSFORM_FORMATS)} (its transforms), and code files with tfgc")
+        formats = [f for f in formats if f in TRANSFORM_FORMATS]
+    name = name or (model_label(source) if source is not None else model.config.preset or model.family)
     out = Path(out)
     single = len(formats) == 1
 
@@ -316,11 +349,20 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
         destinations[export_format] = folder
 
     image = _check_image(check_image) if check else None
-    for export_format, folder in destinations.items():
-        if progress:
-            progress(f"{export_format}: writing {folder}")
-        write_directory(folder, lambda staging, f=export_format: _export_one(model, name, f, staging, image),
-                        force=force)
+    # Folders this call creates, so that a format failing after others were written leaves nothing behind.
+    created = [p for p in [out, *out.parents] if not p.exists()]
+    for folder in destinations.values():
+        created += [p for p in [folder, *folder.parents] if not p.exists() and p not in created]
+    try:
+        for export_format, folder in destinations.items():
+            if progress:
+                progress(f"{export_format}: writing {folder}")
+            write_directory(folder, lambda staging, f=export_format: _export_one(model, name, f, staging, image),
+                            force=force)
+    except BaseException:
+        for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return destinations
 
 
@@ -337,7 +379,13 @@ def _export_one(model, name: str, export_format: str, directory: Path, image) ->
         manifest["files"] = write_onnx(model, directory, functions)
         manifest["opset"] = ONNX_OPSET
     if image is not None:
-        manifest["parity"] = measure_parity(model, directory, manifest, image)
+        try:
+            manifest["parity"] = measure_parity(model, directory, manifest, image)
+        except TfgcError:
+            raise
+        except Exception as e:  # a runtime refusing its own export (missing inputs, unsupported ops, ...)
+            raise ModelError(f"the {export_format} export fails its check, so nothing was written: "
+                             f"{first_line(e)}") from None
     _write_manifest(directory, manifest)
 
 
@@ -360,18 +408,27 @@ class ExportedTransforms:
     def coding_table(self) -> np.ndarray:
         return self._table
 
-    def analysis(self, image) -> np.ndarray:
-        return self.run("analysis", image=np.asarray(image, np.uint8))["symbols"]
+    def analysis(self, image, classes=None) -> np.ndarray:
+        """images uint8 [B, H, W, 3] (and an sc model's classes uint8 [B, H, W]) -> symbols int32 [B, h, w, C]."""
+        inputs = dict(image=np.asarray(image, np.uint8))
+        if self.family == "sc":
+            inputs["classes"] = np.asarray(classes, np.uint8)
+        return self.run("analysis", **inputs)["symbols"]
 
-    def synthesis(self, symbols, height: int, width: int, alpha=None) -> np.ndarray:
-        """symbols int32 [B, h, w, C], or for sr models the decoded bases uint8 [B, h, w, 3] -> images."""
+    def synthesis(self, first, *rest, alpha=None) -> np.ndarray:
+        """(symbols int32 [B, h, w, C], height, width), an sc model's (symbols, classes uint8 [B, H', W'], mask uint8
+        [B, h, w], height, width), or an sr model's (the decoded bases uint8 [B, h, w, 3], height, width) -> images."""
         from tfgc.config import checked_alpha
 
+        *conditions, height, width = rest
         size = np.array([height, width], np.int32)
         if self.family == "sr":
-            inputs = dict(low=np.asarray(symbols, np.uint8), image_size=size)
+            inputs = dict(low=np.asarray(first, np.uint8), image_size=size)
         else:
-            inputs = dict(symbols=np.asarray(symbols, np.int32), image_size=size)
+            inputs = dict(symbols=np.asarray(first, np.int32), image_size=size)
+        if self.family == "sc":
+            classes, mask = conditions
+            inputs.update(classes=np.asarray(classes, np.uint8), mask=np.asarray(mask, np.uint8))
         alpha = checked_alpha(self.config, alpha)
         if self.config.model.fidelity_control:
             inputs["alpha"] = np.array(alpha, np.float32)
@@ -500,6 +557,16 @@ def _check_image(path=None) -> np.ndarray:
     return np.asarray(Image.fromarray(load_image(coffee)).resize((width, height), Image.LANCZOS))
 
 
+def _check_conditions(m, height: int, width: int):
+    """An sc model's check inputs: vertical bands of its classes as the label map, and every other latent cell
+    preserved (so both the stored and the synthesized regions are compared)."""
+    classes = (np.arange(width) * m.classes // width).astype(np.uint8)
+    classes = np.broadcast_to(classes, (1, height, width)).copy()
+    cells = (-(-height // m.downsampling), -(-width // m.downsampling))
+    mask = (np.indices(cells).sum(axis=0) % 2).astype(np.uint8)[None]
+    return classes, mask
+
+
 def image_parity(reference: np.ndarray, other: np.ndarray) -> dict:
     difference = np.abs(reference.astype(np.int64) - other.astype(np.int64))
     mse = float(np.mean(difference.astype(np.float64) ** 2))
@@ -548,18 +615,23 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
         decoded = loaded.decompress(tf.constant(reference), *extra)["image"].numpy()
         report.update(image_parity(api.decode(reference, model, alpha), decoded))
         return report
+    conditions = []  # an sc model's label map and mask
     if model.family == "sr":  # the decoder's input: the stored base's pixels
         symbols = model.degrade(image)[None]
+    elif model.family == "sc":
+        classes, mask = _check_conditions(model.config.model, height, width)
+        conditions = [classes, mask]
+        symbols = model.analysis(image[None], classes).numpy()
     else:
         symbols = model.analysis(image[None]).numpy()
-    reference = model.synthesis(symbols, height, width, alpha).numpy()
+    reference = np.asarray(model.synthesis(symbols, *conditions, height, width, alpha=alpha))
     runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
                 "onnx": lambda: [OnnxTransforms(directory, manifest)],
                 "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}
     for runtime in runtimes[manifest["format"]]():
         entry = {}
         if model.family != "sr":
-            entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None]) == symbols))
-        entry.update(image_parity(reference, runtime.synthesis(symbols, height, width, alpha)))
+            entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None], *conditions[:1]) == symbols))
+        entry.update(image_parity(reference, runtime.synthesis(symbols, *conditions, height, width, alpha=alpha)))
         report[getattr(runtime, "variant", manifest["format"])] = entry
     return report

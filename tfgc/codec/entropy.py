@@ -1,21 +1,20 @@
-"""Host-side coding of quantizer symbols with tensorflow-compression's range coder.
+"""Host-side coding of quantizer symbols with tensorflow-compression's range coder (its Python port,
+tfgc.codec.range_coder: the same bytes, and no TensorFlow in the process).
 
 Symbols are integers 0..L-1 in an array [h, w, C]; channel c is coded with row c of a coding table
 (`[precision, cdf_0, ..., cdf_L]`, see tfgc.nn.entropy). Two tables are ever used: the model's learned one, and the
 uniform one (every level equally likely), which costs log2(L) bits a symbol to within 2**-16 of a level's probability
 and so keeps any file at its rate bound plus a few bytes, whatever the learned prior thinks of its symbols. Both go
-through the same range coder, so the codec SavedModel can reproduce every file with TensorFlow ops alone.
+through the same range coder, so the codec SavedModel reproduces every file with tensorflow-compression's ops.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_compression as tfc
 
+from tfgc.codec import range_coder
+from tfgc.codec.range_coder import PRECISION
 from tfgc.errors import FormatError
-from tfgc.nn.entropy import PRECISION
-from tfgc.utils import first_line
 
 
 def uniform_table(channels: int, levels: int) -> np.ndarray:
@@ -51,15 +50,12 @@ def minimum_bits(table: np.ndarray, cells: int) -> float:
     return cells * float(np.sum(PRECISION - np.log2(frequencies.max(axis=1))))
 
 
-def _channel_index(shape):
-    return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
-
-
 def range_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
+    """Symbols [..., C], channel c coded with row c of `table`."""
     symbols = np.asarray(symbols, np.int32)
-    handle = tfc.create_range_encoder([], table)
-    handle = tfc.entropy_encode_index(handle, _channel_index(symbols.shape), symbols)
-    return tfc.entropy_encode_finalize(handle).numpy()
+    if symbols.ndim and symbols.shape[-1] != table.shape[0]:
+        raise ValueError(f"symbols have {symbols.shape[-1]} channels, the coding table {table.shape[0]} rows")
+    return range_coder.encode(symbols.ravel().tolist(), table)
 
 
 def range_decode(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
@@ -70,12 +66,5 @@ def range_decode(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
     if 8 * len(payload) + SHORTFALL_BITS < needed:
         raise FormatError(f"entropy-coded payload of {len(payload)} bytes cannot hold {cells * shape[-1]} symbols "
                           f"(at least {needed / 8:.0f} bytes): the file is damaged or its image size is wrong")
-    try:
-        handle = tfc.create_range_decoder(payload, table)
-        handle, symbols = tfc.entropy_decode_index(handle, _channel_index(tuple(shape)), shape, tf.int32)
-        ok = tfc.entropy_decode_finalize(handle)
-    except tf.errors.OpError as e:
-        raise FormatError(f"entropy-coded payload does not decode: {first_line(e)}") from None
-    if not bool(ok):
-        raise FormatError("entropy-coded payload does not decode (range decoder sanity check failed)")
-    return symbols.numpy()
+    symbols = range_coder.decode(payload, table, cells * int(shape[-1]))
+    return np.asarray(symbols, np.int32).reshape(tuple(shape))

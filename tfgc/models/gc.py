@@ -327,7 +327,7 @@ class GCModel(GANModel):
 
         analysis:  image uint8 [B, H, W, 3] -> symbols int32 [B, ceil(H/16), ceil(W/16), C], image_size int32 [2]
         synthesis: symbols int32 [B, h, w, C], image_size int32 [2] (H, W) -> image uint8 [B, H, W, 3]
-                   (fidelity-controlled models take alpha float32 [] too, clipped to [0, 1])
+                   (fidelity-controlled models take alpha float32 [] in [0, 1] too)
         """
         latent = self.config.model.latent_channels
 
@@ -337,7 +337,7 @@ class GCModel(GANModel):
         return {
             "analysis": tf.function(analysis, input_signature=[
                 tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")]),
-            "synthesis": deployed_synthesis(tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
+            "synthesis": deployed_synthesis([tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols")],
                                             self._synthesis, self.mse_generator is not None),
         }
 

@@ -361,8 +361,8 @@ class SRModel(GANModel):
 
     def deployed_functions(self):
         """synthesis: low uint8 [B, h, w, 3] (the decoded base), image_size int32 [2] -> image uint8 [B, H, W, 3]
-        (fidelity-controlled models take alpha float32 [] too, clipped to [0, 1])."""
-        return {"synthesis": deployed_synthesis(tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"),
+        (fidelity-controlled models take alpha float32 [] in [0, 1] too)."""
+        return {"synthesis": deployed_synthesis([tf.TensorSpec([None, None, None, 3], tf.uint8, name="low")],
                                                 self._synthesis, self.mse_encoder is not None)}
 
     def export_parts(self):

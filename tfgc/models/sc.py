@@ -18,6 +18,7 @@ from typing import List
 
 import tensorflow as tf
 
+from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gc import Encoder, GCModel, pad_to_multiple, to_uint8, to_unit_range
 
 
@@ -95,7 +96,7 @@ class SCModel(GCModel):
         return tf.one_hot(tf.cast(classes, tf.int32), self.condition_channels, dtype=self.compute_dtype)
 
     def _generator_input(self, quantized, mask, onehot, training: bool):
-        mask = tf.cast(mask[..., None], quantized.dtype)
+        mask = tf.cast(tf.expand_dims(mask, -1), quantized.dtype)  # TFLite has no strided slice with new axes
         features = tf.cast(self.semantic_features(onehot, training=training), quantized.dtype)
         return self._with_noise(tf.concat([quantized * mask, mask, features], axis=-1), training)
 
@@ -149,7 +150,8 @@ class SCModel(GCModel):
 
     # ---- the codec's transforms -----------------------------------------------------------------------------------
     def _padded_classes(self, classes):
-        return pad_to_multiple(classes[..., None], self.config.model.downsampling)[..., 0]
+        # expand_dims/squeeze rather than [..., None] and [..., 0]: TFLite has no strided slice with new axes.
+        return tf.squeeze(pad_to_multiple(tf.expand_dims(classes, -1), self.config.model.downsampling), -1)
 
     def _analysis(self, image, classes):
         """uint8 images [B, H, W, 3] and classes [B, H, W] -> symbols [B, ceil(H/16), ceil(W/16), C] (all of them;
@@ -169,6 +171,28 @@ class SCModel(GCModel):
 
     def synthesis(self, symbols, classes, mask, height, width, alpha=None):
         return self._synthesis_function(symbols, classes, mask, height, width, self.checked_alpha(alpha))
+
+    def deployed_functions(self):
+        """analysis:  image uint8 [B, H, W, 3], classes uint8 [B, H, W] -> symbols int32 [B, h, w, C] (every cell;
+                   the file keeps those the mask preserves), image_size int32 [2]
+        synthesis: symbols int32 [B, h, w, C], classes uint8 [B, H', W'] (the label map, edge-padded to whole
+                   cells or not), mask uint8 [B, h, w], image_size int32 [2][, alpha float32 [] in [0, 1]]
+                   -> image uint8 [B, H, W, 3]
+        The label map and the mask are coded by the host (tfgc.codec.api)."""
+        latent = self.config.model.latent_channels
+
+        def analysis(image, classes):
+            return {"symbols": self._analysis(image, classes), "image_size": tf.shape(image)[1:3]}
+
+        leading = [tf.TensorSpec([None, None, None, latent], tf.int32, name="symbols"),
+                   tf.TensorSpec([None, None, None], tf.uint8, name="classes"),
+                   tf.TensorSpec([None, None, None], tf.uint8, name="mask")]
+        return {
+            "analysis": tf.function(analysis, input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
+                tf.TensorSpec([None, None, None], tf.uint8, name="classes")]),
+            "synthesis": deployed_synthesis(leading, self._synthesis, self.mse_generator is not None),
+        }
 
     def reconstruct(self, image, classes, mask, alpha=None):
         image = tf.convert_to_tensor(image, tf.uint8)

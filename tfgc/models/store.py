@@ -74,6 +74,13 @@ def sr_settings(manifest: dict) -> Tuple[str, int, int]:
             manifest.get("base_quality", manifest.get("jpeg_quality")))
 
 
+def model_label(directory) -> str:
+    """A model's name (in tables, and a serving export's): its directory's, or its parent's when the directory is a
+    run's `model/` or a version of a shipped model (`saved_models/NAME/1`)."""
+    path = Path(directory).resolve()
+    return path.parent.name if path.name == "model" or path.name.isdigit() else path.name
+
+
 def read_manifest(directory) -> dict:
     directory = Path(directory)
     if not directory.is_dir():

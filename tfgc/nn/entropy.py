@@ -11,8 +11,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-# Range coder precision: CDFs are integers out of 2**16, the coder's maximum.
-PRECISION = 16
+from tfgc.codec.range_coder import PRECISION
+
 # The logits are this multiple of the trained variable, so Adam moves them about this many times the learning rate per
 # step: the prior then follows the symbol statistics within a few hundred steps, which short CPU runs need.
 LOGIT_SCALE = 10.0
