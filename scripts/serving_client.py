@@ -2,17 +2,20 @@
 
 The server runs the transforms (`python -m tfgc export --format serving`, served by scripts/serve.sh); this client
 turns an image into symbols and symbols into an image through the REST `:predict` endpoint, and does the range coding
-and the .tfgc container itself with tfgc (which needs tensorflow and tensorflow-compression on the client only).
+and the .tfgc container itself with tfgc (its Python range coder: the client needs no TensorFlow).
 
-    python scripts/serving_client.py compress photo.png photo.tfgc --manifest EXPORT/serving/gc-small/1/export.json
-    python scripts/serving_client.py decompress photo.tfgc photo.png --manifest .../export.json
+    python scripts/serving_client.py compress photo.png photo.tfgc --manifest EXPORT/serving/gc-small-c8/1/export.json
+    python scripts/serving_client.py decompress photo.tfgc photo.png --alpha 0.5 --manifest .../export.json
 
-The request bodies are TF Serving's columnar ("inputs") format:
+The request bodies are TF Serving's columnar ("inputs") format (the inputs differ in their 0-th dimension, which the
+row format cannot express):
 
     {"signature_name": "analysis", "inputs": {"image": [[[[r, g, b], ...], ...]]}}            (uint8 [1, H, W, 3])
     -> {"outputs": {"image_size": [H, W], "symbols": [[[[s, ...], ...], ...]]}}
-    {"signature_name": "synthesis", "inputs": {"symbols": [...], "image_size": [H, W]}}
+    {"signature_name": "synthesis", "inputs": {"symbols": [...], "image_size": [H, W], "alpha": 0.5}}
     -> {"outputs": [[[[r, g, b], ...], ...]]}                          (a single output comes back unnamed)
+
+("alpha" only for a fidelity-controlled model.)
 """
 
 from __future__ import annotations

@@ -454,3 +454,140 @@ def test_an_export_that_fails_its_check_leaves_nothing_and_says_so_in_one_line(t
     err = capsys.readouterr().err.strip()
     assert "onnx export fails its check" in err and "Required inputs" in err and "\n" not in err
     assert not out.exists()  # the formats written before onnx went too
+
+
+def _stub_model(tmp_path, name, function):
+    module = tf.Module()
+    module.f = function
+    tf.saved_model.save(module, str(tmp_path / name), signatures={"serving_default": function.get_concrete_function()})
+    return tmp_path / name
+
+
+def _post(url, body):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_serving_stub_answers_the_examples_of_tf_servings_rest_documentation(tmp_path):
+    """Requests and responses recorded from https://www.tensorflow.org/tfx/serving/api_rest: the half_plus_three
+    example (row format, one unnamed output, and the 404 of a wrong model name), and the tag/signal/sensor request in
+    both formats (three named inputs; two named outputs come back as objects)."""
+    half_plus_three = tf.function(lambda x: {"y": 0.5 * x + 3.0},
+                                  input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    with ServingStub("half_plus_three", _stub_model(tmp_path, "hp3", half_plus_three)) as server:
+        assert _post(server.url + ":predict", {"instances": [1.0, 2.0, 5.0]}) == (
+            200, {"predictions": [3.5, 4.0, 5.5]})
+        assert _post(server.url + ":predict", {"inputs": [1.0, 2.0, 5.0]}) == (200, {"outputs": [3.5, 4.0, 5.5]})
+        assert _post(server.url.replace("half_plus_three", "half") + ":predict", {"instances": [1.0, 5.0]}) == (
+            404, {"error": "Servable not found for request: Latest(half)"})
+
+    def sensors(tag, signal, sensor):
+        return {"loudest": tf.reduce_max(signal, axis=1), "reading": tf.reduce_sum(sensor, axis=[1, 2]),
+                "tag": tag}
+
+    signature = [tf.TensorSpec([None], tf.string, name="tag"), tf.TensorSpec([None, 5], tf.float32, name="signal"),
+                 tf.TensorSpec([None, 2, 2], tf.float32, name="sensor")]
+    with ServingStub("sensors", _stub_model(tmp_path, "sensors", tf.function(sensors, input_signature=signature))) \
+            as server:
+        rows = {"instances": [{"tag": "foo", "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]},
+                              {"tag": "bar", "signal": [3, 4, 1, 2, 5], "sensor": [[4, 5], [6, 8]]}]}
+        columns = {"inputs": {"tag": ["foo", "bar"], "signal": [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]],
+                              "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]]}}
+        status, answer = _post(server.url + ":predict", rows)
+        assert status == 200 and answer["predictions"] == [{"loudest": 5.0, "reading": 10.0, "tag": "foo"},
+                                                            {"loudest": 5.0, "reading": 23.0, "tag": "bar"}]
+        status, answer = _post(server.url + ":predict", columns)
+        assert status == 200 and answer["outputs"] == {"loudest": [5.0, 5.0], "reading": [10.0, 23.0],
+                                                        "tag": ["foo", "bar"]}
+        status, answer = _post(server.url + ":predict", {"inputs": {"tag": ["foo"]}})
+        assert status == 400 and "error" in answer
+
+
+def test_the_tflite_interpreter_comes_from_a_runtime_without_tensorflow_where_one_is_installed(monkeypatch):
+    import types
+
+    litert = types.ModuleType("ai_edge_litert.interpreter")
+    litert.Interpreter = object()
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", litert)
+    assert export.tflite_interpreter() is litert.Interpreter
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    assert export.tflite_interpreter() is tf.lite.Interpreter
+
+
+def _readme_deploy_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Deploy\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_the_readme_deploy_snippets_run_as_written(fidelity_gdn, exports, photos, tmp_path):
+    """Every Python snippet of the README's Deploy section, every `python -m tfgc` and serving-client line of its shell
+    snippets, and its curl request, in a folder laid out as the README's (exports/, photo.png), with a model of the
+    shipped gc models' type (GDN, alpha, 8 channels). The serving client and curl reach the stand-in server on
+    localhost:8501, TF Serving's REST port."""
+    import re
+    import socket
+
+    from PIL import Image
+
+    _, directory = fidelity_gdn
+    work = tmp_path / "work"
+    (work / "exports").mkdir(parents=True)
+    for export_format in ("codec", "tflite", "onnx"):
+        (work / "exports" / export_format).symlink_to(exports[export_format], target_is_directory=True)
+    export.export(directory, work / "exports" / "serving", ["serving"], name="gc-small-c8", check=False)
+    Image.fromarray(photos["coffee"][:96, :128]).save(work / "photo.png")
+    section = _readme_deploy_section()
+    blocks = re.findall(r"```(python|sh)\n(.*?)```", section, re.S)  # in the order a reader runs them
+    python_blocks = [code for kind, code in blocks if kind == "python"]
+    assert len(python_blocks) >= 3 and all("alpha" in code for code in python_blocks)
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8501)) == 0:
+            pytest.skip("port 8501 is in use on this machine")
+    served = work / "exports" / "serving" / "gc-small-c8" / "1"
+    ran = []
+    with ServingStub("gc-small-c8", served, port=8501):
+        for kind, code in blocks:
+            if kind == "python":
+                result = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True,
+                                        timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                assert result.returncode == 0, (code, result.stderr[-3000:])
+                ran.append("python")
+                continue
+            for line in code.splitlines():
+                ran.append(_run_readme_line(line.split("#")[0].strip(), work))
+    assert ran.count("client") == 2 and ran.count("curl") == 1 and ran.count("tfgc") >= 2
+    assert (work / "photo-onnx.png").is_file() and (work / "photo.tfgc").is_file()
+
+
+def _run_readme_line(command: str, work: Path):
+    """Runs one line of a README shell snippet the way a reader would; returns what it was (None: not run here)."""
+    import re
+    import shlex
+
+    if command.startswith(("python -m tfgc ", "python scripts/serving_client.py ")):
+        argv = shlex.split(command)
+        if argv[3] == "export":
+            return None  # the README exports a shipped model; this folder holds the test model's exports
+        argv[0] = sys.executable
+        if argv[1].startswith("scripts/"):
+            argv[1] = str(ROOT / argv[1])
+        result = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=600,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        assert result.returncode == 0, (command, result.stderr[-3000:])
+        return "tfgc" if argv[1] == "-m" else "client"
+    if command.startswith("curl "):
+        body, url = re.fullmatch(r"curl -d '(.*)' -X POST (\S+)", command).groups()
+        status, answer = _post(url, json.loads(body))
+        assert status == 200, answer
+        assert np.asarray(answer["outputs"]).shape == (1, 16, 16, 3)
+        return "curl"
+    return None

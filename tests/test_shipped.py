@@ -15,6 +15,8 @@ from tfgc.codec import api
 from tfgc.evaluate import evaluate_model, load_images, summarize
 from tfgc.models.store import default_model, load_model, read_card
 
+from tfc_reference import tfc_decode, tfc_encode
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -199,6 +201,25 @@ def test_a_shipped_model_round_trips_a_photograph(directory, photos):
         assert metrics.detail_ratio(image, decoded[1.0]) > metrics.detail_ratio(image, decoded[0.0])
     elif len(alphas) == 2:
         assert metrics.psnr(image, decoded[1.0]) > floor
+
+
+@pytest.mark.parametrize("directory", [p for p in SHIPPED if p.parent.name.startswith("gc-")],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_shipped_models_files_are_tensorflow_compressions_bytes(directory, photos):
+    """The host's range coder is a Python port: on every bundled photograph, each shipped gc model's symbols code to
+    the bytes tfc's kernels write (with the learned table and the uniform one), and tfc's bytes decode to them.
+    (scripts/check_range_coder.py does the same on Kodak.)"""
+    from tfgc.codec import entropy
+
+    model = load_model(directory)
+    table = model.coding_table()
+    for image in photos.values():
+        symbols = np.asarray(model.analysis(image[None]))[0]
+        for coding in (table, entropy.uniform_table(table.shape[0], model.config.model.levels)):
+            payload = tfc_encode(symbols, coding)
+            assert entropy.range_encode(symbols, coding) == payload
+            np.testing.assert_array_equal(entropy.range_decode(payload, coding, symbols.shape), symbols)
+            np.testing.assert_array_equal(tfc_decode(payload, coding, symbols.shape), symbols)
 
 
 def test_the_default_shipped_model_compresses_without_model(photos, tmp_path, monkeypatch):

@@ -2,9 +2,11 @@
 
 Entropy coding needs tensorflow-compression's range coder, which TF Serving, TFLite and ONNX lack; so only the codec
 SavedModel holds a whole codec, and the other targets hold the transforms (analysis, synthesis) while the host does
-the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_client.py).
+the coding (tfgc.codec.api with one of the runtimes below, or scripts/serving_client.py); the host's range coder is a
+Python port of tfc's (tfgc.codec.range_coder), so running an ONNX or TFLite export needs no TensorFlow.
 
-    codec/                       SavedModel: compress, compress_pixels, decompress (needs tensorflow_compression)
+    codec/                       SavedModel: compress, compress_pixels, decompress[, alpha] (gc models; needs
+                                 tensorflow_compression)
     serving/<name>/<version>/    SavedModel of standard ops: analysis, synthesis (= serving_default); it is also a
                                  tfgc model directory (config.json, manifest.json; the weights are the SavedModel's),
                                  so tfgc loads it too
@@ -26,6 +28,8 @@ them, and the parity measured against TensorFlow when the export was made.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -209,11 +213,14 @@ def codec_functions(model):
     else:
         def decompress(bitstream):
             return decode(bitstream, [])
+    # No AutoGraph: the functions have no Python control flow on tensors, and AutoGraph warned that it could not
+    # convert these closures.
     return {
-        "compress": tf.function(compress, input_signature=[tf.TensorSpec([], tf.string, name="image")]),
-        "compress_pixels": tf.function(compress_pixels,
+        "compress": tf.function(compress, input_signature=[tf.TensorSpec([], tf.string, name="image")],
+                                autograph=False),
+        "compress_pixels": tf.function(compress_pixels, autograph=False,
                                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")]),
-        "decompress": tf.function(decompress, input_signature=decompress_inputs),
+        "decompress": tf.function(decompress, input_signature=decompress_inputs, autograph=False),
     }
 
 
@@ -272,18 +279,22 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
         # captures for its parameter bounds as graph inputs, and a GDN model's .onnx then needs them fed.
         frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
         # tf2onnx logs its optimizers' failures as warnings with tracebacks and goes on with the unoptimized graph
-        # (its transpose optimizer fails on the interpolated biases of fidelity-controlled decoders): keep errors.
-        logger = logging.getLogger("tf2onnx")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
+        # (its transpose optimizer fails on the interpolated biases of fidelity-controlled decoders), and calls
+        # TensorFlow functions that log deprecation warnings: keep errors.
+        loggers = [logging.getLogger("tf2onnx"), logging.getLogger("tensorflow")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
         try:
-            proto, _ = tf2onnx.convert.from_graph_def(
-                frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-                output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
+            with _collected_between_onnx_optimizers():
+                proto, _ = tf2onnx.convert.from_graph_def(
+                    frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+                    output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
         except Exception as e:
             raise ModelError(f"ONNX conversion of {key} failed: {first_line(e)}") from None
         finally:
-            logger.setLevel(level)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
         # The graph's tensors are named image:0, Identity:0, ...: the ONNX inputs and outputs take the signature's names.
         names = tf.nest.flatten({name: name for name in fn.get_concrete_function().structured_outputs})
         renames = dict(zip([tensor.name for tensor in frozen.outputs], names))
@@ -297,6 +308,32 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
         onnx.save(proto, str(directory / f"{key}.onnx"))
         files[key] = f"{key}.onnx"
     return files
+
+
+@contextlib.contextmanager
+def _collected_between_onnx_optimizers():
+    """tf2onnx runs each of its ONNX optimizers on a deep copy of the graph (to roll back a failing one); the copies,
+    weights included, sit in reference cycles that Python's collector reaches late, and gc-small's synthesis (42 MB of
+    weights) peaked at 4.5 GB. Collecting before each optimizer keeps it at 1.7 GB (tf2onnx 1.17.0's optimizer table;
+    where that internal is missing, nothing changes)."""
+    from tf2onnx import optimizer
+
+    original = getattr(optimizer, "_get_optimizers", None)
+    if original is None:
+        yield
+        return
+
+    def collect_first(factory):
+        def make():
+            gc.collect()
+            return factory()
+        return make
+
+    optimizer._get_optimizers = lambda: {name: collect_first(f) for name, f in original().items()}
+    try:
+        yield
+    finally:
+        optimizer._get_optimizers = original
 
 
 def _write_manifest(directory: Path, manifest: dict) -> None:
@@ -459,15 +496,16 @@ class TFLiteTransforms(ExportedTransforms):
 
 
 def tflite_interpreter():
-    """The TFLite interpreter class: tflite-runtime's where it is installed (no TensorFlow in the process), else
-    TensorFlow's."""
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
+    """The TFLite interpreter class: tflite-runtime's or ai-edge-litert's (its successor) where one is installed (no
+    TensorFlow in the process), else TensorFlow's."""
+    for module in ("tflite_runtime.interpreter", "ai_edge_litert.interpreter"):
+        try:
+            return importlib.import_module(module).Interpreter
+        except ImportError:
+            continue
+    import tensorflow as tf
 
-        return tf.lite.Interpreter
-    return Interpreter
+    return tf.lite.Interpreter
 
 
 class OnnxTransforms(ExportedTransforms):
@@ -625,9 +663,11 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
     else:
         symbols = model.analysis(image[None]).numpy()
     reference = np.asarray(model.synthesis(symbols, *conditions, height, width, alpha=alpha))
-    runtimes = {"serving": lambda: [ServingTransforms(directory, manifest)],
-                "onnx": lambda: [OnnxTransforms(directory, manifest)],
-                "tflite": lambda: [TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16")]}
+    # One runtime at a time: each TFLite interpreter keeps its tensor arena for the whole check image (1.5 GB for
+    # gc-small at 768x512), and the check held four of them at once.
+    runtimes = {"serving": lambda: (ServingTransforms(directory, manifest) for _ in (1,)),
+                "onnx": lambda: (OnnxTransforms(directory, manifest) for _ in (1,)),
+                "tflite": lambda: (TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16"))}
     for runtime in runtimes[manifest["format"]]():
         entry = {}
         if model.family != "sr":
