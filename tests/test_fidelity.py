@@ -176,8 +176,11 @@ def test_train_cli_stage_checks(trained, tmp_path):
 
 def test_exports_take_alpha_at_run_time(two_stages, tmp_path, photos):
     stage1, _, _, stage2_dir, _, _ = two_stages
-    folders = export.export(stage2_dir, tmp_path / "out", ["serving", "onnx"], name="fid",
-                            check_image=None)
+    from PIL import Image
+
+    check = tmp_path / "check.png"
+    Image.fromarray(photos["coffee"][:48, :64]).save(check)
+    folders = export.export(stage2_dir, tmp_path / "out", ["serving", "onnx"], name="fid", check_image=check)
     manifest = json.loads((folders["serving"] / export.EXPORT_MANIFEST).read_text())
     assert manifest["signatures"]["synthesis"]["inputs"]["alpha"] == {"dtype": "float32", "shape": []}
     assert manifest["parity"]["alpha"] == 0.5

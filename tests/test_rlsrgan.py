@@ -318,32 +318,6 @@ def test_sr_training_and_codec_cli_end_to_end(tmp_path, photos, photo_folder):
         assert (tmp_path / "docs" / "rlsrgan" / name).stat().st_size > 0
 
 
-def test_export_of_an_sr_decoder_to_serving_tflite_and_onnx(tmp_path, photos):
-    from PIL import Image
-
-    from tfgc import export
-
-    tf.keras.utils.set_random_seed(4)
-    directory = save_model(build_model(_config(), for_training=False), tmp_path / "model")
-    check = tmp_path / "check.png"
-    Image.fromarray(photos["coffee"][:60, :84]).save(check)
-    with pytest.raises(TfgcError, match="no codec SavedModel"):
-        export.export(directory, tmp_path / "codec", ["codec"])
-    folders = export.export(directory, tmp_path / "out", check_image=check)
-    assert set(folders) == {"serving", "tflite", "onnx"}
-    model = load_model(directory)
-    data = api.compress(photos["coffee"][:60, :84], model)
-    reference = api.decode(data, model)
-    for backend in ("onnx", "tflite"):
-        manifest = json.loads((folders[backend] / export.EXPORT_MANIFEST).read_text())
-        assert manifest["parity"]["float32" if backend == "tflite" else "onnx"]["max_abs_diff"] <= 2
-        decoded = api.decode(data, export.load_backend(tmp_path / "out", backend))
-        assert decoded.shape == reference.shape
-        assert np.abs(decoded.astype(int) - reference.astype(int)).max() <= 2
-    serving = load_model(folders["serving"])  # the serving folder is a model directory too
-    np.testing.assert_array_equal(api.decode(data, serving), reference)
-
-
 def test_a_file_of_another_scale_or_base_names_both(photos, sr_model):
     from tfgc.errors import ModelMismatchError
 

@@ -368,7 +368,7 @@ def test_sc_training_cli_and_codec_cli_end_to_end(tmp_path):
     assert not (tmp_path / "c.tfgc").exists()
 
     exported = tfgc("export", "--model", model, "--out", tmp_path / "export", "--format", "serving")
-    assert exported.returncode == 1 and "exporting sc models is not supported" in exported.stderr
+    assert exported.returncode == 0 and "serving: max |diff| 0, identical" in exported.stdout
 
     report_dir = tmp_path / "docs"
     selective_report = tfgc("selective", "--model", model, "--data", scenes, "--limit", 2, "--fractions", 0, 1,

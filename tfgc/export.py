@@ -79,20 +79,21 @@ def usage(export_format: str, signatures: dict) -> str:
                 "m.compress(tf.io.read_file('a.png'))['bitstream'] -> a .tfgc file's bytes; "
                 "m.compress_pixels(uint8 [H, W, 3])['bitstream']; "
                 f"{decompress}['image'] -> uint8 [H, W, 3].{alpha_note}")
+    host = ("Entropy coding and the file format are the client's (scripts/serving_client.py)."
+            if "analysis" in signatures else
+            "low is an sr file's base image, decoded by the client (tfgc.codec.api.read_sr).")
     if export_format == "serving":
         requests = "; ".join(f"{call(key, 'rest')} -> {_rest_answer(signatures[key])}" for key in signatures)
-        return (f"TF Serving REST, POST /v1/models/NAME:predict (columnar format): {requests}.{alpha_note} Entropy "
-                "coding and the file format are the client's (scripts/serving_client.py). In Python: "
-                "tf.saved_model.load(DIR).signatures['synthesis'](...)")
+        return (f"TF Serving REST, POST /v1/models/NAME:predict (columnar format): {requests}.{alpha_note} {host} "
+                "In Python: tf.saved_model.load(DIR).signatures['synthesis'](...)")
     if export_format == "tflite":
         runners = "; ".join(f"{key}: get_signature_runner('{key}')({call(key, 'python')})" for key in signatures)
         return (f"tf.lite.Interpreter(model_path=FILE) (or tflite_runtime's): {runners}; inputs take each call's "
-                f"shapes.{alpha_note} The host codes the file: python -m tfgc compress/decompress --backend tflite "
-                "--model DIR")
+                f"shapes.{alpha_note} Files: python -m tfgc compress/decompress --backend tflite --model DIR")
     sessions = "; ".join(f"{key}.onnx: session.run(None, {{{', '.join(repr(n) + ': ...' for n in s['inputs'])}}})"
                          for key, s in signatures.items())
-    return (f"onnxruntime.InferenceSession(FILE): {sessions}.{alpha_note} The host codes the file: python -m tfgc "
-            "compress/decompress --backend onnx --model DIR")
+    return (f"onnxruntime.InferenceSession(FILE): {sessions}.{alpha_note} Files: python -m tfgc compress/decompress "
+            "--backend onnx --model DIR")
 
 
 def _rest_answer(signature: dict) -> str:
@@ -314,8 +315,9 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
 def _collected_between_onnx_optimizers():
     """tf2onnx runs each of its ONNX optimizers on a deep copy of the graph (to roll back a failing one); the copies,
     weights included, sit in reference cycles that Python's collector reaches late, and gc-small's synthesis (42 MB of
-    weights) peaked at 4.5 GB. Collecting before each optimizer keeps it at 1.7 GB (tf2onnx 1.17.0's optimizer table;
-    where that internal is missing, nothing changes)."""
+    weights) peaked at 4.5 GB. Collecting before each optimizer keeps the export under 2 GB (tf2onnx 1.17.0's table;
+    where that internal is missing, nothing changes). What exists before is frozen out of those collections, which
+    would otherwise walk the whole heap, TensorFlow's included, dozens of times."""
     from tf2onnx import optimizer
 
     original = getattr(optimizer, "_get_optimizers", None)
@@ -330,9 +332,11 @@ def _collected_between_onnx_optimizers():
         return make
 
     optimizer._get_optimizers = lambda: {name: collect_first(f) for name, f in original().items()}
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         optimizer._get_optimizers = original
 
 
