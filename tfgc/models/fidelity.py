@@ -28,12 +28,12 @@ def deployed_synthesis(leading_inputs: Sequence[tf.TensorSpec], synthesize, fide
 
         def synthesis(*args):
             *leading, image_size, alpha = args
-            return {"image": synthesize(*leading, image_size[0], image_size[1], checked_alpha(alpha))}
+            return {"image": synthesize(*leading, image_size[0], image_size[1], asserted_alpha(alpha))}
 
     return tf.function(synthesis, input_signature=inputs)
 
 
-def checked_alpha(alpha):
+def asserted_alpha(alpha):
     """alpha, asserted to be in [0, 1] (and clipped, for runtimes that drop the assertion)."""
     valid = tf.logical_and(alpha >= 0.0, alpha <= 1.0)
     with tf.control_dependencies([tf.debugging.Assert(valid, [ALPHA_MESSAGE + ", not", alpha])]):
