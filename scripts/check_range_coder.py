@@ -17,6 +17,30 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def tfc_encode(symbols, table) -> bytes:
+    """tensorflow-compression's kernels coding `symbols` [..., C] the way tfgc codes them (one encoder, row c of
+    `table` for channel c): the reference the Python port is held to (here and in the tests)."""
+    import numpy as np
+    import tensorflow_compression as tfc
+
+    symbols = np.asarray(symbols, np.int32)
+    index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), symbols.shape)
+    handle = tfc.entropy_encode_index(tfc.create_range_encoder([], table), index, symbols)
+    return tfc.entropy_encode_finalize(handle).numpy()
+
+
+def tfc_decode(payload: bytes, table, shape):
+    """(symbols of `shape`, whether tfc's end-state check passed), decoded by tensorflow-compression's kernels."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_compression as tfc
+
+    shape = tuple(shape)
+    index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), shape)
+    handle, symbols = tfc.entropy_decode_index(tfc.create_range_decoder(payload, table), index, shape, tf.int32)
+    return symbols.numpy(), bool(tfc.entropy_decode_finalize(handle))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a folder of images")
@@ -25,23 +49,10 @@ def main(argv=None) -> int:
 
     def run():
         import numpy as np
-        import tensorflow as tf
-        import tensorflow_compression as tfc
 
         from tfgc.codec import entropy
         from tfgc.evaluate import load_images
         from tfgc.models.store import load_model
-
-        def tfc_encode(symbols, table):
-            index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), symbols.shape)
-            handle = tfc.entropy_encode_index(tfc.create_range_encoder([], table), index, symbols)
-            return tfc.entropy_encode_finalize(handle).numpy()
-
-        def tfc_decode(payload, table, shape):
-            index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), shape)
-            handle, symbols = tfc.entropy_decode_index(tfc.create_range_decoder(payload, table), index, shape,
-                                                       tf.int32)
-            return symbols.numpy(), bool(tfc.entropy_decode_finalize(handle))
 
         images = load_images([args.data])
         failures = 0

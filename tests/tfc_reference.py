@@ -1,20 +1,20 @@
-"""tensorflow-compression's own range coding kernels, called the way tfgc's Python port codes (one encoder, row
-i % C of the table for the i-th symbol): the reference the port is held to."""
+"""tensorflow-compression's own range coding kernels, called the way tfgc's Python port codes: the reference the
+port is held to, defined once in scripts/check_range_coder.py (which holds it to the port on real images)."""
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_compression as tfc
 
+_spec = importlib.util.spec_from_file_location(
+    "check_range_coder", Path(__file__).resolve().parents[1] / "scripts" / "check_range_coder.py")
+_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_script)
 
-def tfc_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
-    symbols = np.asarray(symbols, np.int32)
-    index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), symbols.shape)
-    handle = tfc.entropy_encode_index(tfc.create_range_encoder([], table), index, symbols)
-    return tfc.entropy_encode_finalize(handle).numpy()
+tfc_encode = _script.tfc_encode
 
 
 def tfc_decode(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
-    index = np.broadcast_to(np.arange(table.shape[0], dtype=np.int32), tuple(shape))
-    handle, symbols = tfc.entropy_decode_index(tfc.create_range_decoder(payload, table), index, shape, tf.int32)
-    assert bool(tfc.entropy_decode_finalize(handle)), "tfc's range decoder's end-state check failed"
-    return symbols.numpy()
+    symbols, finished = _script.tfc_decode(payload, table, shape)
+    assert finished, "tfc's range decoder's end-state check failed"
+    return symbols

@@ -305,6 +305,10 @@ class Config:
         return config
 
 
+# How every backend refuses an alpha outside [0, 1] (the graphs' assertion says the same: tfgc.models.fidelity).
+ALPHA_RANGE = "alpha must be in [0, 1]"
+
+
 def checked_alpha(config: Config, alpha) -> float:
     """The decoding alpha for a model of `config`: its default when None; a clear error when out of [0, 1] or when
     the model has a single decoder."""
@@ -317,7 +321,7 @@ def checked_alpha(config: Config, alpha) -> float:
         return float(config.model.default_alpha)
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
-        raise TfgcError(f"alpha must be in [0, 1], not {alpha:g}")
+        raise TfgcError(f"{ALPHA_RANGE}, not {alpha:g}")
     return alpha
 
 

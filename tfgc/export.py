@@ -599,6 +599,18 @@ def _check_image(path=None) -> np.ndarray:
     return np.asarray(Image.fromarray(load_image(coffee)).resize((width, height), Image.LANCZOS))
 
 
+def _check_runtimes(directory: Path, manifest: dict):
+    """The runtimes an export is checked with, made one at a time: each TFLite interpreter keeps its tensor arena for
+    the whole check image (1.5 GB for gc-small at 768x512), and holding all four at once had doubled the peak."""
+    if manifest["format"] == "serving":
+        yield ServingTransforms(directory, manifest)
+    elif manifest["format"] == "onnx":
+        yield OnnxTransforms(directory, manifest)
+    else:
+        for variant in ("float32", "float16"):
+            yield TFLiteTransforms(directory, manifest, variant=variant)
+
+
 def _check_conditions(m, height: int, width: int):
     """An sc model's check inputs: vertical bands of its classes as the label map, and every other latent cell
     preserved (so both the stored and the synthesized regions are compared)."""
@@ -667,12 +679,7 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
     else:
         symbols = model.analysis(image[None]).numpy()
     reference = np.asarray(model.synthesis(symbols, *conditions, height, width, alpha=alpha))
-    # One runtime at a time: each TFLite interpreter keeps its tensor arena for the whole check image (1.5 GB for
-    # gc-small at 768x512), and the check held four of them at once.
-    runtimes = {"serving": lambda: (ServingTransforms(directory, manifest) for _ in (1,)),
-                "onnx": lambda: (OnnxTransforms(directory, manifest) for _ in (1,)),
-                "tflite": lambda: (TFLiteTransforms(directory, manifest, variant=v) for v in ("float32", "float16"))}
-    for runtime in runtimes[manifest["format"]]():
+    for runtime in _check_runtimes(directory, manifest):
         entry = {}
         if model.family != "sr":
             entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None], *conditions[:1]) == symbols))

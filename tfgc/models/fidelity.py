@@ -7,7 +7,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-ALPHA_MESSAGE = "alpha must be in [0, 1]"
+from tfgc.config import ALPHA_RANGE
 
 
 def deployed_synthesis(leading_inputs: Sequence[tf.TensorSpec], synthesize, fidelity_controlled: bool):
@@ -36,5 +36,5 @@ def deployed_synthesis(leading_inputs: Sequence[tf.TensorSpec], synthesize, fide
 def asserted_alpha(alpha):
     """alpha, asserted to be in [0, 1] (and clipped, for runtimes that drop the assertion)."""
     valid = tf.logical_and(alpha >= 0.0, alpha <= 1.0)
-    with tf.control_dependencies([tf.debugging.Assert(valid, [ALPHA_MESSAGE + ", not", alpha])]):
+    with tf.control_dependencies([tf.debugging.Assert(valid, [ALPHA_RANGE + ", not", alpha])]):
         return tf.clip_by_value(alpha, 0.0, 1.0)
