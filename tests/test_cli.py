@@ -109,3 +109,59 @@ def test_command_line_in_a_fresh_process(trained, image_file, tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("tfgc: error: truncated") and "Traceback" not in done.stderr
     assert run("compress").returncode == 2
+
+
+def test_models_by_name(trained, image_file, tmp_path, capsys, monkeypatch):
+    """An installed name means that model's highest version, on the command line and in the Python API; a wrong name
+    lists the installed ones."""
+    import shutil
+
+    import tfgc
+
+    _, directory = trained
+    installed = tmp_path / "installed"
+    for version in ("2", "10"):  # 10 is the highest: versions compare as numbers, not strings
+        shutil.copytree(directory, installed / "tiny-model" / version)
+    monkeypatch.setenv("TFGC_MODEL_PATH", str(installed))
+    assert tfgc.load_model("tiny-model").directory == installed / "tiny-model" / "10"
+    assert tfgc.load_model("tiny-model/2").directory == installed / "tiny-model" / "2"
+    assert tfgc.load_model(installed / "tiny-model").directory == installed / "tiny-model" / "10"
+    out = tmp_path / "a.tfgc"
+    assert main(["compress", str(image_file), str(out), "--model", "tiny-model", "-q"]) == 0
+    assert main(["decompress", str(out), str(tmp_path / "r.png"), "--model", "tiny-model", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["compress", str(image_file), str(tmp_path / "b.tfgc"), "--model", "tiny-modl"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no model 'tiny-modl'" in err and "tiny-model" in err.split("installed:")[1]
+    with pytest.raises(tfgc.TfgcError, match="is a file, not a model"):
+        tfgc.load_model(image_file)
+    with pytest.raises(tfgc.TfgcError, match="no version folders"):
+        tfgc.load_model(tmp_path)
+
+
+def _error_cases():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "error_latency", Path(__file__).resolve().parents[1] / "scripts" / "error_latency.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+_errors = _error_cases()
+
+
+@pytest.fixture(scope="module")
+def error_fixtures(tmp_path_factory):
+    return _errors.make_fixtures(tmp_path_factory.mktemp("mistakes"))
+
+
+@pytest.mark.parametrize("case", sorted(_errors.CASES))
+def test_mistakes_are_refused_before_tensorflow_is_imported(case, error_fixtures, tmp_path):
+    """Each mistake that needs no model's weights ends in one line and a non-zero exit without TensorFlow in the
+    process (scripts/error_latency.py runs the same cases and prints how long each takes)."""
+    code, imported, stderr, _ = _errors.run_case(_errors.CASES[case], error_fixtures, tmp_path)
+    assert code != 0 and len(stderr.strip().splitlines()) == 1, stderr
+    assert not imported, f"{case}: TensorFlow was imported before the error: {stderr}"

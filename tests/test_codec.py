@@ -132,7 +132,7 @@ def test_model_directory_round_trip_and_refusals(trained, tmp_path, photos):
     data = api.compress(photos["coffee"][:48, :48], model)
     np.testing.assert_array_equal(api.decode(data, loaded), api.decode(data, model))
 
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(ModelError, match="not a folder and not an installed name"):
         load_model(tmp_path / "nowhere")
     with pytest.raises(ModelError, match="no manifest.json"):
         load_model(tmp_path)

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from tfgc import export  # the lists of formats and backends; TensorFlow loads only when an export runs
 from tfgc.errors import TfgcError
-from tfgc.utils import refuse_existing, run_command
+from tfgc.utils import check_output, refuse_existing, run_command
 
 
 def _default_model():
@@ -43,7 +43,7 @@ def _backend_model(args, default):
 
 
 def cmd_compress(args) -> int:
-    refuse_existing(args.output, args.force)
+    check_output(args.output, args.force)
     _check_backend(args)
     from tfgc.codec import api
     from tfgc.utils import write_atomic
@@ -160,7 +160,7 @@ def _compress_sr(args):
 
 
 def cmd_decompress(args) -> int:
-    refuse_existing(args.output, args.force)
+    check_output(args.output, args.force)
     _check_backend(args)
     from tfgc.codec import api
     from tfgc.codec.io import output_format, save_image
@@ -496,10 +496,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resolve_models(args) -> None:
+    """--model NAME means the installed model of that name (tfgc.models.store.resolve_model); exports run by
+    --backend are folders of another kind."""
+    if not getattr(args, "model", None) or getattr(args, "backend", "tensorflow") != "tensorflow":
+        return
+    from tfgc.models.store import resolve_model
+
+    if isinstance(args.model, list):
+        args.model = [str(resolve_model(m)) for m in args.model]
+    else:
+        args.model = str(resolve_model(args.model))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # what reports print as their command line
-    return run_command("tfgc", lambda: args.run(args))
+
+    def run():
+        _resolve_models(args)
+        return args.run(args)
+
+    return run_command("tfgc", run)
 
 
 if __name__ == "__main__":

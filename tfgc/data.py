@@ -7,12 +7,25 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import DataError
 from tfgc.utils import first_line
+
+
+
+class _TensorFlowOnUse:
+    """`tf` of this module, imported on first use: listing and checking the images of a folder needs no TensorFlow,
+    so a missing folder or a damaged image is refused in a fraction of a second rather than after its import."""
+
+    def __getattr__(self, name):
+        import tensorflow
+
+        return getattr(tensorflow, name)
+
+
+tf = _TensorFlowOnUse()
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "images"
@@ -29,7 +42,7 @@ def list_images(folders: Sequence[str]) -> List[str]:
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise DataError(f"training data folder {folder} does not exist")
+            raise DataError(f"image folder {folder} does not exist")
         found = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not found:
             raise DataError(f"no PNG or JPEG images in {folder}")

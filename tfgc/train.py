@@ -180,6 +180,9 @@ def resolve_config(args) -> Config:
     elif args.stage == 2:
         if not args.init_from:
             raise ConfigError("--stage 2 needs --init-from: the model directory of a stage-1 run")
+        from tfgc.models.store import resolve_model
+
+        args.init_from = str(resolve_model(args.init_from))
         init = stage1_config(args.init_from)
         if not (args.config or args.preset):
             from tfgc.config import with_gan
@@ -201,10 +204,10 @@ _ARCHITECTURE = ("family", "width", "normalization", "latent_channels", "levels"
 
 
 def stage1_config(directory) -> Config:
-    from tfgc.models.store import read_manifest
+    from tfgc.models.store import CONFIG, resolve_model
 
-    read_manifest(directory)
-    config = Config.load(Path(directory) / "config.json")
+    directory = resolve_model(directory)
+    config = Config.load(directory / CONFIG)
     if config.model.fidelity_control:
         raise ConfigError(f"{directory} already holds two decoders; stage 2 starts from a stage-1 model")
     return config

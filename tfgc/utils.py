@@ -17,6 +17,18 @@ def refuse_existing(path, force: bool) -> None:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
 
 
+def check_output(path, force: bool) -> None:
+    """Refuse, before any work, an output that write_atomic would refuse at the end: an existing file without
+    `force`, a directory, or a path whose folder does not exist."""
+    refuse_existing(path, force)
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise TfgcError(f"cannot write {path}: folder {directory} does not exist")
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message cut to one line (TensorFlow's and the checkpoint reader's run to many)."""
     return (str(error).splitlines() or [type(error).__name__])[0]
@@ -28,12 +40,8 @@ def write_atomic(path, data: bytes, force: bool = False) -> None:
     Refuses to replace an existing file unless `force`.
     """
     path = Path(path)
-    refuse_existing(path, force)
-    if path.is_dir():
-        raise OutputExistsError(f"{path} is a directory")
+    check_output(path, force)
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise TfgcError(f"cannot write {path}: folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result should be like any other file

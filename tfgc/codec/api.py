@@ -19,6 +19,7 @@ import numpy as np
 
 from tfgc.codec import bitstream, sr, tiling
 from tfgc.codec.io import load_image
+from tfgc.config import checked_alpha
 from tfgc.errors import FormatError, ModelError, ModelMismatchError
 
 
@@ -100,6 +101,25 @@ def _fingerprint(model) -> bytes:
     return bytes.fromhex(manifest["fingerprint"]) if manifest else model.fingerprint()
 
 
+@dataclass(frozen=True)
+class _Described:
+    """What the checks of encode and decode need of a model, read from its folder without loading it (and without
+    TensorFlow), so a wrong argument fails in a fraction of a second."""
+    source: ModelLike  # the folder, or the loaded model as given
+    family: str
+    config: object
+    fingerprint: bytes
+
+
+def _describe(model: ModelLike) -> _Described:
+    if isinstance(model, (str, Path)):
+        from tfgc.models.store import describe_model
+
+        directory, manifest, config = describe_model(model)
+        return _Described(directory, manifest["family"], config, bytes.fromhex(manifest["fingerprint"]))
+    return _Described(model, model.family, model.config, _fingerprint(model))
+
+
 def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_classes=None,
            max_pixels: Optional[int] = None) -> EncodeResult:
     """Compress `image` (path, bytes, Pillow image or uint8 array) and report its rate.
@@ -109,20 +129,20 @@ def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_clas
     the image's size or the latent grid's), or `preserve_classes` = class names or ids. Images of more than
     `max_pixels` pixels (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) are refused before they are decoded.
     """
-    model = _as_model(model)
+    described = _describe(model)
+    if described.family != "sc" and (semantics is not None or preserve is not None or preserve_classes is not None):
+        raise ModelError(f"a {described.family} model takes no label map or preservation mask; those are for sc "
+                         "models")
+    if described.family == "sc" and semantics is None:
+        raise ModelError("an sc model needs the image's semantic label map (--semantics LABELS.png)")
     pixels = load_image(image, max_pixels)
-    if model.family == "sr":
-        if semantics is not None or preserve is not None or preserve_classes is not None:
-            raise ModelError("an sr model takes no label map or preservation mask; those are for sc models")
-        m = model.config.model
+    if described.family == "sr":  # the base codec does the encoding: no network runs
+        m = described.config.model
         return encode_sr(pixels, m.scale, m.base_quality, m.base_codec)
+    model = _as_model(described.source)
     if model.family == "sc":
-        if semantics is None:
-            raise ModelError("an sc model needs the image's semantic label map (--semantics LABELS.png)")
         return _encode_selective(pixels, model, semantics, preserve, preserve_classes)
-    if semantics is not None or preserve is not None or preserve_classes is not None:
-        raise ModelError(f"a {model.family} model takes no label map or preservation mask; those are for sc models")
-    from tfgc.codec import entropy  # TensorFlow's range coder, which sr files do without
+    from tfgc.codec import entropy
 
     height, width = pixels.shape[:2]
     symbols = _analysis(model, pixels)
@@ -267,23 +287,27 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
             hint = " (or --decoder lanczos / bicubic)" if header.family == "sr" else ""
             raise ModelError(f"no installed model has fingerprint {header.fingerprint.hex()}; pass --model DIR{hint}")
         model = found
-    model = _as_model(model)
-    if header.family != model.family:
-        raise ModelMismatchError(f"file holds a {header.family} bitstream, the model is a {model.family} model")
-    m = model.config.model
-    if model.family == "sr":  # the file names no model, only its base codec and scale
-        stored = _read_sr(header, payload)
+    described = _describe(model)
+    if header.family != described.family:
+        raise ModelMismatchError(f"file holds a bitstream of the {header.family} family; the model is of the "
+                                 f"{described.family} family")
+    m = described.config.model
+    if described.family == "sr":  # the file names no model, only its base codec and scale
+        stored = bitstream.unpack_sr(payload, header.version)
         if (stored.base, stored.scale) != (m.base_codec, m.scale):
             raise ModelMismatchError(f"file holds {sr.base_label(stored.base)} at 1/{stored.scale} size; the model "
                                      f"decodes {m.base_codec} bases at 1/{m.scale}")
+    elif header.fingerprint != described.fingerprint:
+        raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
+                                 f"({described.fingerprint.hex()})")
+    checked_alpha(described.config, alpha)
+    model = _as_model(described.source)
+    if model.family == "sr":
+        stored = _read_sr(header, payload)
         return _synthesis(model, [(stored.low[None], 1)], m.scale, header.height, header.width,
                           lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))
-    from tfgc.codec import entropy  # TensorFlow's range coder, which sr files do without
+    from tfgc.codec import entropy
 
-    expected = _fingerprint(model)
-    if header.fingerprint != expected:
-        raise ModelMismatchError(f"file was written by model {header.fingerprint.hex()}, not by this model "
-                                 f"({expected.hex()})")
     shape = (-(-header.height // m.downsampling), -(-header.width // m.downsampling), m.latent_channels)
     table = model.coding_table()
     if header.uniform_table:

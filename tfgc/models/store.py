@@ -81,10 +81,48 @@ def model_label(directory) -> str:
     return path.parent.name if path.name == "model" or path.name.isdigit() else path.name
 
 
+def resolve_model(model) -> Path:
+    """The model folder that `model` names: a folder holding manifest.json; a folder of versions (NAME/1, NAME/2,
+    ...), meaning its highest; or the name of an installed model (NAME or NAME/VERSION in $TFGC_MODEL_PATH's folders,
+    then saved_models/). Anything else is a ModelError that lists the installed names."""
+    path = Path(model)
+    if path.is_dir():
+        folder = _model_folder(path)
+        if folder is None:
+            raise ModelError(f"{path} is not a tfgc model: it has no {MANIFEST} and no version folders "
+                             f"({path}/1, {path}/2, ...) with one")
+        return folder
+    if path.exists():
+        raise ModelError(f"{path} is a file, not a model: give a model folder or an installed name "
+                         f"({_installed_names_text()})")
+    if not path.is_absolute() and ".." not in path.parts:
+        for root in search_paths():
+            folder = _model_folder(root / path) if (root / path).is_dir() else None
+            if folder is not None:
+                return folder
+    raise ModelError(f"no model {str(model)!r}: not a folder and not an installed name ({_installed_names_text()})")
+
+
+def installed_names() -> list:
+    """Names of the installed models (NAME of NAME/VERSION folders, or the folder's own name), first found first."""
+    names = []
+    for root in search_paths():
+        for directory, _ in _models_under(root):
+            relative = directory.relative_to(root)
+            name = str(relative.parent if relative.name.isdigit() and relative.parent.parts else relative)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _installed_names_text() -> str:
+    names = installed_names()
+    return ("installed: " + ", ".join(names) if names else
+            f"none installed: put models in a folder named by ${MODEL_PATH_ENV}")
+
+
 def read_manifest(directory) -> dict:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelError(f"model directory {directory} does not exist")
+    directory = resolve_model(directory)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except FileNotFoundError:
@@ -99,11 +137,10 @@ def read_manifest(directory) -> dict:
     return manifest
 
 
-def load_model(directory):
-    """Load an exported model for compression and decompression, checking it before use."""
-    from tfgc.models.registry import build_model
-
-    directory = Path(directory)
+def describe_model(model) -> Tuple[Path, dict, Config]:
+    """(folder, manifest, config) of the model that `model` names (a folder or an installed name), checked against
+    each other: everything about a model that is known without TensorFlow."""
+    directory = resolve_model(model)
     manifest = read_manifest(directory)
     try:
         config = Config.load(directory / CONFIG)
@@ -111,6 +148,15 @@ def load_model(directory):
         raise ModelError(f"model {directory}: {e}") from None
     if config.model.family != manifest.get("family"):
         raise ModelError(f"model {directory}: config family {config.model.family!r} disagrees with the manifest")
+    return directory, manifest, config
+
+
+def load_model(directory):
+    """Load a model (a folder, or an installed model's name) for compression and decompression, checking it before
+    use."""
+    from tfgc.models.registry import build_model
+
+    directory, manifest, config = describe_model(directory)
     model = build_model(config, for_training=False)
     _read_weights(model, model.export_parts(), directory, manifest)
     model.directory = directory
@@ -129,7 +175,7 @@ def saved_model_weights(parts: dict) -> dict:
 def initialize_from(model, directory) -> None:
     """Stage 2 of two-stage training: `model` starts from the stage-1 model in `directory`, whose decoder becomes
     both the MSE decoder kept for interpolation and the decoder stage 2 trains."""
-    directory = Path(directory)
+    directory = resolve_model(directory)
     manifest = read_manifest(directory)
     parts = {name: part for name, part in model.export_parts().items() if not name.startswith("mse_")}
     _read_weights(model, parts, directory, manifest)
@@ -165,13 +211,17 @@ def search_paths():
 
 def installed_models() -> Iterator[Tuple[Path, dict]]:
     for root in search_paths():
-        if not root.is_dir():
+        yield from _models_under(root)
+
+
+def _models_under(root: Path) -> Iterator[Tuple[Path, dict]]:
+    if not root.is_dir():
+        return
+    for manifest_path in sorted(root.glob(f"**/{MANIFEST}")):
+        try:
+            yield manifest_path.parent, read_manifest(manifest_path.parent)
+        except ModelError:
             continue
-        for manifest_path in sorted(root.glob(f"**/{MANIFEST}")):
-            try:
-                yield manifest_path.parent, read_manifest(manifest_path.parent)
-            except ModelError:
-                continue
 
 
 DEFAULT_FILE = "DEFAULT"
