@@ -44,7 +44,7 @@ def kodak_figures(model, images, label: str) -> dict:
     from tfgc.evaluate import evaluate_model, progress_bar, summarize
 
     alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
-    progress = progress_bar(len(images) * len(alphas))
+    progress = progress_bar(len(images) * len(alphas), "decode")
     figures = {}
     for alpha in alphas:
         rows = evaluate_model(model, images, label, progress, alpha=alpha)
@@ -63,7 +63,7 @@ def quality_sweep(model, images, label: str) -> dict:
     m = model.config.model
     alphas = CARD_ALPHAS if m.fidelity_control else (None,)
     qualities = model.config.train.base_qualities
-    progress = progress_bar(len(images) * len(qualities) * (len(alphas) + 1))
+    progress = progress_bar(len(images) * len(qualities) * (len(alphas) + 1), "decode")
     sweep = {}
     for quality in qualities:
         coded = encode_images(images, lambda image: api.encode_sr(image, m.scale, quality, m.base_codec))

@@ -165,3 +165,35 @@ def test_mistakes_are_refused_before_tensorflow_is_imported(case, error_fixtures
     code, imported, stderr, _ = _errors.run_case(_errors.CASES[case], error_fixtures, tmp_path)
     assert code != 0 and len(stderr.strip().splitlines()) == 1, stderr
     assert not imported, f"{case}: TensorFlow was imported before the error: {stderr}"
+
+
+def test_help_and_version_speak_of_the_command_the_user_typed(capsys):
+    import shutil
+
+    import tfgc
+    from tfgc import train
+
+    for parse in (main, train.main):
+        with pytest.raises(SystemExit) as exit_:
+            parse(["--version"])
+        assert exit_.value.code == 0
+        assert capsys.readouterr().out.startswith(f"tfgc {tfgc.__version__} (tensorflow ")
+    help_text = train.build_parser().format_help()
+    assert "(default: None)" not in help_text and ") (default:" not in help_text
+    assert "RATE_WEIGHT" not in help_text and "--beta BETA" in help_text
+    for command in ("tfgc", "tfgc-train"):
+        if shutil.which(command) is None:  # the console scripts exist once the package is installed
+            continue
+        done = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith(f"usage: {command} "), done.stdout[:200]
+    for subcommand in ("compress", "decompress", "export", "info"):
+        text = " ".join(main_help(subcommand).split())
+        assert "--quiet" not in text or "print nothing but errors" in text
+        assert "positional arguments: input .tfgc file" in text or subcommand != "info"
+
+
+def main_help(subcommand: str) -> str:
+    from tfgc.__main__ import build_parser
+
+    parser = build_parser()
+    return parser._subparsers._group_actions[0].choices[subcommand].format_help()

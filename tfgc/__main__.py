@@ -7,6 +7,7 @@ arguments. No output is overwritten without --force.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ from typing import List, Optional
 
 from tfgc import export  # the lists of formats and backends; TensorFlow loads only when an export runs
 from tfgc.errors import TfgcError
-from tfgc.utils import check_output, refuse_existing, run_command
+from tfgc.utils import HelpFormatter, check_output, program_name, refuse_existing, run_command, version_text
+
+QUIET_HELP = "print nothing but errors"
+MODEL_HELP = "a model: its folder, or the name of an installed one (python -m tfgc models lists them)"
 
 
 def _default_model():
@@ -333,13 +337,16 @@ def _superres(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tfgc", description="GAN-based extreme learned image compression.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog=program_name("tfgc"), description="GAN-based extreme learned image compression.",
+                                formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=version_text())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=HelpFormatter)
 
     c = sub.add_parser("compress", help="image -> .tfgc file")
     c.add_argument("input", help="image file (PNG, JPEG, anything Pillow reads)")
     c.add_argument("output", help="output .tfgc file")
-    c.add_argument("--model", help="model directory (e.g. runs/gc-small/model); default: the first installed model")
+    c.add_argument("--model", help=MODEL_HELP + "; default: the installed default model")
     c.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     _backend_argument(c)
     c.add_argument("--semantics", metavar="LABELS.png",
@@ -369,13 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --target-bpp: refuse when no file fits (default: write the smallest and say so)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     _max_pixels_argument(c)
-    c.add_argument("--quiet", "-q", action="store_true")
+    c.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     c.set_defaults(run=cmd_compress)
 
     d = sub.add_parser("decompress", help=".tfgc file -> image")
     d.add_argument("input", help=".tfgc file")
     d.add_argument("output", help="output image; the format follows the extension (PNG if none)")
-    d.add_argument("--model", help="model directory; default: the installed model whose fingerprint the file names")
+    d.add_argument("--model", help=MODEL_HELP + "; default: the installed model whose fingerprint the file names")
     d.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     d.add_argument("--alpha", type=float, help="fidelity-controlled models: 0 decodes with the MSE decoder (fidelity), "
                                                "1 with the GAN decoder (detail), between interpolates (default: "
@@ -387,17 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--semantics-out", metavar="LABELS.png",
                    help="sc files: also write the stored label map (classes) there, and the mask beside it")
     _max_pixels_argument(d)
-    d.add_argument("--quiet", "-q", action="store_true")
+    d.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     d.set_defaults(run=cmd_decompress)
 
     i = sub.add_parser("info", help="print a .tfgc file's header")
-    i.add_argument("input")
+    i.add_argument("input", help=".tfgc file")
     i.set_defaults(run=cmd_info)
 
     e = sub.add_parser("eval", help="compress and decompress every image of a folder with one model; report rate, "
                                      "PSNR, MS-SSIM, detail, speed (and FID/KID)")
     _data_arguments(e)
-    e.add_argument("--model", required=True, help="model directory")
+    e.add_argument("--model", required=True, help=MODEL_HELP)
     e.add_argument("--alpha", type=float, help="decoder interpolation of a fidelity-controlled model, in [0, 1]")
     e.add_argument("--out", default="results.json", help="results JSON (a CSV is written beside it)")
     e.set_defaults(run=_evaluate("run_eval"))
@@ -405,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="tfgc models against JPEG, WebP, AVIF, HEIC (x265) and JPEG XL: RD plots, table "
                                      "at matched bpp, speed, crops figure")
     _data_arguments(b, required=False)  # not with --report-only; run_bench checks
-    b.add_argument("--model", nargs="+", help="tfgc model directories to include")
+    b.add_argument("--model", nargs="+", help="tfgc models to include (folders or installed names)")
     b.add_argument("--alphas", type=float, nargs="+",
                    help="fidelity-controlled models: one point per alpha (default: each model's default alpha)")
     b.add_argument("--sr-qualities", type=int, nargs="+",
@@ -431,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(run=_evaluate("run_bench"))
 
     x = sub.add_parser("export", help="export a model: a codec SavedModel, a TF Serving SavedModel, TFLite, ONNX")
-    x.add_argument("--model", required=True, help="model directory")
+    x.add_argument("--model", required=True, help=MODEL_HELP)
     x.add_argument("--format", default="all", choices=[*export.FORMATS, "all"],
                    help="what to export (default: all, each in OUT/FORMAT)")
     x.add_argument("--out", required=True, help="output folder (for serving: OUT/NAME/VERSION)")
@@ -440,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--check-image", help="image for the parity check (default: a bundled photograph at 768x512)")
     x.add_argument("--no-check", action="store_true", help="skip running the exports for the parity check")
     x.add_argument("--force", action="store_true", help="replace existing exports")
-    x.add_argument("--quiet", "-q", action="store_true")
+    x.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     x.set_defaults(run=cmd_export)
 
     f = sub.add_parser("fidelity", help="a fidelity-controlled model across alpha: one file per image decoded at "

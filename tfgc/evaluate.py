@@ -219,23 +219,25 @@ def inception_or_none(weights: Optional[str]):
 class _LogProgress:
     """Progress for logs (not a terminal): a line at every tenth of the work, with the time so far."""
 
-    def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.monotonic()
+    def __init__(self, total: int, unit: str):
+        self.total, self.done, self.started, self.unit = total, 0, time.monotonic(), unit
         self.step = max(1, total // 10)
 
     def add(self, n: int) -> None:
         self.done += n
         if self.done % self.step == 0 or self.done == self.total:
-            print(f"{self.done}/{self.total} images coded, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
+            print(f"{self.done}/{self.total} {self.unit}s, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
                   flush=True)
 
 
-def progress_bar(total: int):
+def progress_bar(total: int, unit: str):
+    """Progress over `total` pieces of work, each a `unit` (image, file, decode): Keras' bar on a terminal, a line
+    at every tenth in a log."""
     if not sys.stderr.isatty():
-        return _LogProgress(total)
+        return _LogProgress(total, unit)
     import tensorflow as tf
 
-    return tf.keras.utils.Progbar(total, unit_name="image")
+    return tf.keras.utils.Progbar(total, unit_name=unit)
 
 
 def run_eval(args) -> int:
@@ -251,7 +253,7 @@ def run_eval(args) -> int:
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     reconstructions: List[np.ndarray] = []
-    rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images)),
+    rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images), "image"),
                           keep=reconstructions if inception else None, alpha=args.alpha)
     summary = summarize(rows)
     if inception is not None:
@@ -348,7 +350,7 @@ def run_bench(args) -> int:
 
     total = len(images) * (sum(len(c.qualities) for c in codecs) + len(models)
                            + sum(len(g.qualities) * (len(g.points) + len(SR_CLASSIC)) for g in sr_groups))
-    progress = progress_bar(total)
+    progress = progress_bar(total, "file")  # each a coding of an image: one codec setting or one model
     rows: List[Measurement] = []
     group_stats: Dict[Tuple[str, str], dict] = {}
     crop_candidates: Dict[Tuple[str, str], Tuple[Measurement, np.ndarray]] = {}
@@ -891,7 +893,7 @@ def run_fidelity(args) -> int:
         raise TfgcError(f"--crop-image {crop_name} is not among the images")
     started_in = environment()
     label = model_label(args.model)
-    progress = progress_bar(len(images) * len(alphas))
+    progress = progress_bar(len(images) * len(alphas), "decode")
     rows: Dict[float, List[Measurement]] = {alpha: [] for alpha in alphas}
     crops = []
     for name, original in images:

@@ -84,7 +84,7 @@ def run_selective(args) -> int:
         settings.append((f"classes {args.classes}", None))
     alphas = [model.checked_alpha(a) for a in args.alphas] if args.alphas else [None]
     started_in = environment()
-    progress = progress_bar(len(pairs) * len(settings) * len(alphas))
+    progress = progress_bar(len(pairs) * len(settings) * len(alphas), "decode")
     rows: List[dict] = []
     figure_rows = []
     for image_path, label_path in pairs:

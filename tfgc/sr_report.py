@@ -76,7 +76,7 @@ def run_superres(args) -> int:
         raise TfgcError(f"--crop-image {crop_name} is not among the images")
     started_in = environment()
     decoders = [label for label, _ in models] + list(CLASSIC)
-    progress = progress_bar(len(images) * (len(qualities) * len(decoders) + len(compare)))
+    progress = progress_bar(len(images) * (len(qualities) * len(decoders) + len(compare)), "decode")
     rows: List[dict] = []
     crops = {}
     for name, original in images:

@@ -24,7 +24,7 @@ from typing import List, Optional
 
 from tfgc.config import NORMALIZATIONS, PRESETS, Config, preset
 from tfgc.errors import ConfigError, TfgcError
-from tfgc.utils import run_command
+from tfgc.utils import HelpFormatter, program_name, run_command, version_text
 
 DEFAULT_PRESET = "gc-small"
 # `python -m tfgc.train` without arguments is a demonstration that must end soon on any machine.
@@ -50,26 +50,28 @@ _RESUMABLE_CHANGES = {"steps", "time_limit_minutes", "budget_minutes", "checkpoi
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tfgc.train",
+        prog=program_name("tfgc.train"),
         description="Train a tfgc model. Without arguments: the gc-small preset on the bundled photographs for 240 "
                     f"steps (at most {DEFAULT_TIME_LIMIT_MINUTES:g} minutes), exported to runs/gc-small/model. Run the "
                     "same command again to resume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=version_text())
     g = p.add_argument_group("run")
     g.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help=f"named model and training settings (default: {DEFAULT_PRESET}, or the run's own config "
                         "when --out holds one)")
     g.add_argument("--config", default=None, help="a config JSON file (as written to OUT/config.json) instead of a preset")
-    g.add_argument("--data", nargs="+", default=None,
+    g.add_argument("--data", nargs="+", default=None, metavar="FOLDER",
                    help="training folders of PNG/JPEG photographs, searched recursively (default: the bundled images)")
-    g.add_argument("--val-data", nargs="+", default=None,
+    g.add_argument("--val-data", nargs="+", default=None, metavar="FOLDER",
                    help="validation folders (default: the first training images, centre-cropped)")
     g.add_argument("--out", default=None, help="run directory (default: runs/PRESET)")
     g.add_argument("--stage", type=int, choices=[0, 1, 2],
                    help="two-stage training (Iwai et al. 2020): 1 = every module on rate + distortion without GAN; "
                         "2 = only the decoder with the GAN, from --init-from, into a fidelity-controlled model; "
                         "0 (default) = everything at once (Agustsson et al.)")
-    g.add_argument("--init-from", help="stage 2: the stage-1 model directory (e.g. runs/stage1/model)")
+    g.add_argument("--init-from", metavar="MODEL",
+                   help="stage 2: the stage-1 model (its folder, e.g. runs/stage1/model, or an installed name)")
     g.add_argument("--force", action="store_true",
                    help="start over in --out even if it holds a run with a different config (deletes its backup)")
     g = p.add_argument_group("model (override the preset)")
@@ -77,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--normalization", choices=NORMALIZATIONS,
                    help="normalization of encoder and generator: instance norm (the paper), GDN / inverse GDN (Balle "
                         "et al.), or none")
-    g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, help="latent channels C (paper: 2, 4, 8)")
-    g.add_argument("--levels", "-L", dest="levels", type=int, help="quantizer levels L (paper: 5)")
+    g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, metavar="C", help="latent channels C (paper: 2, 4, 8)")
+    g.add_argument("--levels", "-L", dest="levels", type=int, metavar="L", help="quantizer levels L (paper: 5)")
     g.add_argument("--residual-blocks", type=int, help="generator residual blocks (paper: 9)")
     g.add_argument("--noise-channels", type=int, help="Gaussian noise channels concatenated to the latent")
-    g.add_argument("--beta", dest="rate_weight", type=float,
+    g.add_argument("--beta", dest="rate_weight", type=float, metavar="BETA",
                    help="rate weight beta: 0 trains at the bounded rate dim*log2(L) (the paper), > 0 adds bits/pixel")
     g.add_argument("--target-bpp", type=float,
                    help="> 0: beta starts at --beta and adapts during training until the entropy model's bits/pixel "
@@ -91,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")
     g.add_argument("--feature-matching-weight", type=float, help="pix2pixHD feature matching weight")
     g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")
-    g.add_argument("--vgg-weights", dest="perceptual_weights",
+    g.add_argument("--vgg-weights", dest="perceptual_weights", metavar="WEIGHTS.h5",
                    help="'imagenet' (Keras downloads them; needs the network) or a VGG19 .h5 weights file")
     g = p.add_argument_group("selective compression (sc presets)")
     g.add_argument("--label-set", choices=["cityscapes", "identity"],
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=int, choices=[1, 2, 4, 8],
                    help="downsampling factor r of the stored base image (1: full size, a restoration filter)")
     g.add_argument("--base-codec", choices=["jpeg", "webp", "avif", "heic"], help="the classic codec of the base image")
-    g.add_argument("--base-quality", "--jpeg-quality", dest="base_quality", type=int,
+    g.add_argument("--base-quality", "--jpeg-quality", dest="base_quality", type=int, metavar="QUALITY",
                    help="the base codec's quality files are written with by default (0..100; JPEG 1..100)")
     g.add_argument("--base-qualities", type=int, nargs="+",
                    help="the qualities training images are coded at (each image once per quality, the decoded bases "
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jit-compile", action="store_true", default=None, help="compile the train step with XLA")
     g.add_argument("--seed", type=int, help="random seed of weights and data order")
     g.add_argument("--checkpoint-every", type=int, help="steps between BackupAndRestore saves")
-    g.add_argument("--time-limit", dest="time_limit_minutes", type=float,
+    g.add_argument("--time-limit", dest="time_limit_minutes", type=float, metavar="MINUTES",
                    help="stop after this many minutes of this session (0: no limit), then export; rerun to continue")
     g.add_argument("--budget-minutes", type=float,
                    help="the run's training time in total, over every session that resumes it (0: none): stop and "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -92,6 +93,38 @@ def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter (CUDA stubs and plugin registration, logged as errors on machines
     without a GPU) in the command lines, unless the user set TF_CPP_MIN_LOG_LEVEL. Python exceptions still surface."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Options' defaults in --help, where there is one to show and the help text does not name it already."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def program_name(module: str) -> str:
+    """What the user typed to run us, for usage lines: an installed command's name (tfgc, tfgc-train) or
+    `python -m MODULE`."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return f"python -m {module}" if not name or name.endswith(".py") or name.startswith("-") else name
+
+
+def version_text() -> str:
+    """--version: tfgc's version and the versions of the stack it runs on (read from the installed packages'
+    metadata, so that printing them imports nothing)."""
+    from importlib import metadata
+
+    import tfgc
+
+    parts = []
+    for package in ("tensorflow", "tensorflow-compression"):
+        try:
+            parts.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{package} not installed")
+    return f"tfgc {tfgc.__version__} ({', '.join(parts)}, Python {sys.version.split()[0]})"
 
 
 def run_command(prog: str, command, interrupted: str = "interrupted") -> int:
