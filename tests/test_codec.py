@@ -107,8 +107,8 @@ def test_bad_images_raise_image_errors(trained, tmp_path):
             api.compress(tmp_path / name, model)
     with pytest.raises(ImageError):
         api.compress(np.zeros((4, 4, 2), np.uint8), model)
-    with pytest.raises(ImageError):
-        api.compress(np.zeros((4, 4, 3), np.float32), model)
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):  # floats are read as [0, 1], TensorFlow's convention
+        api.compress(np.full((4, 4, 3), 2.0, np.float32), model)
 
 
 def test_wrong_model_and_damaged_files(trained, tiny_model, photos):

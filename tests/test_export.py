@@ -531,14 +531,12 @@ def test_the_tflite_interpreter_comes_from_a_runtime_without_tensorflow_where_on
 
 
 def _readme_deploy_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Deploy\n")
-    return text[start:text.index("\n## ", start + 1)]
+    return (ROOT / "docs" / "guide" / "deploy.md").read_text()
 
 
 @pytest.mark.slow
 def test_the_readme_deploy_snippets_run_as_written(fidelity_gdn, exports, photos, tmp_path):
-    """Every Python snippet of the README's Deploy section, every `python -m tfgc` and serving-client line of its shell
+    """Every Python snippet of the deployment guide (docs/guide/deploy.md), every `python -m tfgc` and serving-client line of its shell
     snippets, and its curl request, in a folder laid out as the README's (exports/, photo.png), with a model of the
     shipped gc models' type (GDN, alpha, 8 channels). The serving client and curl reach the stand-in server on
     localhost:8501, TF Serving's REST port."""

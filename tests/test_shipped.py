@@ -60,7 +60,8 @@ def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(tra
     capsys.readouterr()
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert f"{shipped}  (default)" in listing and f"Kodak: {expected['bpp']:.4f} bpp" in listing
+    assert "tiny-c4  (default)" in listing and f"    in {shipped}\n" in listing
+    assert f"Kodak: {expected['bpp']:.4f} bpp" in listing
     # compress and decompress find the default model without --model.
     image = images / "coffee.png"
     assert main(["compress", str(image), str(tmp_path / "a.tfgc"), "-q"]) == 0

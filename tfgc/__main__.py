@@ -252,7 +252,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from tfgc.models.store import default_model, installed_models, read_card
+    from tfgc.models.store import default_model, installed_models, model_label, read_card
 
     rows = list(installed_models())
     if not rows:
@@ -269,7 +269,8 @@ def cmd_models(args) -> int:
             rate = (f"C={manifest.get('latent_channels')} L={manifest.get('levels')}  "
                     f"bound {manifest.get('bound_bpp', 0):.4f} bpp")
         mark = "  (default)" if default is not None and directory.resolve() == default.resolve() else ""
-        print(f"{directory}{mark}  {manifest.get('preset', '?')}  {rate}  fingerprint {manifest.get('fingerprint')}")
+        print(f"{model_label(directory)}{mark}  {manifest.get('preset', '?')}  {rate}  fingerprint "
+              f"{manifest.get('fingerprint')}\n    in {directory}")
         card = read_card(directory)
         figures = (card or {}).get("kodak", {}).get("figures", {})
         for alpha, s in figures.items():
@@ -279,12 +280,9 @@ def cmd_models(args) -> int:
 
 
 def _read_file(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise TfgcError(f"cannot read {path}: no such file") from None
-    except OSError as e:
-        raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
+    from tfgc.codec.io import read_file
+
+    return read_file(path)
 
 
 def _max_pixels_argument(parser) -> None:
@@ -432,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--crop-image", help="image of the crops figure (default: the first)")
     b.add_argument("--crop-bpp", type=float, help="rate of the crops figure (default: the first model's, else 0.1)")
     b.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
+    b.add_argument("--no-page", action="store_true",
+                   help="skip the comparison page NAME.html (every image beside each codec's version of it at the "
+                        "tfgc model's rate, lossless: several MB an image)")
     b.add_argument("--report-only", action="store_true",
                    help="measure nothing: rewrite OUT/NAME.md, its tables and RD plots from OUT/NAME/results.json "
                         "with the --notes and --references given now (the crops figure stays)")

@@ -319,7 +319,10 @@ def checked_alpha(config: Config, alpha) -> float:
         return 1.0
     if alpha is None:
         return float(config.model.default_alpha)
-    alpha = float(alpha)
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise TfgcError(f"{ALPHA_RANGE}, not {type(alpha).__name__} {alpha!r}") from None
     if not 0.0 <= alpha <= 1.0:
         raise TfgcError(f"{ALPHA_RANGE}, not {alpha:g}")
     return alpha

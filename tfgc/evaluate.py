@@ -22,6 +22,7 @@ import numpy as np
 
 from tfgc import metrics
 from tfgc.errors import DataError, TfgcError
+from tfgc.html_report import PageImage, Version, nearest_rate, write_page
 from tfgc.models.store import model_label
 from tfgc.utils import first_line, refuse_existing, write_atomic
 
@@ -326,6 +327,8 @@ def run_bench(args) -> int:
     if not args.data and not getattr(args, "tfds", None):
         raise TfgcError("bench needs images: --data FOLDER or --tfds NAME (or --report-only to rewrite a report)")
     report_path, assets = report_destination(args)
+    if not getattr(args, "no_page", False):
+        refuse_existing(report_path.with_suffix(".html"), args.force)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
     references = read_references(args.references) if getattr(args, "references", None) else []
     classic_from = getattr(args, "classic_from", None)
@@ -389,11 +392,18 @@ def run_bench(args) -> int:
                     crop_candidates[(codec.name, row.setting)] = (row, reconstruction)
                 progress.add(1)
             finish_group(codec.name, f"q{quality}", group_rows, reconstructions)
+    page = None if getattr(args, "no_page", False) else MatchedVersions(images)
+    point_names = {label: (name, alpha) for name, model in loaded
+                   for label, _, alpha in bench_points([(name, model)], getattr(args, "alphas", None))}
     for label, model, alpha in models:
         kept: List[np.ndarray] = []
         group_rows = evaluate_model(model, images, label, progress, keep=kept, alpha=alpha)
         crop_candidates[(label, label)] = (group_rows[crop_index], kept[crop_index])
         finish_group(label, label, group_rows, kept)
+        if page is not None:
+            page.add_all(group_rows, kept, f"tfgc {point_names[label][0]}", alpha)
+    if page is not None:
+        page.set_targets(rows, models[0][0] if models else None, args.crop_bpp)
     for group in sr_groups:
         for quality in group.qualities:
             coded = encode_images(images, lambda image: api.encode_sr(image, group.scale, quality, group.base))
@@ -402,6 +412,9 @@ def run_bench(args) -> int:
                 group_rows = measure_decodes(images, coded, label, f"q{quality}", decode, progress, kept)
                 crop_candidates[(label, f"q{quality}")] = (group_rows[crop_index], kept[crop_index])
                 finish_group(label, f"q{quality}", group_rows, kept)
+                if page is not None:
+                    name, alpha = point_names.get(label, (label, None))
+                    page.offer_all(group_rows, kept, f"tfgc {name}" if label in point_names else label, alpha)
 
     curves = {}
     for (codec, setting), stats in group_stats.items():
@@ -432,12 +445,63 @@ def run_bench(args) -> int:
     if provenance is not None:
         result["classic_from"] = dict(provenance, file=str(classic_from))
     _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
+    if page is not None:
+        for codec in codecs:
+            page.add_classic(codec, rows)
+        write_page(report_path.with_suffix(".html"), f"tfgc bench: {args.name}", page.pages(),
+                   {"PSNR": assets / "rd_psnr.png", "MS-SSIM": assets / "rd_msssim.png"},
+                   caption=f"{result['command']} ({describe_machine(started_in['machine'])})")
     print(_table(curves, labels, model_labels, result["targets_bpp"]))
     if result["upscaled_curves"]:
         print(_upscaler_table(curves, labels, result["upscaled_curves"]))
-    print(f"wrote {report_path} and {assets}/ (rd_psnr.png, rd_msssim.png, rd_detail.png, crops.png, results.json, "
-          "results.csv)")
+    page_note = "" if page is None else f", {report_path.with_suffix('.html')} (the comparison page)"
+    print(f"wrote {report_path}{page_note} and {assets}/ (rd_psnr.png, rd_msssim.png, rd_detail.png, crops.png, "
+          "results.json, results.csv)")
     return 0
+
+
+class MatchedVersions:
+    """What bench's comparison page shows of each image: every tfgc model's decode (each alpha), and of every other
+    codec or decoder the setting whose rate on that image is closest to the image's target: the first tfgc model's
+    rate there, or --crop-bpp."""
+
+    def __init__(self, images):
+        self.images = images
+        self.versions: Dict[str, List[Version]] = {name: [] for name, _ in images}
+        self.targets: Dict[str, float] = {}
+        self.closest: Dict[Tuple[str, str, Optional[float]], Version] = {}
+
+    def add_all(self, rows: Sequence[Measurement], reconstructions, label: str, alpha: Optional[float]) -> None:
+        for row, image in zip(rows, reconstructions):
+            self.versions[row.image].append(Version(label, row.bpp, row.psnr, image, alpha))
+
+    def set_targets(self, rows: Sequence[Measurement], model_label: Optional[str], fixed: Optional[float]) -> None:
+        measured = {r.image: r.bpp for r in rows if r.codec == model_label}
+        self.targets = {name: fixed or measured.get(name, 0.1) for name, _ in self.images}
+
+    def offer_all(self, rows: Sequence[Measurement], reconstructions, label: str, alpha: Optional[float]) -> None:
+        """Keep each image's decode by `label` if its rate is the closest to the target so far."""
+        for row, image in zip(rows, reconstructions):
+            key = (row.image, label, alpha)
+            best = self.closest.get(key)
+            if best is None or nearest_rate([best.bpp, row.bpp], self.targets[row.image]) == 1:
+                self.closest[key] = Version(label, row.bpp, row.psnr, image, alpha)
+
+    def add_classic(self, codec, rows: Sequence[Measurement]) -> None:
+        """A classic codec's closest setting on each image, coded again (its decodes were not kept)."""
+        for name, original in self.images:
+            candidates = [r for r in rows if r.codec == codec.name and r.image == name]
+            if not candidates:
+                continue
+            row = candidates[nearest_rate([r.bpp for r in candidates], self.targets[name])]
+            decoded = codec.decode(codec.encode(original, int(row.setting[1:])))
+            self.versions[name].append(Version(f"{codec.label} {row.setting}", row.bpp, row.psnr, decoded))
+
+    def pages(self) -> List[PageImage]:
+        for (name, _, _), version in self.closest.items():
+            self.versions[name].append(version)
+        self.closest = {}
+        return [PageImage(name, original, self.versions[name]) for name, original in self.images]
 
 
 def reused_measurements(path, images, codecs):

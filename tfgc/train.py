@@ -340,7 +340,7 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
             self.writer = tf.summary.create_file_writer(str(out / "logs" / "images"))
 
         def on_epoch_end(self, epoch, logs=None):
-            reconstruction = model(validation_batch, training=False)
+            reconstruction = model.generate(validation_batch, training=False)["x_hat"]  # the training batch's form
             pair = tf.concat([tf.cast(model.images_of(validation_batch), tf.uint8), to_uint8(reconstruction)], axis=2)
             with self.writer.as_default():
                 tf.summary.image("original | reconstruction", pair, step=current_step(model),

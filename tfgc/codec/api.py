@@ -11,6 +11,7 @@ tfgc.export (`family`, `config`, `fingerprint()`, `coding_table()`, `analysis`, 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -18,9 +19,9 @@ from typing import Optional, Union
 import numpy as np
 
 from tfgc.codec import bitstream, sr, tiling
-from tfgc.codec.io import load_image
+from tfgc.codec.io import load_image, read_file, tensor_to_array
 from tfgc.config import checked_alpha
-from tfgc.errors import FormatError, ModelError, ModelMismatchError
+from tfgc.errors import FormatError, ImageError, ModelError, ModelMismatchError
 
 
 @dataclass(frozen=True)
@@ -111,24 +112,61 @@ class _Described:
     fingerprint: bytes
 
 
+MODEL_TYPES = "a model folder, an installed model's name, or a model from tfgc.load_model"
+
+
 def _describe(model: ModelLike) -> _Described:
-    if isinstance(model, (str, Path)):
-        from tfgc.models.store import describe_model
+    if model is None:
+        from tfgc.models.store import default_model
+
+        model = default_model()
+        if model is None:
+            raise ModelError("no model given and none is installed (saved_models/ or $TFGC_MODEL_PATH)")
+    if isinstance(model, (str, os.PathLike)):
+        from tfgc.models.store import describe_model, is_keras_save, load_keras_save
+
+        if is_keras_save(model):
+            return _describe(load_keras_save(model))
 
         directory, manifest, config = describe_model(model)
         return _Described(directory, manifest["family"], config, bytes.fromhex(manifest["fingerprint"]))
+    if not all(hasattr(model, name) for name in ("family", "config", "fingerprint", "synthesis")):
+        raise ModelError(f"the model must be {MODEL_TYPES}; not {type(model).__name__}")
     return _Described(model, model.family, model.config, _fingerprint(model))
 
 
-def encode(image, model: ModelLike, semantics=None, preserve=None, preserve_classes=None,
+def _checked_max_pixels(max_pixels) -> Optional[int]:
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise ImageError(f"max_pixels must be a positive integer, not {max_pixels!r}")
+    return int(max_pixels)
+
+
+def file_bytes(data) -> bytes:
+    """A .tfgc file given as bytes (bytes, bytearray, memoryview, a scalar string tf.Tensor) or as a path."""
+    data = tensor_to_array(data, ".tfgc file")
+    if isinstance(data, np.ndarray) and data.ndim == 0 and isinstance(data.item(), bytes):
+        data = data.item()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        return read_file(data)
+    raise FormatError(f"a .tfgc file must be given as bytes or as a path, not {type(data).__name__}")
+
+
+def encode(image, model: Optional[ModelLike] = None, semantics=None, preserve=None, preserve_classes=None,
            max_pixels: Optional[int] = None) -> EncodeResult:
-    """Compress `image` (path, bytes, Pillow image or uint8 array) and report its rate.
+    """Compress `image` and report its rate: a path, an image file's bytes, a Pillow image, or an array or tf.Tensor
+    [H, W(, 1|3|4)] of uint8 (or integers 0..255, or floats in [0, 1]). `model` is a model folder, an installed
+    model's name or a loaded model; None means the installed default model.
 
     An sc model also needs `semantics`, the image's label map (path, bytes or array of ids in the model's label set),
     and takes what to preserve: `preserve` = "all" (the default), "none", or a binary mask (array or image path, at
     the image's size or the latent grid's), or `preserve_classes` = class names or ids. Images of more than
     `max_pixels` pixels (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) are refused before they are decoded.
     """
+    max_pixels = _checked_max_pixels(max_pixels)
     described = _describe(model)
     if described.family != "sc" and (semantics is not None or preserve is not None or preserve_classes is not None):
         raise ModelError(f"a {described.family} model takes no label map or preservation mask; those are for sc "
@@ -258,7 +296,8 @@ def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
                         sr={"base": base, "scale": scale, "quality": quality})
 
 
-def compress(image, model: ModelLike) -> bytes:
+def compress(image, model: Optional[ModelLike] = None) -> bytes:
+    """The .tfgc file's bytes of `image` (see encode)."""
     return encode(image, model).data
 
 
@@ -268,7 +307,7 @@ def read_header(data: bytes) -> bitstream.Header:
 
 def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float] = None,
            decoder: Optional[str] = None, max_pixels: Optional[int] = None) -> np.ndarray:
-    """Decompress a .tfgc file's bytes to RGB uint8 [H, W, 3].
+    """Decompress a .tfgc file (its bytes, or its path) to RGB uint8 [H, W, 3].
 
     Without `model`, the model is looked up by the file's fingerprint in $TFGC_MODEL_PATH and saved_models/.
     `alpha` in [0, 1] chooses the decoder of a fidelity-controlled model (0: the MSE decoder, 1: the GAN decoder,
@@ -276,7 +315,7 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
     upscaler instead of a model: `decoder` = "bicubic" or "lanczos". A file declaring more than `max_pixels` pixels
     (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) is refused before anything is allocated for it.
     """
-    header, payload = bitstream.unpack(data, max_pixels)
+    header, payload = bitstream.unpack(file_bytes(data), _checked_max_pixels(max_pixels))
     if decoder not in (None, "model"):
         return _decode_sr_classic(header, payload, decoder, model, alpha)
     if model is None:

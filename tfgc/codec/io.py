@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tfgc.errors import ImageError
+from tfgc.errors import ImageError, TfgcError
 from tfgc.utils import first_line, write_atomic
 
 # What Pillow and its plugins raise on damaged or hostile image data (pillow-jxl-plugin raises RuntimeError; Pillow's
@@ -38,18 +38,27 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+IMAGE_TYPES = ("a path, the bytes of an image file, a binary file object, a Pillow image, or an array or tf.Tensor "
+               "[H, W], [H, W, 1|3|4] of uint8 0..255, integers 0..255 or floats in [0, 1]")
+
+
 def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
-    """A path, bytes, a Pillow image or an array ([H, W], [H, W, 1|3|4], uint8) as RGB uint8 [H, W, 3].
+    """Any of IMAGE_TYPES as RGB uint8 [H, W, 3]; anything else is an ImageError.
 
     An image of more than `max_pixels` pixels (default: tfgc.codec.bitstream.MAX_IMAGE_PIXELS) is refused, a file
     from its header alone, before its pixels are decoded.
     """
+    source = tensor_to_array(source, "image")
     if isinstance(source, np.ndarray):
         _check_size(source.shape[1::-1] if source.ndim >= 2 else (0, 0), max_pixels, "image array")
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
         _check_size(source.size, max_pixels, "image")
         return to_rgb_array(source)
+    if isinstance(source, memoryview):
+        source = source.tobytes()
+    if not isinstance(source, (str, os.PathLike, bytes, bytearray)) and not hasattr(source, "read"):
+        raise ImageError(f"an image must be {IMAGE_TYPES}; not {type(source).__name__}")
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
@@ -79,9 +88,19 @@ def _check_size(size, max_pixels: Optional[int], name: str) -> None:
                          "tfgc.codec.bitstream.MAX_IMAGE_PIXELS)")
 
 
+def tensor_to_array(value, what: str):
+    """A tf.Tensor's value as a NumPy array (other values as they are), without importing TensorFlow."""
+    if type(value).__module__.startswith("tensorflow") and hasattr(value, "dtype") and hasattr(value, "shape"):
+        try:
+            return np.asarray(value.numpy())
+        except (AttributeError, NotImplementedError, TypeError, ValueError):
+            raise ImageError(f"the {what} is a symbolic tensor: call tfgc's codec eagerly, outside tf.function") \
+                from None
+    return value
+
+
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    if array.dtype != np.uint8:
-        raise ImageError(f"image arrays must be uint8, not {array.dtype}")
+    array = _to_uint8(array)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
@@ -93,6 +112,40 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.shape[2] == 4:
         return to_rgb_array(Image.fromarray(array, "RGBA"))
     return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 arrays as they are; other integers in 0..255 cast; floats in [0, 1] scaled by 255 (TensorFlow's
+    convention for float images, tf.image.convert_image_dtype). Anything else would be a guess, so it is refused."""
+    if array.dtype == np.uint8:
+        return array
+    if array.size == 0:
+        raise ImageError("image is empty")
+    if array.dtype.kind in "iu":
+        if array.min() < 0 or array.max() > 255:
+            raise ImageError(f"integer image arrays must hold 0..255; this {array.dtype} one holds "
+                             f"{array.min()}..{array.max()}")
+        return array.astype(np.uint8)
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise ImageError("the image array holds NaN or infinite values")
+        if array.min() < 0.0 or array.max() > 1.0:
+            raise ImageError(f"float image arrays must hold values in [0, 1]; this one holds {array.min():g}.."
+                             f"{array.max():g} (for 0..255 values pass uint8: np.round(x).astype(np.uint8))")
+        return np.round(array.astype(np.float64) * 255.0).astype(np.uint8)
+    raise ImageError(f"image arrays must be uint8, integers 0..255 or floats in [0, 1], not {array.dtype}")
+
+
+def read_file(path) -> bytes:
+    """A file's bytes, or a one-line TfgcError saying why they cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TfgcError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise TfgcError(f"cannot read {path}: it is a directory") from None
+    except OSError as e:
+        raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def output_format(path) -> str:

@@ -70,6 +70,25 @@ def _is_loss_scaled(optimizer) -> bool:
 class GANModel(tf.keras.Model):
     # Subclasses set `self.discriminator` (a layer, or None) in __init__. Not a class attribute: Keras would then not
     # track the layer, and checkpoints (BackupAndRestore's too) would silently leave the discriminator out.
+    # Each family is built from (config, for_training) alone, which is also its Keras config: model.save() and
+    # tf.keras.models.load_model() rebuild the family's class from it and restore the weights into it.
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The run's training time over all its sessions: a model variable, so BackupAndRestore keeps it with the step
+        # it belongs to (tfgc.train's time budget and schedule read it; the host sets it after each step). Created
+        # with the model, so that a model saved after compile() has the variables of one rebuilt from its config.
+        self.training_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="training_seconds",
+                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "for_training": self.for_training}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from tfgc.config import Config
+
+        return cls(Config.from_dict(config["config"]), for_training=config.get("for_training", False))
 
     # ---- what a model family provides -------------------------------------------------------------------------
     def generate(self, batch, training: bool) -> Dict[str, tf.Tensor]:
@@ -128,11 +147,6 @@ class GANModel(tf.keras.Model):
             discriminator_optimizer = _loss_scaled(discriminator_optimizer, float16)
         super().compile(optimizer=optimizer, **kwargs)
         self.discriminator_optimizer = discriminator_optimizer
-        if not hasattr(self, "training_seconds"):
-            # The run's training time over all its sessions: a model variable, so BackupAndRestore keeps it with the
-            # step it belongs to (tfgc.train's time budget and schedule read it; the host sets it after each step).
-            self.training_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="training_seconds",
-                                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         names = ["loss"] + (["d_loss"] if self.adversarial else []) + self.loss_term_names() + self.metric_names()
         self._trackers = {name: tf.keras.metrics.Mean(name=name) for name in names}
 

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgc.config import Config, checked_alpha  # noqa: F401  (checked_alpha: used by every family)
+from tfgc.errors import ImageError
 from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
 from tfgc.nn.discriminators import MultiScaleDiscriminator
@@ -63,6 +64,31 @@ class Generator(EagerSequential):
             name="generator")
 
 
+def keras_images(images, name: str = "images"):
+    """What model(x) takes: images uint8 0..255, or floats in [0, 1] (TensorFlow's convention for float images,
+    tf.image.convert_image_dtype); returned as float32 0..255. Floats outside [0, 1] are refused: an ImageError when
+    run eagerly, a failed assertion (InvalidArgumentError) in a graph."""
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32)
+    if not images.dtype.is_floating:
+        raise ImageError(f"{name} must be uint8 0..255 or floats in [0, 1], not {images.dtype.name}")
+    x = tf.cast(images, tf.float32)
+    inside = tf.reduce_all((x >= 0.0) & (x <= 1.0))  # NaN is outside too
+    message = f"float {name} must hold values in [0, 1] (uint8 for 0..255)"
+    if tf.executing_eagerly():
+        if not bool(inside):
+            raise ImageError(f"{message}; these hold {float(tf.reduce_min(x)):g}..{float(tf.reduce_max(x)):g}")
+        return x * 255.0
+    with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
+        return tf.identity(x) * 255.0
+
+
+def unit_interval(x_hat):
+    """A decoder's output in [-1, 1] as what model(x) returns: float32 images in [0, 1]."""
+    return tf.clip_by_value((tf.cast(x_hat, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
 def to_unit_range(image):
     return tf.cast(image, tf.float32) / 127.5 - 1.0
 
@@ -88,12 +114,18 @@ def pad_to_multiple(image, multiple: int):
     return tf.gather(tf.gather(image, rows, axis=1), cols, axis=2)
 
 
+@tf.keras.saving.register_keras_serializable(package="tfgc")
 class GCModel(GANModel):
+    """Keras' model(images): images [B, H, W, 3], uint8 0..255 or floats in [0, 1], of any size -> the
+    reconstructions float32 [B, H, W, 3] in [0, 1]: the decoder on the quantized latents, without entropy coding (a
+    fidelity-controlled model's GAN decoder). compress/decompress (tfgc.codec.api) make and read the files."""
+
     family = "gc"
 
     def __init__(self, config: Config, for_training: bool = True, **kwargs):
-        super().__init__(name="gc", **kwargs)
+        super().__init__(name=kwargs.pop("name", "gc"), **kwargs)
         self.config = config
+        self.for_training = for_training
         m = config.model
         self.encoder = Encoder(m.width, m.latent_channels, norm=m.normalization)
         self.quantizer = Quantizer(m.levels, m.quantizer_sigma)
@@ -124,6 +156,9 @@ class GCModel(GANModel):
             self.perceptual = VGGFeatureLoss(m.perceptual_weights, name="perceptual")
         self._create_conditioning()
         self._build_networks()
+        self.built = True  # every weight exists: summary() and save() need no call first
+        # What model.save() traces call() with when the model was never called (trained through train_step)
+        self._set_save_spec(self.call_spec())
         self._create_functions()
 
     def _create_conditioning(self):
@@ -166,8 +201,14 @@ class GCModel(GANModel):
             noise = tf.broadcast_to(noise, tf.concat([shape[:3], [channels]], 0))
         return tf.concat([quantized, tf.cast(noise, quantized.dtype)], axis=-1)
 
+    def call_spec(self):
+        return tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+
     def call(self, images, training=False):
-        return self.generate(images, training=training)["x_hat"]
+        x = keras_images(images)
+        shape = tf.shape(x)
+        x_hat = self.generate(pad_to_multiple(x, self.config.model.downsampling), training=training)["x_hat"]
+        return unit_interval(x_hat[:, :shape[1], :shape[2]])
 
     def generate(self, batch, training: bool):
         x = to_unit_range(batch)

@@ -54,7 +54,7 @@ from tfgc.config import Config, checked_alpha
 from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              nonsaturating_discriminator_loss, nonsaturating_generator_loss)
 from tfgc.models.fidelity import deployed_synthesis
-from tfgc.models.gc import to_uint8, to_unit_range, unit_range_psnr
+from tfgc.models.gc import keras_images, to_uint8, to_unit_range, unit_interval, unit_range_psnr
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
 from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import (EagerSequential, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, SRResidualBlock,
@@ -71,8 +71,8 @@ class SREncoder(tf.keras.layers.Layer):
 
     def __init__(self, width: int, residual_blocks: int, name="encoder"):
         super().__init__(name=name)
-        self.head = tf.keras.Sequential([tf.keras.layers.Conv2D(width, 9, padding="same"), prelu()])
-        self.trunk = tf.keras.Sequential(
+        self.head = EagerSequential([tf.keras.layers.Conv2D(width, 9, padding="same"), prelu()])
+        self.trunk = EagerSequential(
             [SRResidualBlock(width) for _ in range(residual_blocks)]
             + [tf.keras.layers.Conv2D(width, 3, padding="same"), tf.keras.layers.BatchNormalization()])
 
@@ -81,7 +81,7 @@ class SREncoder(tf.keras.layers.Layer):
         return first + self.trunk(first, training=training)
 
 
-class SRDecoder(tf.keras.Sequential):
+class SRDecoder(EagerSequential):
     """The generator's upsampling: one sub-pixel x2 stage per factor of 2 of `scale`, then 9x9 conv to RGB: tanh, or
     with a skip linear (the difference to the upscaled input)."""
 
@@ -166,12 +166,17 @@ def _global_mean(values):
     return total / count
 
 
+@tf.keras.saving.register_keras_serializable(package="tfgc")
 class SRModel(GANModel):
+    """Keras' model(low): decoded base images [B, h, w, 3], uint8 0..255 or floats in [0, 1] -> the upscaled images
+    float32 [B, h*scale, w*scale, 3] in [0, 1] (a fidelity-controlled model's GAN decoder)."""
+
     family = "sr"
 
     def __init__(self, config: Config, for_training: bool = True, **kwargs):
-        super().__init__(name="sr", **kwargs)
+        super().__init__(name=kwargs.pop("name", "sr"), **kwargs)
         self.config = config
+        self.for_training = for_training
         m = config.model
         self.encoder, self.decoder = self._generator()
         # Fidelity control (Iwai et al.): the stage-1 decoder, kept frozen beside the one stage 2 trains.
@@ -201,6 +206,9 @@ class SRModel(GANModel):
             self.previous_psnr = tf.Variable(0.0, dtype=tf.float32, name="previous_psnr", **state)
             self.rewards = tf.Variable(tf.zeros([m.rl_every]), name="rewards", **state)
         self._build_networks()
+        self.built = True  # every weight exists: summary() and save() need no call first
+        # What model.save() traces call() with when the model was never called (trained through train_step)
+        self._set_save_spec(tf.TensorSpec([None, None, None, 3], tf.uint8, name="low"))
         self.synthesis_function = tf.function(self._synthesis, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
@@ -229,8 +237,9 @@ class SRModel(GANModel):
             self.actor_critic(features)
 
     # ---- forward pass and losses --------------------------------------------------------------------------------
-    def call(self, batch, training=False):
-        return self.generate(batch, training=training)["x_hat"]
+    def call(self, low, training=False):
+        return unit_interval(self.upscale(to_unit_range(keras_images(low, "low-resolution images")),
+                                          training=training)[0])
 
     def upscale(self, low, training: bool = False, alpha=None):
         """Low-resolution images in [-1, 1] -> (the generator's output, E's features). A fidelity-controlled model

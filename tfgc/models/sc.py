@@ -19,7 +19,7 @@ from typing import List
 import tensorflow as tf
 
 from tfgc.models.fidelity import deployed_synthesis
-from tfgc.models.gc import Encoder, GCModel, pad_to_multiple, to_uint8, to_unit_range
+from tfgc.models.gc import Encoder, GCModel, keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval
 
 
 class SemanticFeatures(Encoder):
@@ -63,7 +63,12 @@ def expand_mask(mask, downsampling: int):
     return tf.repeat(tf.repeat(mask, downsampling, axis=1), downsampling, axis=2)[..., None]
 
 
+@tf.keras.saving.register_keras_serializable(package="tfgc")
 class SCModel(GCModel):
+    """Keras' model((images, classes)) or model((images, classes, masks)): images as GC's, classes uint8 [B, H, W]
+    (ids of the model's label set), masks [B, ceil(H/16), ceil(W/16)] of 0/1 (default: everything preserved) ->
+    reconstructions float32 [B, H, W, 3] in [0, 1]."""
+
     family = "sc"
 
     @property
@@ -120,8 +125,17 @@ class SCModel(GCModel):
         x_hat = self.generator(self._generator_input(quantized, mask, onehot, training), training=training)
         return {"x": x, "x_hat": x_hat, "onehot": symbols_onehot, "mask": mask, "classes_onehot": onehot}
 
+    def call_spec(self):
+        return (tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
+                tf.TensorSpec([None, None, None], tf.uint8, name="classes"))
+
     def call(self, batch, training=False):
-        return self.generate(batch, training=training)["x_hat"]
+        x = keras_images(batch[0])
+        shape = tf.shape(x)
+        down = self.config.model.downsampling
+        classes = pad_to_multiple(tf.expand_dims(tf.convert_to_tensor(batch[1]), -1), down)[..., 0]
+        padded = (pad_to_multiple(x, down), classes, *batch[2:])
+        return unit_interval(self.generate(padded, training=training)["x_hat"][:, :shape[1], :shape[2]])
 
     def images_of(self, batch):
         return batch[0]

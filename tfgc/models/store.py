@@ -86,6 +86,10 @@ def resolve_model(model) -> Path:
     ...), meaning its highest; or the name of an installed model (NAME or NAME/VERSION in $TFGC_MODEL_PATH's folders,
     then saved_models/). Anything else is a ModelError that lists the installed names."""
     path = Path(model)
+    try:
+        path.exists()
+    except (OSError, ValueError) as e:  # a name the filesystem cannot hold (a NUL byte, too long)
+        raise ModelError(f"no model {str(model)!r}: {first_line(e)}") from None
     if path.is_dir():
         folder = _model_folder(path)
         if folder is None:
@@ -151,11 +155,41 @@ def describe_model(model) -> Tuple[Path, dict, Config]:
     return directory, manifest, config
 
 
+def is_keras_save(path) -> bool:
+    """A model written by Keras' model.save(): a .keras file, or a SavedModel folder with Keras' metadata."""
+    path = Path(path)
+    try:
+        return (path.is_file() and path.suffix == ".keras") or (path / "keras_metadata.pb").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def load_keras_save(path):
+    """A tfgc model that Keras' model.save() wrote, loaded by tf.keras.models.load_model (which rebuilds it from its
+    config, so it is the family's own class)."""
+    import tensorflow as tf
+
+    from tfgc.models.gan import GANModel
+
+    try:
+        model = tf.keras.models.load_model(str(path), compile=False)
+    except Exception as e:  # Keras raises ValueError, OSError, KeyError... on damaged or foreign saves
+        raise ModelError(f"cannot load the Keras save {path}: {first_line(e)}") from None
+    if not isinstance(model, GANModel):
+        raise ModelError(f"{path} is a Keras save of a {type(model).__name__}, not of a tfgc model")
+    model.directory = Path(path)
+    model.manifest = {"family": model.family, "fingerprint": model.fingerprint().hex(), "preset": model.config.preset,
+                      "keras_save": str(path)}
+    return model
+
+
 def load_model(directory):
-    """Load a model (a folder, or an installed model's name) for compression and decompression, checking it before
-    use."""
+    """Load a model for compression and decompression, checking it before use: a tfgc model folder, an installed
+    model's name, or what Keras' model.save() wrote of a tfgc model (a .keras file or a SavedModel folder)."""
     from tfgc.models.registry import build_model
 
+    if is_keras_save(directory):
+        return load_keras_save(directory)
     directory, manifest, config = describe_model(directory)
     model = build_model(config, for_training=False)
     _read_weights(model, model.export_parts(), directory, manifest)

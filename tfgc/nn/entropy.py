@@ -30,6 +30,7 @@ class CategoricalPrior(tf.keras.layers.Layer):
         self.coding_table = self.add_weight(
             name="coding_table", shape=(channels, levels + 2), dtype=tf.int32, trainable=False,
             initializer=tf.keras.initializers.Constant(_quantized_table(np.full((channels, levels), 1.0 / levels))))
+        self.built = True
 
     @property
     def logits(self):

@@ -6,6 +6,7 @@ instance normalization and ReLU.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,6 +37,50 @@ class InstanceNormalization(tf.keras.layers.GroupNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
+@functools.lru_cache(maxsize=None)
+def _gdn_class():
+    """tensorflow-compression's GDN with its constant exponents read as Python numbers.
+
+    tfc's `call` chooses its computation with `if self.alpha == 1` on a tensor, which fails where Keras traces layer
+    calls without AutoGraph, as `model.save()` does for a SavedModel. Here a constant alpha or epsilon (tfgc builds
+    alpha = epsilon = 1) is a Python float, so the same branch is taken in eager, traced and saved code; the
+    variables, and so the checkpoints, are tfc's.
+
+    Keras' own format (.keras) saves a layer's variables made by add_weight only; GDN's live in its parameter
+    modules, so they are saved and loaded here, all of them in order."""
+    import tensorflow_compression as tfc
+
+    class GDN(tfc.GDN):
+        def save_own_variables(self, store):
+            for index, variable in enumerate(self.weights):
+                store[str(index)] = variable.numpy()
+
+        def load_own_variables(self, store):
+            if len(store.keys()) != len(self.weights):
+                raise ValueError(f"GDN layer {self.name} has {len(self.weights)} variables; the save holds "
+                                 f"{len(store.keys())}")
+            for index, variable in enumerate(self.weights):
+                variable.assign(store[str(index)])
+
+        @property
+        def alpha(self):
+            return _constant(self.alpha_parameter) if _is_constant(self.alpha_parameter) else super().alpha
+
+        @property
+        def epsilon(self):
+            return _constant(self.epsilon_parameter) if _is_constant(self.epsilon_parameter) else super().epsilon
+
+    return GDN
+
+
+def _is_constant(parameter) -> bool:
+    return parameter is not None and not callable(parameter) and hasattr(parameter, "numpy")
+
+
+def _constant(parameter) -> float:
+    return float(parameter.numpy())
+
+
 def instance_norm(name=None) -> tf.keras.layers.Layer:
     return InstanceNormalization(name=name)
 
@@ -53,6 +98,11 @@ class EagerSequential(tf.keras.Sequential):
     def __init__(self, layers=None, name=None):
         super().__init__(layers, name=name)
         self._use_legacy_deferred_behavior = True
+
+    def get_config(self):
+        # A network is rebuilt by its model's from_config, never alone: with no config of its own, Keras' SavedModel
+        # loader takes it from the model it rebuilt instead of calling Sequential.__init__(layers) on it.
+        raise NotImplementedError("tfgc networks are rebuilt from their model's config")
 
 
 class ConvNormAct(EagerSequential):
@@ -72,9 +122,7 @@ class ConvNormAct(EagerSequential):
         if norm == "instance":
             layers.append(instance_norm())
         elif norm == "gdn":
-            import tensorflow_compression as tfc
-
-            layers.append(tfc.GDN(inverse=transpose))
+            layers.append(_gdn_class()(inverse=transpose))
             activation = None
         if activation == "lrelu":
             layers.append(tf.keras.layers.LeakyReLU(0.2))
