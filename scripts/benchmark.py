@@ -43,7 +43,9 @@ def bench_training(name: str, crop: int, warmup: int, steps: int) -> None:
     config = preset(name).replace(crop_size=crop)
     model = build_model(config)
     compile_model(model, config)
-    dataset = iter(training_dataset(bundled_images(), crop, config.train.batch_size))
+    # The dataset itself, not an iterator of it: Keras turns a Python iterator into a generator of unknown shapes,
+    # which the MS-SSIM loss refuses to trace.
+    dataset = training_dataset(bundled_images(), crop, config.train.batch_size)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
     started = time.perf_counter()
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
