@@ -13,7 +13,8 @@ from tfgc import metrics
 from tfgc.__main__ import main
 from tfgc.codec import api
 from tfgc.evaluate import evaluate_model, load_images, summarize
-from tfgc.models.store import default_model, load_model, read_card
+from tfgc.codec.api import default_model
+from tfgc.models.store import load_model, read_card
 
 from tfc_reference import tfc_decode, tfc_encode
 

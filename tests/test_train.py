@@ -9,6 +9,7 @@ from tfgc.config import preset
 from tfgc.data import bundled_images, training_dataset
 from tfgc.models.registry import build_model
 from tfgc.train import compile_model, set_precision
+from tfgc.training.callbacks import cosine_factor
 
 
 def _fixed_batch(photos, n=4, size=32):
@@ -187,14 +188,14 @@ def test_budget_spans_sessions_schedule_and_snapshots(tmp_path, monkeypatch, cap
     first = manifest(out / "model")
     assert (first["steps"], first["train_seconds"], first["train_seconds_this_session"]) == (4, 4.0, 4.0)
     # The cosine follows the budget, not the session: at step 4 (3 s of 6) it is halfway, not at its floor.
-    assert _RecordLearningRate.rates[-1] == pytest.approx(start * train.cosine_factor(0.5, 0.01), rel=1e-5)
+    assert _RecordLearningRate.rates[-1] == pytest.approx(start * cosine_factor(0.5, 0.01), rel=1e-5)
 
     _RecordLearningRate.rates.clear()
     assert train.main(argv) == 0
     assert "resumed from step 4 after 0.1 minutes" in capsys.readouterr().out
     second = manifest(out / "model")
     assert (second["steps"], second["train_seconds"], second["train_seconds_this_session"]) == (7, 7.0, 3.0)
-    assert _RecordLearningRate.rates[0] == pytest.approx(start * train.cosine_factor(4 / 6, 0.01), rel=1e-5)
+    assert _RecordLearningRate.rates[0] == pytest.approx(start * cosine_factor(4 / 6, 0.01), rel=1e-5)
     assert _RecordLearningRate.rates[-1] == pytest.approx(start * 0.01, rel=1e-5)
     # Snapshots every 3 seconds of the run's time, across the session boundary.
     snapshots = {p.name: manifest(p)["train_seconds"] for p in (out / "snapshots").iterdir()}

@@ -22,7 +22,7 @@ MODEL_HELP = "a model: its folder, or the name of an installed one (python -m tf
 
 
 def _default_model():
-    from tfgc.models.store import default_model
+    from tfgc.codec.api import default_model
 
     directory = default_model()
     if directory is not None:
@@ -252,7 +252,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from tfgc.models.store import default_model, installed_models, model_label, read_card
+    from tfgc.codec.api import default_model
+    from tfgc.models.store import installed_models, model_label, read_card
 
     rows = list(installed_models())
     if not rows:

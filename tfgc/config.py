@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from tfgc.codec.bitstream import BASE_CODECS, SR_SCALES
 from tfgc.errors import ConfigError, ModelError, TfgcError
+
+# What the model families are built with and the file format codes (tfgc.codec.bitstream): defined here, below both,
+# so that building blocks and models never load the file format.
+SR_SCALES = (1, 2, 4, 8)  # downsampling factors of the sr family's base image
+BASE_CODECS = ("jpeg", "webp", "avif", "heic")  # the classic codecs a base image may be stored with
+# Coding tables hold CDFs out of 2**CODING_PRECISION, the range coder's maximum: tfgc.nn.entropy makes the tables,
+# tfgc.codec.range_coder codes with them.
+CODING_PRECISION = 16
 
 NORMALIZATIONS = ("instance", "gdn", "none")
 SR_GENERATORS = ("srgan", "edsr")

@@ -652,7 +652,7 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
     """Run the export in this process on `image` and compare it with the TensorFlow model."""
     import tensorflow as tf
 
-    from tfgc.codec import api
+    from tfgc.codec import api, sr
 
     height, width = image.shape[:2]
     report = {"image_size": [height, width]}
@@ -671,7 +671,8 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
         return report
     conditions = []  # an sc model's label map and mask
     if model.family == "sr":  # the decoder's input: the stored base's pixels
-        symbols = model.degrade(image)[None]
+        m = model.config.model
+        symbols = sr.degrade(image, m.scale, m.base_quality, m.base_codec)[None]
     elif model.family == "sc":
         classes, mask = _check_conditions(model.config.model, height, width)
         conditions = [classes, mask]

@@ -252,13 +252,6 @@ def _backup_training_seconds(backup: Optional[str]) -> float:
     return float(reader.get_tensor(key)) if reader.has_tensor(key) else 0.0
 
 
-def current_step(model) -> int:
-    # optimizer.iterations is a MirroredVariable under a distribution strategy: read it through Keras.
-    import tensorflow as tf
-
-    return int(tf.keras.backend.get_value(model.optimizer.iterations))
-
-
 def make_strategy(name: str):
     import tensorflow as tf
 
@@ -315,139 +308,26 @@ class TrainingClock:
         return Paused()
 
 
-def _callbacks(model, config: Config, out: Path, validation_batch, clock: TrainingClock):
+def _callbacks(model, config: Config, out: Path, validation_batch, clock: TrainingClock) -> list:
+    """The run's callbacks, in their order (tfgc.training.callbacks): the guard first, so that the step that stops
+    training is not followed by a save of its state; the training time before the backup that keeps it."""
     import tensorflow as tf
 
-    from tfgc.models.gc import to_uint8
+    from tfgc.training import callbacks as c
 
     t = config.train
-
-    class EpochCheckpoint(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            optimizers = {"optimizer": model.optimizer}
-            if model.discriminator_optimizer is not None:
-                optimizers["discriminator_optimizer"] = model.discriminator_optimizer
-            checkpoint = tf.train.Checkpoint(model=model, **optimizers)
-            self.manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=3)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.manager.save(checkpoint_number=current_step(model))
-
-    class ReconstructionImages(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.writer = tf.summary.create_file_writer(str(out / "logs" / "images"))
-
-        def on_epoch_end(self, epoch, logs=None):
-            reconstruction = model.generate(validation_batch, training=False)["x_hat"]  # the training batch's form
-            pair = tf.concat([tf.cast(model.images_of(validation_batch), tf.uint8), to_uint8(reconstruction)], axis=2)
-            with self.writer.as_default():
-                tf.summary.image("original | reconstruction", pair, step=current_step(model),
-                                 max_outputs=t.validation_images)
-
-    class TrainingTime(tf.keras.callbacks.Callback):
-        """Before BackupAndRestore in the list, so that each backup holds the training time of its step."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            model.training_seconds.assign(clock.total())
-
-    class TimeLimit(tf.keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if t.time_limit_minutes and clock.seconds() > 60 * t.time_limit_minutes:
-                self.model.stop_training = True
-            if t.budget_minutes and clock.total() > 60 * t.budget_minutes:
-                self.model.stop_training = True
-
-    class SessionStart(tf.keras.callbacks.Callback):
-        """The step this session starts from: 0, or where BackupAndRestore (before it in the list) resumed."""
-
-        resumed_from = 0
-
-        def on_train_begin(self, logs=None):
-            self.resumed_from = current_step(model)
-            clock.earlier = float(tf.keras.backend.get_value(model.training_seconds))
-            if self.resumed_from:
-                print(f"tfgc.train: resumed from step {self.resumed_from} after {clock.earlier / 60:.1f} minutes of "
-                      f"training ({out / 'backup'})", flush=True)
-
-    class NonFiniteSteps(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.in_a_row = 0
-            self.stopped_at = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            if not (logs or {}).get("nonfinite"):
-                self.in_a_row = 0
-                return
-            self.in_a_row += 1
-            step = current_step(model)
-            print(f"tfgc.train: step {step}: the loss or its gradients are not finite (NaN or Inf); the update was "
-                  "skipped", file=sys.stderr, flush=True)
-            if self.in_a_row >= MAX_NONFINITE_STEPS:
-                self.stopped_at = step
-                self.model.stop_training = True
-
-    class CosineLearningRate(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.optimizers = [(model.optimizer, t.learning_rate)]
-            if model.discriminator_optimizer is not None:
-                self.optimizers.append((model.discriminator_optimizer, t.discriminator_learning_rate))
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if t.learning_rate_schedule != "cosine":
-                return
-            progress = current_step(model) / t.steps
-            if t.budget_minutes:
-                progress = max(progress, clock.total() / (60 * t.budget_minutes))
-            elif t.time_limit_minutes:
-                progress = max(progress, clock.seconds() / (60 * t.time_limit_minutes))
-            factor = cosine_factor(min(progress, 1.0), t.learning_rate_floor)
-            for optimizer, start in self.optimizers:
-                tf.keras.backend.set_value(optimizer.learning_rate, start * factor)
-
-    class Snapshots(tf.keras.callbacks.Callback):
-        """Marks every snapshot_minutes of the run's total training time, so a resumed run keeps the spacing."""
-
-        def __init__(self):
-            super().__init__()
-            self.taken = 0
-
-        def on_train_begin(self, logs=None):
-            if t.snapshot_minutes:
-                self.taken = int(clock.total() // (60 * t.snapshot_minutes))
-
-        def on_train_batch_end(self, batch, logs=None):
-            if t.snapshot_minutes and clock.total() >= 60 * t.snapshot_minutes * (self.taken + 1):
-                self.taken = int(clock.total() // (60 * t.snapshot_minutes))  # one snapshot for marks passed at once
-                with clock.pause():
-                    from tfgc.models.store import save_model
-
-                    step = current_step(model)
-                    save_model(model, out / "snapshots" / f"step-{step:07d}", force=True, extra={
-                        "steps": step, "train_seconds": round(clock.total(), 1),
-                        "train_seconds_this_session": round(clock.seconds(), 1)})
-
     return [
-        # First, so that the step that stops training is not followed by a save of its state.
-        NonFiniteSteps(),
-        TrainingTime(),
+        c.NonFiniteSteps(MAX_NONFINITE_STEPS),
+        c.TrainingTime(clock),
         tf.keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq=t.checkpoint_every, delete_checkpoint=False),
-        SessionStart(),
+        c.SessionStart(clock, out / "backup"),
         tf.keras.callbacks.TensorBoard(str(out / "logs"), update_freq=max(1, min(50, t.steps_per_epoch // 4))),
-        EpochCheckpoint(),
-        ReconstructionImages(),
-        TimeLimit(),
-        CosineLearningRate(),
-        Snapshots(),
+        c.EpochCheckpoint(model, out / "checkpoints"),
+        c.ReconstructionImages(validation_batch, out / "logs" / "images", t.validation_images),
+        c.TimeLimit(clock, t.time_limit_minutes, t.budget_minutes),
+        c.CosineLearningRate(t, clock),
+        c.Snapshots(clock, t.snapshot_minutes, out / "snapshots"),
     ]
-
-
-def cosine_factor(progress: float, floor: float) -> float:
-    """The cosine schedule's learning rate at `progress` (0..1) of the run, as a fraction of the initial one."""
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def run(args) -> int:
@@ -489,6 +369,7 @@ def run(args) -> int:
     from tfgc.evaluate import environment
     from tfgc.models.registry import build_model
     from tfgc.models.store import save_model
+    from tfgc.training.callbacks import NonFiniteSteps, SessionStart, current_step
 
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
@@ -537,7 +418,7 @@ def run(args) -> int:
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
     clock = TrainingClock()
     callbacks = _callbacks(model, config, out, validation_batch, clock)
-    session_start = next(c for c in callbacks if hasattr(c, "resumed_from"))
+    session_start = next(c for c in callbacks if isinstance(c, SessionStart))
     backup = tf.train.latest_checkpoint(str(out / "backup" / "chief")) if t.budget_minutes else None
     trained = _backup_training_seconds(backup)
     if backup and trained >= 60 * t.budget_minutes:
@@ -553,7 +434,7 @@ def run(args) -> int:
     elapsed = clock.seconds()
     steps = current_step(model)
 
-    guard = next(c for c in callbacks if hasattr(c, "stopped_at"))
+    guard = next(c for c in callbacks if isinstance(c, NonFiniteSteps))
     resumed_from = session_start.resumed_from
     if guard.stopped_at is not None:
         raise TfgcError(f"training stopped at step {steps}: {MAX_NONFINITE_STEPS} steps in a row had a non-finite loss "

@@ -117,8 +117,6 @@ MODEL_TYPES = "a model folder, an installed model's name, or a model from tfgc.l
 
 def _describe(model: ModelLike) -> _Described:
     if model is None:
-        from tfgc.models.store import default_model
-
         model = default_model()
         if model is None:
             raise ModelError("no model given and none is installed (saved_models/ or $TFGC_MODEL_PATH)")
@@ -133,6 +131,14 @@ def _describe(model: ModelLike) -> _Described:
     if not all(hasattr(model, name) for name in ("family", "config", "fingerprint", "synthesis")):
         raise ModelError(f"the model must be {MODEL_TYPES}; not {type(model).__name__}")
     return _Described(model, model.family, model.config, _fingerprint(model))
+
+
+def default_model() -> Optional[Path]:
+    """The installed model that compress uses without one: the first in DEFAULT that runs on this machine
+    (tfgc.models.store.default_model)."""
+    from tfgc.models.store import default_model as first_default
+
+    return first_default(sr.cannot_run)
 
 
 def _checked_max_pixels(max_pixels) -> Optional[int]:

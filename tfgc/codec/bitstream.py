@@ -63,6 +63,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from tfgc.config import SR_SCALES
 from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
@@ -217,8 +218,7 @@ def unpack_selective(payload: bytes) -> SelectiveSections:
     return SelectiveSections(LABEL_CODINGS[label_code], label_map, mask_kind, mask, payload[offset:])
 
 
-SR_SCALES = (1, 2, 4, 8)
-BASE_CODECS = {"jpeg": 1, "webp": 2, "avif": 3, "heic": 4}
+BASE_CODECS = {"jpeg": 1, "webp": 2, "avif": 3, "heic": 4}  # the file's code of each of config.BASE_CODECS
 _LEGACY_SR_SCALES = (2, 4, 8)
 _LEGACY_SR_HEAD = struct.Struct(">BB")
 _SR_HEAD = struct.Struct(">BBB")

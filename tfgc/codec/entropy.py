@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfgc.codec import range_coder
-from tfgc.codec.range_coder import PRECISION
+from tfgc.config import CODING_PRECISION as PRECISION
 from tfgc.errors import FormatError
 
 

@@ -7,15 +7,16 @@ Training data comes from the same functions, so the decoder learns exactly the i
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from tfgc.codec.bitstream import BASE_CODECS, SR_SCALES
+from tfgc.codec.bitstream import BASE_CODECS
 from tfgc.codec.io import DECODE_ERRORS
+from tfgc.config import SR_SCALES
+from tfgc.models.store import sr_fingerprint as fingerprint  # noqa: F401  (an sr file names its model's settings)
 from tfgc.errors import FormatError, TfgcError
 from tfgc.utils import first_line
 
@@ -64,6 +65,19 @@ def base_codec(base: str):
     from tfgc.codec.classic import get_codec
 
     return get_codec(check_base(base))
+
+
+def cannot_run(manifest: dict) -> Optional[str]:
+    """Why a model cannot code files on this machine (an sr model whose base codec's plugin is missing), or None."""
+    if manifest.get("family") != "sr":
+        return None
+    from tfgc.models.store import sr_settings
+
+    try:
+        base_codec(sr_settings(manifest)[0])
+    except TfgcError as e:
+        return str(e)
+    return None
 
 
 def low_resolution_size(height: int, width: int, scale: int):
@@ -130,11 +144,3 @@ def upscale(low: np.ndarray, scale: int, method: str, height: int, width: int) -
     return np.asarray(Image.fromarray(low, "RGB").resize((w * scale, h * scale), resample))[:height, :width]
 
 
-def fingerprint(scale: int, base: str = "jpeg") -> bytes:
-    """What an sr file's fingerprint names: the family, the base codec and the scale, not weights. The stored base
-    depends on no model, so every sr decoder of that base and scale (trained or classic) reads every such file.
-    (JPEG's leaves the codec out: that is how files were named before there were other bases.)"""
-    settings = {"family": "sr", "scale": int(scale)}
-    if base != "jpeg":
-        settings["base"] = base
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8]

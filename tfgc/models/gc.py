@@ -19,12 +19,12 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from tfgc.config import Config, checked_alpha  # noqa: F401  (checked_alpha: used by every family)
-from tfgc.errors import ImageError
+from tfgc.config import Config, checked_alpha
 from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
+from tfgc.nn.images import keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval, unit_range_psnr
 from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import ConvNormAct, EagerSequential, ResidualBlock
 from tfgc.nn.perceptual import VGGFeatureLoss
@@ -62,56 +62,6 @@ class Generator(EagerSequential):
             + [tf.keras.layers.Conv2D(3, 7, padding="same"),
                tf.keras.layers.Activation("tanh", dtype="float32")],
             name="generator")
-
-
-def keras_images(images, name: str = "images"):
-    """What model(x) takes: images uint8 0..255, or floats in [0, 1] (TensorFlow's convention for float images,
-    tf.image.convert_image_dtype); returned as float32 0..255. Floats outside [0, 1] are refused: an ImageError when
-    run eagerly, a failed assertion (InvalidArgumentError) in a graph."""
-    images = tf.convert_to_tensor(images)
-    if images.dtype == tf.uint8:
-        return tf.cast(images, tf.float32)
-    if not images.dtype.is_floating:
-        raise ImageError(f"{name} must be uint8 0..255 or floats in [0, 1], not {images.dtype.name}")
-    x = tf.cast(images, tf.float32)
-    inside = tf.reduce_all((x >= 0.0) & (x <= 1.0))  # NaN is outside too
-    message = f"float {name} must hold values in [0, 1] (uint8 for 0..255)"
-    if tf.executing_eagerly():
-        if not bool(inside):
-            raise ImageError(f"{message}; these hold {float(tf.reduce_min(x)):g}..{float(tf.reduce_max(x)):g}")
-        return x * 255.0
-    with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
-        return tf.identity(x) * 255.0
-
-
-def unit_interval(x_hat):
-    """A decoder's output in [-1, 1] as what model(x) returns: float32 images in [0, 1]."""
-    return tf.clip_by_value((tf.cast(x_hat, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def to_unit_range(image):
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(x):
-    return tf.cast(tf.round(tf.clip_by_value((tf.cast(x, tf.float32) + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
-
-
-def unit_range_psnr(x, x_hat):
-    """Per-example PSNR (dB) of images in [-1, 1], measured as 8-bit images."""
-    mse = tf.reduce_mean(tf.square((tf.cast(x, tf.float32) - tf.cast(x_hat, tf.float32)) * 127.5), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-
-
-def pad_to_multiple(image, multiple: int):
-    """Edge-replicate an image [B, H, W, 3] to sizes divisible by `multiple` (works for a 1x1 image too)."""
-    shape = tf.shape(image)
-    height, width = shape[1], shape[2]
-    padded_h = (height + multiple - 1) // multiple * multiple
-    padded_w = (width + multiple - 1) // multiple * multiple
-    rows = tf.minimum(tf.range(padded_h), height - 1)
-    cols = tf.minimum(tf.range(padded_w), width - 1)
-    return tf.gather(tf.gather(image, rows, axis=1), cols, axis=2)
 
 
 @tf.keras.saving.register_keras_serializable(package="tfgc")

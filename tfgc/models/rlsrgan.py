@@ -46,16 +46,15 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-import numpy as np
 import tensorflow as tf
 
-from tfgc.codec import sr
 from tfgc.config import Config, checked_alpha
 from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              nonsaturating_discriminator_loss, nonsaturating_generator_loss)
 from tfgc.models.fidelity import deployed_synthesis
-from tfgc.models.gc import keras_images, to_uint8, to_unit_range, unit_interval, unit_range_psnr
+from tfgc.models.store import sr_fingerprint
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
+from tfgc.nn.images import keras_images, to_uint8, to_unit_range, unit_interval, unit_range_psnr
 from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import (EagerSequential, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, SRResidualBlock,
                             SubPixelUpsample, prelu)
@@ -354,17 +353,6 @@ class SRModel(GANModel):
     def checked_alpha(self, alpha) -> float:
         return checked_alpha(self.config, alpha)
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
-        """What a file of this model stores of `image`, decoded: the downsampled base's pixels."""
-        m = self.config.model
-        return sr.degrade(image, m.scale, m.base_quality, m.base_codec)
-
-    def reconstruct(self, image, alpha=None):
-        """The model's own reconstruction of uint8 images [B, H, W, 3] (each degraded as a file would be)."""
-        image = np.asarray(image, np.uint8)
-        low = np.stack([self.degrade(i) for i in image])
-        return self.synthesis(low, image.shape[1], image.shape[2], alpha)
-
     def update_coding_tables(self) -> None:
         """A classic base codec needs no table of ours."""
 
@@ -381,4 +369,4 @@ class SRModel(GANModel):
         return parts
 
     def fingerprint(self) -> bytes:
-        return sr.fingerprint(self.config.model.scale, self.config.model.base_codec)
+        return sr_fingerprint(self.config.model.scale, self.config.model.base_codec)

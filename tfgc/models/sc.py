@@ -19,7 +19,8 @@ from typing import List
 import tensorflow as tf
 
 from tfgc.models.fidelity import deployed_synthesis
-from tfgc.models.gc import Encoder, GCModel, keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval
+from tfgc.models.gc import Encoder, GCModel
+from tfgc.nn.images import keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval
 
 
 class SemanticFeatures(Encoder):

@@ -11,13 +11,14 @@ config and the fingerprint before the model is used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 from tfgc.config import Config
-from tfgc.errors import ConfigError, ModelError, TfgcError
+from tfgc.errors import ConfigError, ModelError
 from tfgc.utils import first_line, write_directory
 
 MODEL_FORMAT = 1
@@ -72,6 +73,16 @@ def sr_settings(manifest: dict) -> Tuple[str, int, int]:
     quality only)."""
     return (manifest.get("base_codec", "jpeg"), manifest["scale"],
             manifest.get("base_quality", manifest.get("jpeg_quality")))
+
+
+def sr_fingerprint(scale: int, base: str = "jpeg") -> bytes:
+    """An sr model's fingerprint, which its files carry: the family, the base codec and the scale, not weights. The
+    stored base depends on no model, so every sr decoder of that base and scale (trained or classic) reads every such
+    file. (JPEG's leaves the codec out: that is how files were named before there were other bases.)"""
+    settings = {"family": "sr", "scale": int(scale)}
+    if base != "jpeg":
+        settings["base"] = base
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8]
 
 
 def model_label(directory) -> str:
@@ -262,11 +273,12 @@ DEFAULT_FILE = "DEFAULT"
 CARD = "card.json"
 
 
-def default_model() -> Optional[Path]:
+def default_model(cannot_run: Callable[[dict], Optional[str]] = lambda manifest: None) -> Optional[Path]:
     """The model `compress` uses without --model: from the first search path with a DEFAULT file, the first model
     it names (one per line, in order of preference: NAME, or NAME/VERSION; NAME alone means its highest version) that
-    runs here; a base-layer model runs only where its base codec's plugin is installed, so a DEFAULT of
-    "heic-x2" then "gc-small-c8" falls back to GC without pillow-heif. No DEFAULT file: the first installed model."""
+    runs here, that is for which cannot_run(manifest) gives no reason (tfgc.codec.api.default_model asks whether a
+    base-layer model's codec plugin is installed, so a DEFAULT of "heic-x2" then "gc-small-c8" falls back to GC
+    without pillow-heif). No DEFAULT file: the first installed model."""
     for root in search_paths():
         try:
             names = [line.strip() for line in (root / DEFAULT_FILE).read_text().splitlines() if line.strip()]
@@ -277,7 +289,7 @@ def default_model() -> Optional[Path]:
             folder = _model_folder(root / named)
             if folder is None:
                 raise ModelError(f"{root / DEFAULT_FILE} names {named!r}, which is not a model folder in {root}")
-            reason = _cannot_run_here(read_manifest(folder))
+            reason = cannot_run(read_manifest(folder))
             if reason is None:
                 return folder
             unusable.append(f"{named} ({reason})")
@@ -293,19 +305,6 @@ def _model_folder(folder: Path) -> Optional[Path]:
         return folder
     versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file()]
     return max(versions, key=lambda p: int(p.name)) if versions else None
-
-
-def _cannot_run_here(manifest: dict) -> Optional[str]:
-    """Why a model cannot code files on this machine (its base codec's plugin is missing), or None."""
-    if manifest.get("family") != "sr":
-        return None
-    from tfgc.codec.sr import base_codec
-
-    try:
-        base_codec(sr_settings(manifest)[0])
-    except TfgcError as e:
-        return str(e)
-    return None
 
 
 def read_card(directory) -> Optional[dict]:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfgc.codec.range_coder import PRECISION
+from tfgc.config import CODING_PRECISION as PRECISION
 
 # The logits are this multiple of the trained variable, so Adam moves them about this many times the learning rate per
 # step: the prior then follows the symbol statistics within a few hundred steps, which short CPU runs need.

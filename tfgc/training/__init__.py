@@ -1,0 +1,2 @@
+"""What `python -m tfgc.train` runs a model's fit with: the callbacks of a run (checkpoints, backups' bookkeeping,
+time limits and budgets, the learning-rate schedule, snapshots, images for TensorBoard)."""
