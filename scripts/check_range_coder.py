@@ -82,8 +82,8 @@ def main(argv=None) -> int:
             runs = 2 * len(images)
             print(f"{directory}: {len(images)} images, {symbols_total} symbols in {payload_bytes} bytes (learned and "
                   f"uniform tables): {'identical' if not failures else 'DIFFERENT'}; Python port "
-                  f"{1000 * port_seconds['encode'] / runs:.1f} ms to encode, {1000 * port_seconds['decode'] / runs:.1f} "
-                  f"ms to decode a file's symbols", flush=True)
+                  f"{1000 * port_seconds['encode'] / runs:.1f} ms to encode, "
+                  f"{1000 * port_seconds['decode'] / runs:.1f} ms to decode a file's symbols", flush=True)
         return 1 if failures else 0
 
     from tfgc.utils import run_command

@@ -281,7 +281,8 @@ def report(args, variants: dict, final, speed: dict, command: str, compared: dic
              f"{machine['platform']}. Python {env['python']}, TensorFlow {env['versions']['tensorflow']}. "
              f"Commit {env['commit']}.", "",
              "Every run: `python -m tfgc.train --preset gc-small --stage 1 --data " + " ".join(args.data)
-             + " --steps 1000000 --steps-per-epoch 200 --budget-minutes MINUTES --snapshot-minutes M --out RUN` plus the "
+             + " --steps 1000000 --steps-per-epoch 200 --budget-minutes MINUTES --snapshot-minutes M --out RUN`"
+             + " plus the "
              "variant's flags (C=8, L=5: the rate bound is 0.0726 bpp). Every figure is of the "
              f"{args.kodak_count} Kodak images compressed to real .tfgc files and decoded (`tfgc.codec.api`); bpp "
              "counts whole files. The minutes count training only (snapshot exports are left out); the first minute "

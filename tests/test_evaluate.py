@@ -239,7 +239,8 @@ def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(
     # only the crops figure's image is coded again (the comparison page, left out here, codes each image once more)
     assert bench("second", classic_from=str(earlier), no_page=True) == 0
     assert sorted(encoded) == sorted(CODECS["jpeg"].qualities)
-    first, second = json.loads(earlier.read_text()), json.loads((tmp_path / "second" / "r" / "results.json").read_text())
+    first = json.loads(earlier.read_text())
+    second = json.loads((tmp_path / "second" / "r" / "results.json").read_text())
     assert second["codecs"] == first["codecs"] and second["measurements"] == first["measurements"]
     assert second["classic_from"]["command"] == first["command"]
     assert "reused with --classic-from" in (tmp_path / "second" / "r.md").read_text()

@@ -227,7 +227,8 @@ def test_serving_client_against_the_savedmodel_behind_tf_servings_rest_api(expor
         analysis, synthesis = server.requests
         assert analysis["signature_name"] == "analysis" and set(analysis["inputs"]) == {"image"}
         assert synthesis["signature_name"] == "synthesis"
-        assert set(synthesis["inputs"]) == {"symbols", "image_size", "alpha"} and synthesis["inputs"]["alpha"] == pytest.approx(0.3)
+        assert set(synthesis["inputs"]) == {"symbols", "image_size", "alpha"}
+        assert synthesis["inputs"]["alpha"] == pytest.approx(0.3)
         # The server's errors end in one line and a non-zero exit.
         assert client.main(["compress", str(photo_file), str(tmp_path / "b.tfgc"), "--manifest", str(manifest),
                             "--url", server.url.replace("tiny", "nope")]) == 1
@@ -536,7 +537,8 @@ def _readme_deploy_section() -> str:
 
 @pytest.mark.slow
 def test_the_readme_deploy_snippets_run_as_written(fidelity_gdn, exports, photos, tmp_path):
-    """Every Python snippet of the deployment guide (docs/guide/deploy.md), every `python -m tfgc` and serving-client line of its shell
+    """Every Python snippet of the deployment guide (docs/guide/deploy.md), every `python -m tfgc` and serving-client
+    line of its shell
     snippets, and its curl request, in a folder laid out as the README's (exports/, photo.png), with a model of the
     shipped gc models' type (GDN, alpha, 8 channels). The serving client and curl reach the stand-in server on
     localhost:8501, TF Serving's REST port."""

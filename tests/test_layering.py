@@ -53,6 +53,19 @@ def test_layers_import_only_what_their_rules_allow(scope):
     assert not found, "\n".join(found)
 
 
+def test_the_code_passes_ruff():
+    """The checks pre-commit runs (.pre-commit-config.yaml, settings in pyproject.toml)."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the test extra: pip install -e '.[test]')")
+    done = subprocess.run([ruff, "check", "tfgc", "tests", "scripts"], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
 def test_the_reader_sees_imports_inside_functions_too(tmp_path):
     source = tmp_path / "example.py"
     source.write_text("import os\n\ndef f():\n    from tfgc.codec import sr\n    import tfgc.train\n")

@@ -4,7 +4,6 @@ docs/ leads to a file (and heading) that exists; no path of a developer's machin
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "saved_models").rglob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "CONTRIBUTING.md",
+        *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "saved_models").rglob("*.md"))]
 
 
 def _expected_output(code: str):

@@ -181,7 +181,8 @@ class Config:
             raise ConfigError("config must be a JSON object")
         fmt = data.get("format", CONFIG_FORMAT)
         if not isinstance(fmt, int) or fmt > CONFIG_FORMAT:
-            raise ConfigError(f"config format {fmt!r} is newer than this tfgc understands ({CONFIG_FORMAT}); upgrade tfgc")
+            raise ConfigError(f"config format {fmt!r} is newer than this tfgc understands ({CONFIG_FORMAT}); "
+                              "upgrade tfgc")
         model_values = data.get("model", {})
         if isinstance(model_values, dict) and "jpeg_quality" in model_values:  # sr configs before other bases
             model_values = dict(model_values)
@@ -276,10 +277,13 @@ class Config:
         _require(t.batch_size >= 1, "batch_size must be >= 1")
         _require(t.steps >= 1 and t.steps_per_epoch >= 1, "steps and steps_per_epoch must be >= 1")
         _require(t.learning_rate > 0 and t.discriminator_learning_rate > 0, "learning rates must be > 0")
-        _require(t.learning_rate_schedule in ("constant", "cosine"), "learning_rate_schedule must be constant or cosine")
+        _require(t.learning_rate_schedule in ("constant", "cosine"),
+                 "learning_rate_schedule must be constant or cosine")
         _require(0 <= t.learning_rate_floor <= 1, "learning_rate_floor must be in [0, 1]")
-        _require(t.mixed_precision in ("off", "float16", "bfloat16"), "mixed_precision must be off, float16 or bfloat16")
-        _require(t.strategy in ("default", "mirrored", "multiworker"), "strategy must be default, mirrored or multiworker")
+        _require(t.mixed_precision in ("off", "float16", "bfloat16"),
+                 "mixed_precision must be off, float16 or bfloat16")
+        _require(t.strategy in ("default", "mirrored", "multiworker"),
+                 "strategy must be default, mirrored or multiworker")
         _require(t.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         _require(t.time_limit_minutes >= 0, "time_limit_minutes must be >= 0")
         _require(t.budget_minutes >= 0, "budget_minutes must be >= 0")

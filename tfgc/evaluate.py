@@ -696,7 +696,8 @@ def _table(curves, labels, model_labels, targets=TARGET_BPPS) -> str:
             cells.append(_format(interpolate([(s["bpp"], s["ms_ssim"]) for _, s in points], target), 4))
         lines.append(f"| {labels[codec]} | " + " | ".join(cells) + " |")
     if model_labels:
-        lines += ["", "| tfgc model | bpp (file) | bound bpp | PSNR | MS-SSIM | detail ratio |", "|---|---|---|---|---|---|"]
+        lines += ["", "| tfgc model | bpp (file) | bound bpp | PSNR | MS-SSIM | detail ratio |",
+                  "|---|---|---|---|---|---|"]
         for codec, points in curves.items():
             if codec in model_labels:
                 s = points[0][1]

@@ -296,7 +296,8 @@ def write_onnx(model, directory: Path, functions) -> Dict[str, str]:
         finally:
             for logger, level in zip(loggers, levels):
                 logger.setLevel(level)
-        # The graph's tensors are named image:0, Identity:0, ...: the ONNX inputs and outputs take the signature's names.
+        # The graph's tensors are named image:0, Identity:0, ...: the ONNX inputs and outputs take the signature's
+        # names.
         names = tf.nest.flatten({name: name for name in fn.get_concrete_function().structured_outputs})
         renames = dict(zip([tensor.name for tensor in frozen.outputs], names))
         renames.update({tensor.name: tensor.name.split(":")[0] for tensor in frozen.inputs})

@@ -181,7 +181,7 @@ def strategies(seeds: Dict[str, bytes]):
     )
 
 
-# ---- checking one input -----------------------------------------------------------------------------------------------
+# ---- checking one input ----------------------------------------------------------------------------------------
 
 def decode_api(data: bytes, model, max_pixels: int) -> str:
     """'refused' or 'decoded'; a FuzzFailure for anything else."""
@@ -336,7 +336,8 @@ def run(examples: int, max_pixels: int = FUZZ_MAX_PIXELS, timeout: float = 60.0,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfgc.fuzz", description=__doc__.split("\n\n")[0])
-    p.add_argument("--examples", type=int, default=10_000, help="random (hypothesis) inputs, beside the systematic ones")
+    p.add_argument("--examples", type=int, default=10_000,
+                   help="random (hypothesis) inputs, beside the systematic ones")
     p.add_argument("--max-pixels", type=int, default=FUZZ_MAX_PIXELS, help="the decoders' pixel limit")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds an input may take before it counts as a hang")
     p.add_argument("--cli-every", type=int, default=10, help="also run every N-th input through the CLI")
@@ -356,7 +357,8 @@ def _main(args) -> int:
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(f"{result['inputs']} inputs ({result['cli_inputs']} also through the CLI) in {result['seconds']:.0f} s: "
-          f"{result['failures']} failures; slowest {result['slowest_seconds']} s; peak RSS {result['peak_rss_mib']} MiB")
+          f"{result['failures']} failures; slowest {result['slowest_seconds']} s; "
+          f"peak RSS {result['peak_rss_mib']} MiB")
     for failure in result["failure_examples"]:
         print(f"  FAILED [{failure['category']}, {failure['family']}, {failure['path']}]: {failure['reason']}")
     return 1 if result["failures"] else 0

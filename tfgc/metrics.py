@@ -43,7 +43,8 @@ def ms_ssim(original: np.ndarray, reconstruction: np.ndarray) -> float:
     import tensorflow as tf
 
     weights = ms_ssim_weights(*original.shape[:2])
-    value = tf.image.ssim_multiscale(tf.constant(original[None], tf.float32), tf.constant(reconstruction[None], tf.float32),
+    value = tf.image.ssim_multiscale(tf.constant(original[None], tf.float32),
+                                     tf.constant(reconstruction[None], tf.float32),
                                      max_val=255.0, power_factors=weights, filter_size=MS_SSIM_FILTER)
     return float(value[0])
 

@@ -93,7 +93,8 @@ def _paint(labels: np.ndarray, horizon: int, rng: np.random.Generator) -> np.nda
         if not where.any():
             continue
         tint = np.array(colour) * rng.uniform(0.8, 1.2, 3)
-        texture = {VEGETATION: 40 * fine, ROAD: 12 * fine, SIDEWALK: 15 * fine, BUILDING: 10 * fine}.get(label, 4 * fine)
+        textures = {VEGETATION: 40 * fine, ROAD: 12 * fine, SIDEWALK: 15 * fine, BUILDING: 10 * fine}
+        texture = textures.get(label, 4 * fine)
         image[where] = tint + (texture + 20 * coarse)[where][:, None]
     # Sky brightens toward the horizon; windows on buildings.
     y = np.arange(height)[:, None]

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help=f"named model and training settings (default: {DEFAULT_PRESET}, or the run's own config "
                         "when --out holds one)")
-    g.add_argument("--config", default=None, help="a config JSON file (as written to OUT/config.json) instead of a preset")
+    g.add_argument("--config", default=None,
+                   help="a config JSON file (as written to OUT/config.json) instead of a preset")
     g.add_argument("--data", nargs="+", default=None, metavar="FOLDER",
                    help="training folders of PNG/JPEG photographs, searched recursively (default: the bundled images)")
     g.add_argument("--val-data", nargs="+", default=None, metavar="FOLDER",
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--normalization", choices=NORMALIZATIONS,
                    help="normalization of encoder and generator: instance norm (the paper), GDN / inverse GDN (Balle "
                         "et al.), or none")
-    g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, metavar="C", help="latent channels C (paper: 2, 4, 8)")
+    g.add_argument("--latent-channels", "-C", dest="latent_channels", type=int, metavar="C",
+                   help="latent channels C (paper: 2, 4, 8)")
     g.add_argument("--levels", "-L", dest="levels", type=int, metavar="L", help="quantizer levels L (paper: 5)")
     g.add_argument("--residual-blocks", type=int, help="generator residual blocks (paper: 9)")
     g.add_argument("--noise-channels", type=int, help="Gaussian noise channels concatenated to the latent")
@@ -89,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="> 0: beta starts at --beta and adapts during training until the entropy model's bits/pixel "
                         "on the training crops settle at this rate")
     g.add_argument("--distortion-weight", type=float, help="lambda on MSE (paper: 10)")
-    g.add_argument("--ms-ssim-weight", type=float, help="weight on 1 - MS-SSIM beside the MSE (gc-small: 3; other presets: 0)")
+    g.add_argument("--ms-ssim-weight", type=float,
+                   help="weight on 1 - MS-SSIM beside the MSE (gc-small: 3; other presets: 0)")
     g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")
     g.add_argument("--feature-matching-weight", type=float, help="pix2pixHD feature matching weight")
     g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")
@@ -451,8 +454,8 @@ def run(args) -> int:
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
-    print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session, {clock.total() / 60:.1f} in "
-          f"total). Exported {model_dir}")
+    print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session, "
+          f"{clock.total() / 60:.1f} in total). Exported {model_dir}")
     print("Next:")
     print(f"  tensorboard --logdir {out / 'logs'}")
     print(f"  python -m tfgc compress IMAGE.png image.tfgc --model {model_dir}")

@@ -79,8 +79,9 @@ class EncodeResult:
                     f"of the image at {sr.size_label(r['scale'])}, {r['base_bytes']} bytes; header and checksum "
                     f"{r['bytes'] - r['base_bytes']} bytes")
         if self.parts is not None:
-            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} ({100 * self.preserved:.1f}% "
-                    f"of cells preserved, {r['coding']}), label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
+            return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: latents {r['latents_bpp']:.4f} "
+                    f"({100 * self.preserved:.1f}% of cells preserved, {r['coding']}), "
+                    f"label map {r['label_map_bpp']:.4f}, mask {r['mask_bpp']:.4f}, "
                     f"header and checksum {r['overhead_bpp']:.4f}")
         return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp ({r['coding']}; payload {r['payload_bpp']:.4f} bpp, "
                 f"model estimate {r['estimated_bpp']:.4f} bpp, bound {r['bound_bpp']:.4f} bpp)")

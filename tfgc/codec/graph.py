@@ -59,8 +59,8 @@ def crc32(data) -> tf.Tensor:
     chunks = tf.reshape(tf.pad(data, [[padding, 0]]), [-1, _CHUNK])
 
     def update(state, byte):
-        return tf.bitwise.bitwise_xor(tf.gather(table, tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(state, byte), 0xFF)),
-                                      tf.bitwise.right_shift(state, 8))
+        index = tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(state, byte), 0xFF)
+        return tf.bitwise.bitwise_xor(tf.gather(table, index), tf.bitwise.right_shift(state, 8))
 
     chunk_hashes = tf.foldl(update, tf.transpose(chunks), initializer=tf.zeros(tf.shape(chunks)[:1], tf.int64))
 

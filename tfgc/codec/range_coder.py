@@ -15,7 +15,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import List, Sequence
 
-from tfgc.config import CODING_PRECISION as PRECISION  # CDFs are integers out of 2**PRECISION, the coder's maximum
 from tfgc.errors import FormatError
 
 _MASK32 = 0xFFFFFFFF

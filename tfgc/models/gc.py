@@ -146,7 +146,8 @@ class GCModel(GANModel):
         if training:
             noise = tf.random.normal(tf.concat([shape[:3], [channels]], 0))
         else:
-            repeats = tf.stack([(shape[1] + NOISE_TILE - 1) // NOISE_TILE, (shape[2] + NOISE_TILE - 1) // NOISE_TILE, 1])
+            repeats = tf.stack([(shape[1] + NOISE_TILE - 1) // NOISE_TILE,
+                                (shape[2] + NOISE_TILE - 1) // NOISE_TILE, 1])
             noise = tf.expand_dims(tf.tile(self.noise_tile, repeats)[:shape[1], :shape[2], :], 0)
             noise = tf.broadcast_to(noise, tf.concat([shape[:3], [channels]], 0))
         return tf.concat([quantized, tf.cast(noise, quantized.dtype)], axis=-1)

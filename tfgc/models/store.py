@@ -40,7 +40,8 @@ def save_model(model, directory, *, force: bool = False, extra: Optional[dict] =
 def write_model_files(model, directory: Path, extra: Optional[dict] = None, *,
                       in_saved_model: bool = False) -> None:
     """config.json, manifest.json and the weights, into an existing `directory` (the model's coding table as it is).
-    With `in_saved_model` the weights are not written: the SavedModel in `directory` holds them (saved_model_weights)."""
+    With `in_saved_model` the weights are not written: the SavedModel in `directory` holds them
+    (saved_model_weights)."""
     import tensorflow as tf
 
     import tfgc

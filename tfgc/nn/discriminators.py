@@ -21,8 +21,8 @@ class PatchDiscriminator(tf.keras.layers.Layer):
         for i in range(1, layers + 1):
             filters = min(filters * 2, 512)
             stride = 2 if i < layers else 1
-            blocks.append(tf.keras.Sequential([tf.keras.layers.Conv2D(filters, 4, stride, padding="same", use_bias=False),
-                                               instance_norm(), tf.keras.layers.LeakyReLU(0.2)]))
+            conv = tf.keras.layers.Conv2D(filters, 4, stride, padding="same", use_bias=False)
+            blocks.append(tf.keras.Sequential([conv, instance_norm(), tf.keras.layers.LeakyReLU(0.2)]))
         blocks.append(tf.keras.layers.Conv2D(1, 4, 1, padding="same"))
         self.blocks = blocks
 
