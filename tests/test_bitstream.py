@@ -117,3 +117,10 @@ def test_version_2_sr_payloads_are_jpegs_without_a_codec_byte():
 def test_bad_sr_payload_fields(payload, message):
     with pytest.raises(FormatError, match=message):
         bitstream.unpack_sr(payload, 3)
+
+
+def test_the_format_codes_every_base_codec_a_model_may_use():
+    from tfgc import config
+
+    assert tuple(bitstream.BASE_CODECS) == config.BASE_CODECS
+    assert sorted(bitstream.BASE_CODECS.values()) == list(range(1, len(config.BASE_CODECS) + 1))

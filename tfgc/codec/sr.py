@@ -16,8 +16,8 @@ from PIL import Image
 from tfgc.codec.bitstream import BASE_CODECS
 from tfgc.codec.io import DECODE_ERRORS
 from tfgc.config import SR_SCALES
-from tfgc.models.store import sr_fingerprint as fingerprint  # noqa: F401  (an sr file names its model's settings)
 from tfgc.errors import FormatError, TfgcError
+from tfgc.models.store import sr_fingerprint as fingerprint  # noqa: F401  (an sr file names its model's settings)
 from tfgc.utils import first_line
 
 CLASSIC_DECODERS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
