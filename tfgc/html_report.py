@@ -47,18 +47,18 @@ def nearest_rate(candidates: Sequence[float], target: float) -> int:
     return int(np.argmin([abs(np.log(max(rate, 1e-9) / target)) for rate in candidates]))
 
 
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
 def image_uri(array: np.ndarray) -> str:
     buffer = io.BytesIO()
     image = Image.fromarray(np.asarray(array, np.uint8), "RGB")
     if features.check("webp"):
         image.save(buffer, format="WEBP", lossless=True, quality=100, method=4)
-        return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
+        return _data_uri("image/webp", buffer.getvalue())
     image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _file_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+    return _data_uri("image/png", buffer.getvalue())
 
 
 def _groups(versions: List[Version]) -> List[dict]:
@@ -77,9 +77,10 @@ def page(title: str, images: Sequence[PageImage], plots: Dict[str, Path], captio
     """The page's HTML."""
     data = [{"name": item.name, "width": int(item.original.shape[1]), "height": int(item.original.shape[0]),
              "original": image_uri(item.original), "versions": _groups(item.versions)} for item in images]
-    figures = "\n".join(f'<figure><img alt="{html.escape(name)}" src="{_file_uri(path)}">'
-                        f"<figcaption>{html.escape(name)}</figcaption></figure>"
-                        for name, path in plots.items() if Path(path).is_file())
+    plot_uris = {name: _data_uri("image/png", Path(path).read_bytes())
+                 for name, path in plots.items() if Path(path).is_file()}
+    figures = "\n".join(f'<figure><img alt="{html.escape(name)}" src="{uri}">'
+                        f"<figcaption>{html.escape(name)}</figcaption></figure>" for name, uri in plot_uris.items())
     payload = json.dumps(data).replace("</", "<\\/")
     return _TEMPLATE.format(title=html.escape(title), caption=html.escape(caption), figures=figures,
                             payload=payload)
