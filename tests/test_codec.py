@@ -59,13 +59,26 @@ def test_badly_fitting_prior_falls_back_to_the_uniform_table(photos):
     np.testing.assert_array_equal(api.decode(result.data, model), model.reconstruct(image[None]).numpy()[0])
 
 
-def test_real_bits_within_one_percent_of_the_estimate(trained, photos):
-    model, _ = trained
+def test_real_bits_within_one_percent_of_the_estimate(photos):
+    from tfgc.config import preset
+    from tfgc.models.registry import build_model
+
+    # The prior is fitted to this image's own symbols (add-one counts per channel), not trained: a 60-step training
+    # run is not bit-reproducible across thread schedules and sometimes left a prior that coded above the bound, so
+    # the codec rightly chose the uniform table and the test measured nothing.
+    model = build_model(preset("gc-tiny"), for_training=False)
     image = photos["astronaut"]  # 512x512
+    symbols = model.analysis(image[None]).numpy()
+    levels = model.config.model.levels
+    counts = np.stack([np.bincount(symbols[..., c].ravel(), minlength=levels)
+                       for c in range(symbols.shape[-1])]).astype(np.float64) + 1
+    model.prior.set_logits(np.log(counts / counts.sum(axis=1, keepdims=True)).astype(np.float32))
+    model.update_coding_tables()
     result = api.encode(image, model)
+    assert result.estimated_bits < 0.9 * result.bound_bits
     assert not result.uniform_table
     assert abs(result.payload_bits - result.estimated_bits) <= 0.01 * result.estimated_bits
-    assert result.estimated_bits < result.bound_bits  # the trained prior codes below the bound
+    np.testing.assert_array_equal(api.decode(result.data, model), model.reconstruct(image[None]).numpy()[0])
 
 
 def test_compression_is_deterministic(trained, photos):
