@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tfgc import export
-from tfgc.codec import api
+from tfgc.codec import api, gc
 from tfgc.codec.io import load_image
 from tfgc.errors import ModelError, OutputExistsError, TfgcError
 
@@ -131,7 +131,7 @@ def test_codec_savedmodel_refuses_bad_files(exports, fidelity_gdn, photos):
                          (data + b"\0", "stray bytes")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             loaded.decompress(tf.constant(bad), tf.constant(1.0))
-    other = export.codec_functions(_other_model())["compress_pixels"](tf.constant(photos["chelsea"][:40, :50]))
+    other = gc.graph_functions(_other_model())["compress_pixels"](tf.constant(photos["chelsea"][:40, :50]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="another model"):
         loaded.decompress(other["bitstream"], tf.constant(1.0))
     for alpha in (-0.1, 2.0):  # refused, as the command line refuses it, not clipped

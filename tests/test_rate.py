@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgc.codec import api, rate
+from tfgc.codec import api, rate, sr
 from tfgc.config import preset
 from tfgc.errors import TfgcError
 from tfgc.models.registry import build_model
@@ -16,12 +16,12 @@ from tfgc.models.registry import build_model
 def test_the_quality_search_finds_the_largest_file_that_fits(photos):
     image = photos["astronaut"][:120, :160]
     for base, target in (("jpeg", 1.0), ("webp", 0.3), ("jpeg", 3.0)):
-        result, fits = rate.sr_at_rate(image, target, base, 2)
+        result, fits = sr.at_rate(image, target, base, 2)
         quality = result.sr["quality"]
         assert fits and result.file_bits <= target * result.pixels
         for higher in range(quality + 1, min(quality + 4, 101)):  # no higher quality nearby fits
             assert api.encode_sr(image, 2, higher, base).file_bits > target * result.pixels
-    smallest, fits = rate.sr_at_rate(image, 0.001, "jpeg", 2)
+    smallest, fits = sr.at_rate(image, 0.001, "jpeg", 2)
     assert not fits and smallest.sr["quality"] == 1
 
 
@@ -35,14 +35,14 @@ def test_among_scales_the_one_that_decodes_best_and_strictness(photos):
     choice = rate.choose(image, 1.0, models, label=lambda m: names[id(m)])
     assert choice.fits and choice.result.bpp <= 1.0
     psnrs = {names[id(m)]: float(np.mean((image.astype(float) - api.decode(
-        rate.sr_at_rate(image, 1.0, "jpeg", m.config.model.scale)[0].data, m)) ** 2)) for m in models}
+        sr.at_rate(image, 1.0, "jpeg", m.config.model.scale)[0].data, m)) ** 2)) for m in models}
     assert names[id(choice.model)] == min(psnrs, key=psnrs.get)  # the smaller error wins
     assert "decodes best" in choice.note and "x2" in choice.note and "x4" in choice.note
     with pytest.raises(TfgcError, match="nothing fits 0.001 bpp"):
         rate.choose(image, 0.001, models, strict=True, label=lambda m: names[id(m)])
     loose = rate.choose(image, 0.001, models, label=lambda m: names[id(m)])
     assert not loose.fits and "written anyway" in loose.note
-    assert loose.result.file_bits == min(rate.sr_at_rate(image, 0.001, "jpeg", s)[0].file_bits for s in (2, 4))
+    assert loose.result.file_bits == min(sr.at_rate(image, 0.001, "jpeg", s)[0].file_bits for s in (2, 4))
     with pytest.raises(TfgcError, match="> 0"):
         rate.choose(image, 0.0, models)
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfgc import semantics
-from tfgc.codec import api, bitstream, entropy, selective
+from tfgc.codec import api, bitstream, entropy, gc, sc
 from tfgc.config import preset
 from tfgc.errors import ConfigError, DataError, FormatError, ImageError, ModelError, TfgcError
 from tfgc.models.registry import build_model
@@ -97,7 +97,7 @@ def test_class_names_and_numbers():
 def test_label_map_coders_round_trip_exactly(rng):
     classes = rng.integers(0, 20, (HEIGHT, WIDTH)).astype(np.uint8)
     classes[:30] = 4  # some structure, so the coders differ
-    coders = ["png", "webp"] + (["jxl"] if selective._jxl_available() else [])
+    coders = ["png", "webp"] + (["jxl"] if sc._jxl_available() else [])
     for coder in coders:
         image = Image.fromarray(classes, "L")
         import io
@@ -105,20 +105,20 @@ def test_label_map_coders_round_trip_exactly(rng):
         buffer = io.BytesIO()
         image.save(buffer, **{"png": dict(format="PNG"), "webp": dict(format="WEBP", lossless=True),
                               "jxl": dict(format="JXL", lossless=True)}[coder])
-        decoded = selective.decode_label_map(coder, buffer.getvalue(), HEIGHT, WIDTH, 20)
+        decoded = sc.decode_label_map(coder, buffer.getvalue(), HEIGHT, WIDTH, 20)
         assert decoded.dtype == np.uint8 and (decoded == classes).all(), coder
-    coder, data = selective.encode_label_map(classes)
-    assert (selective.decode_label_map(coder, data, HEIGHT, WIDTH, 20) == classes).all()
+    coder, data = sc.encode_label_map(classes)
+    assert (sc.decode_label_map(coder, data, HEIGHT, WIDTH, 20) == classes).all()
 
 
 def test_mask_coding_round_trips_and_costs_nothing_for_none_or_all(rng):
     for mask in (np.zeros((5, 7)), np.ones((5, 7)), rng.integers(0, 2, (5, 7)), semantics.box_mask(640, 960, 0.3)):
         mask = mask.astype(np.uint8)
-        kind, data = selective.encode_mask(mask)
-        assert (selective.decode_mask(kind, data, *mask.shape) == mask).all()
+        kind, data = sc.encode_mask(mask)
+        assert (sc.decode_mask(kind, data, *mask.shape) == mask).all()
         if mask.all() or not mask.any():
             assert data == b""
-    kind, data = selective.encode_mask(semantics.box_mask(640, 960, 0.3))
+    kind, data = sc.encode_mask(semantics.box_mask(640, 960, 0.3))
     assert kind == bitstream.MASK_DEFLATE and len(data) < 40 * 60 / 8
 
 
@@ -170,7 +170,7 @@ def test_a_full_mask_codes_and_decodes_exactly_as_the_gc_path(sc_model, scene):
     assert sections.mask_kind == bitstream.MASK_ALL and sections.mask == b""
     symbols = sc_model.analysis(image[None], classes[None]).numpy()[0]
     # GC's coding of a whole latent grid, byte for byte
-    assert (result.uniform_table, sections.latents) == api._code_latents(symbols, sc_model)
+    assert (result.uniform_table, sections.latents) == gc.code_latents(symbols, sc_model)
     direct = sc_model.reconstruct(image[None], classes[None], np.ones((1, 5, 7), np.uint8)).numpy()[0]
     assert (api.decode(result.data, sc_model) == direct).all()
 

@@ -221,21 +221,13 @@ def cmd_info(args) -> int:
     data = _read_file(args.input)
     header, payload = bitstream.unpack(data)
     pixels = header.width * header.height
+    from tfgc.codec.family import codec_for
+
     info = {"family": header.family, "fingerprint": header.fingerprint.hex(), "width": header.width,
             "height": header.height, "coding": "uniform table" if header.uniform_table else "model prior",
             "bytes": len(data), "payload_bytes": len(payload), "bpp": 8 * len(data) / pixels}
-    if header.family == "sc":
-        from tfgc.codec import api
-
-        _, mask, sections = api.read_selective(header, payload)
-        info.update(label_map_coding=sections.label_coding, preserved=float(mask.mean()),
-                    **{f"{name}_bpp": 8 * size / pixels for name, size in sections.sizes.items()})
-    elif header.family == "sr":
-        stored = bitstream.unpack_sr(payload, header.version)
-        info.pop("coding")
-        info.update(base=stored.base, scale=stored.scale, quality=stored.quality, base_bytes=len(stored.data),
-                    base_bpp=8 * len(stored.data) / pixels, packed_base=header.packed_base)
-    print(json.dumps(info, indent=2))
+    info.update(codec_for(header.family).info(header, payload))  # None: a field the family's files do not have
+    print(json.dumps({name: value for name, value in info.items() if value is not None}, indent=2))
     return 0
 
 
@@ -253,6 +245,7 @@ def cmd_export(args) -> int:
 
 def cmd_models(args) -> int:
     from tfgc.codec.api import default_model
+    from tfgc.codec.family import codec_for
     from tfgc.models.store import installed_models, model_label, read_card
 
     rows = list(installed_models())
@@ -261,14 +254,7 @@ def cmd_models(args) -> int:
         return 0
     default = default_model()
     for directory, manifest in rows:
-        if manifest.get("family") == "sr":
-            from tfgc.models.store import sr_settings
-
-            base, scale, quality = sr_settings(manifest)
-            rate = f"{base} q{quality} at 1/{scale}"
-        else:
-            rate = (f"C={manifest.get('latent_channels')} L={manifest.get('levels')}  "
-                    f"bound {manifest.get('bound_bpp', 0):.4f} bpp")
+        rate = codec_for(manifest.get("family")).rate_label(manifest)
         mark = "  (default)" if default is not None and directory.resolve() == default.resolve() else ""
         print(f"{model_label(directory)}{mark}  {manifest.get('preset', '?')}  {rate}  fingerprint "
               f"{manifest.get('fingerprint')}\n    in {directory}")

@@ -33,7 +33,6 @@ import gc
 import importlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -42,6 +41,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from tfgc.codec.family import codec_for
 from tfgc.errors import ModelError, TfgcError
 from tfgc.utils import first_line, refuse_existing, write_directory
 
@@ -126,7 +126,8 @@ def _base_manifest(model, name: str, export_format: str, functions) -> dict:
         "family": model.family,
         "fingerprint": model.fingerprint().hex(),
         "config": model.config.to_dict(),
-        "coding_table": None if model.family == "sr" else model.coding_table().tolist(),
+        "coding_table": model.coding_table().tolist() if hasattr(model, "coding_table") else None,
+        "geometry": model.geometry.to_dict(),
         "signatures": signatures,
         "usage": usage(export_format, signatures),
         "tfgc_version": tfgc.__version__,
@@ -158,71 +159,6 @@ def write_serving(model, directory: Path, functions) -> None:
     write_model_files(model, directory, extra=getattr(model, "manifest", None), in_saved_model=True)
 
 
-def codec_functions(model):
-    """The whole codec as TensorFlow functions: the same bytes as tfgc.codec.api, with tensorflow-compression's
-    range coder inside the graph."""
-    import tensorflow as tf
-    import tensorflow_compression as tfc
-
-    from tfgc.codec import bitstream, entropy, graph
-
-    deployed = model.deployed_functions()
-    analysis, synthesis = deployed["analysis"], deployed["synthesis"]
-    m = model.config.model
-    table = tf.constant(model.coding_table(), tf.int32)
-    uniform = tf.constant(entropy.uniform_table(m.latent_channels, m.levels), tf.int32)
-    fingerprint = model.fingerprint()
-    family = model.family
-
-    def channel_index(shape):
-        return tf.broadcast_to(tf.range(m.latent_channels, dtype=tf.int32), shape)
-
-    def range_encode(symbols, coding_table):
-        handle = tfc.create_range_encoder([], coding_table)
-        handle = tfc.entropy_encode_index(handle, channel_index(tf.shape(symbols)), symbols)
-        return tfc.entropy_encode_finalize(handle)
-
-    def compress_pixels(image):
-        symbols = analysis(image[None])["symbols"][0]
-        learned, plain = range_encode(symbols, table), range_encode(symbols, uniform)
-        use_uniform = tf.strings.length(plain) < tf.strings.length(learned)
-        flags = tf.cast(use_uniform, tf.int64) * bitstream.FLAG_UNIFORM_TABLE
-        payload = tf.where(use_uniform, plain, learned)
-        size = tf.shape(image)
-        return {"bitstream": graph.pack(family, flags, fingerprint, size[0], size[1], payload)}
-
-    def compress(image):
-        pixels = tf.io.decode_image(image, channels=3, dtype=tf.uint8, expand_animations=False)
-        return compress_pixels(pixels)
-
-    def decode(data, extra_inputs):
-        flags, height, width, payload = graph.unpack(data, family, fingerprint)
-        coding_table = tf.where(tf.equal(flags, bitstream.FLAG_UNIFORM_TABLE), uniform, table)
-        shape = tf.stack([-(-height // m.downsampling), -(-width // m.downsampling), m.latent_channels])
-        handle = tfc.create_range_decoder(payload, coding_table)
-        handle, symbols = tfc.entropy_decode_index(handle, channel_index(shape), shape, tf.int32)
-        ok = tfc.entropy_decode_finalize(handle)
-        with tf.control_dependencies([tf.debugging.Assert(ok, ["entropy-coded payload does not decode"])]):
-            image = synthesis(symbols[None], tf.stack([height, width]), *extra_inputs)["image"][0]
-        return {"image": image}
-
-    # A fidelity-controlled model's alpha is decompress's second input, as it is synthesis's third.
-    decompress_inputs = [tf.TensorSpec([], tf.string, name="bitstream")] + list(synthesis.input_signature[2:])
-    if m.fidelity_control:
-        def decompress(bitstream, alpha):
-            return decode(bitstream, [alpha])
-    else:
-        def decompress(bitstream):
-            return decode(bitstream, [])
-    # No AutoGraph: the functions have no Python control flow on tensors, and AutoGraph warned that it could not
-    # convert these closures.
-    return {
-        "compress": tf.function(compress, input_signature=[tf.TensorSpec([], tf.string, name="image")],
-                                autograph=False),
-        "compress_pixels": tf.function(compress_pixels, autograph=False,
-                                       input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")]),
-        "decompress": tf.function(decompress, input_signature=decompress_inputs, autograph=False),
-    }
 
 
 def write_codec(model, directory: Path, functions) -> None:
@@ -370,10 +306,9 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
     if not hasattr(model, "deployed_functions"):
         source = model
         model = load_model(model)
-    if model.family != "gc":
+    why = codec_for(model.family).no_codec_savedmodel
+    if why is not None:
         if "codec" in formats and tuple(formats) != FORMATS:
-            why = ("its base codec is Pillow's" if model.family == "sr" else
-                   "its label map and mask are coded on the host")
             raise TfgcError(f"an {model.family} model has no codec SavedModel ({why}): export "
                             f"{', '.join(TRANSFORM_FORMATS)} (its transforms), and code files with tfgc")
         formats = [f for f in formats if f in TRANSFORM_FORMATS]
@@ -409,7 +344,8 @@ def export(model, out, formats: Sequence[str] = FORMATS, *, name: Optional[str] 
 
 
 def _export_one(model, name: str, export_format: str, directory: Path, image) -> None:
-    functions = codec_functions(model) if export_format == "codec" else model.deployed_functions()
+    functions = (codec_for(model.family).graph_functions(model) if export_format == "codec" else
+                 model.deployed_functions())
     manifest = _base_manifest(model, name, export_format, functions)
     if export_format == "codec":
         write_codec(model, directory, functions)
@@ -443,6 +379,14 @@ class ExportedTransforms:
         self.family = manifest["family"]
         self.config = Config.from_dict(manifest["config"])
         self._table = None if manifest.get("coding_table") is None else np.asarray(manifest["coding_table"], np.int32)
+        if "geometry" in manifest:
+            from tfgc.models.geometry import Geometry
+
+            self.geometry = Geometry.from_dict(manifest["geometry"])
+        else:  # an export older than the field: the model's class knows (this imports TensorFlow)
+            from tfgc.models.registry import model_class
+
+            self.geometry = model_class(self.family).geometry_for(self.config)
 
     def fingerprint(self) -> bytes:
         return bytes.fromhex(self.manifest["fingerprint"])
@@ -450,31 +394,25 @@ class ExportedTransforms:
     def coding_table(self) -> np.ndarray:
         return self._table
 
-    def analysis(self, image, classes=None) -> np.ndarray:
-        """images uint8 [B, H, W, 3] (and an sc model's classes uint8 [B, H, W]) -> symbols int32 [B, h, w, C]."""
-        inputs = dict(image=np.asarray(image, np.uint8))
-        if self.family == "sc":
-            inputs["classes"] = np.asarray(classes, np.uint8)
-        return self.run("analysis", **inputs)["symbols"]
+    def _inputs(self, key: str, arrays) -> Dict[str, np.ndarray]:
+        """Positional arrays as the named, typed inputs of the export's `key` signature, in its order."""
+        specs = self.manifest["signatures"][key]["inputs"]
+        return {name: np.asarray(array, spec["dtype"]) for (name, spec), array in zip(specs.items(), arrays)}
 
-    def synthesis(self, first, *rest, alpha=None) -> np.ndarray:
-        """(symbols int32 [B, h, w, C], height, width), an sc model's (symbols, classes uint8 [B, H', W'], mask uint8
-        [B, h, w], height, width), or an sr model's (the decoded bases uint8 [B, h, w, 3], height, width) -> images."""
+    def analysis(self, *arrays) -> np.ndarray:
+        """As the model's: images uint8 [B, H, W, 3] (and an sc model's classes uint8 [B, H, W]) -> symbols int32
+        [B, h, w, C]."""
+        return self.run("analysis", **self._inputs("analysis", arrays))["symbols"]
+
+    def synthesis(self, *arrays, alpha=None) -> np.ndarray:
+        """As the model's: (its decoder's inputs: symbols, an sc model's classes and mask, or an sr model's decoded
+        bases; height, width) -> images uint8 [B, H, W, 3]."""
         from tfgc.config import checked_alpha
 
-        *conditions, height, width = rest
-        size = np.array([height, width], np.int32)
-        if self.family == "sr":
-            inputs = dict(low=np.asarray(first, np.uint8), image_size=size)
-        else:
-            inputs = dict(symbols=np.asarray(first, np.int32), image_size=size)
-        if self.family == "sc":
-            classes, mask = conditions
-            inputs.update(classes=np.asarray(classes, np.uint8), mask=np.asarray(mask, np.uint8))
+        *leading, height, width = arrays
         alpha = checked_alpha(self.config, alpha)
-        if self.config.model.fidelity_control:
-            inputs["alpha"] = np.array(alpha, np.float32)
-        return self.run("synthesis", **inputs)["image"]
+        extra = [np.array(alpha, np.float32)] if self.config.model.fidelity_control else []
+        return self.run("synthesis", **self._inputs("synthesis", [*leading, [height, width], *extra]))["image"]
 
     def run(self, key: str, **inputs) -> Dict[str, np.ndarray]:
         raise NotImplementedError
@@ -612,22 +550,13 @@ def _check_runtimes(directory: Path, manifest: dict):
             yield TFLiteTransforms(directory, manifest, variant=variant)
 
 
-def _check_conditions(m, height: int, width: int):
-    """An sc model's check inputs: vertical bands of its classes as the label map, and every other latent cell
-    preserved (so both the stored and the synthesized regions are compared)."""
-    classes = (np.arange(width) * m.classes // width).astype(np.uint8)
-    classes = np.broadcast_to(classes, (1, height, width)).copy()
-    cells = (-(-height // m.downsampling), -(-width // m.downsampling))
-    mask = (np.indices(cells).sum(axis=0) % 2).astype(np.uint8)[None]
-    return classes, mask
-
-
 def image_parity(reference: np.ndarray, other: np.ndarray) -> dict:
+    from tfgc.metrics import psnr
+
     difference = np.abs(reference.astype(np.int64) - other.astype(np.int64))
-    mse = float(np.mean(difference.astype(np.float64) ** 2))
     # PSNR is null for identical outputs (JSON has no infinity).
     return {"max_abs_diff": int(difference.max()),
-            "psnr_db": None if mse == 0 else round(10 * math.log10(255.0**2 / mse), 2)}
+            "psnr_db": None if not difference.any() else round(psnr(reference, other), 2)}
 
 
 def describe_parity(parity: Optional[dict]) -> str:
@@ -653,7 +582,7 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
     """Run the export in this process on `image` and compare it with the TensorFlow model."""
     import tensorflow as tf
 
-    from tfgc.codec import api, sr
+    from tfgc.codec import api
 
     height, width = image.shape[:2]
     report = {"image_size": [height, width]}
@@ -670,21 +599,14 @@ def measure_parity(model, directory: Path, manifest: dict, image: np.ndarray) ->
         decoded = loaded.decompress(tf.constant(reference), *extra)["image"].numpy()
         report.update(image_parity(api.decode(reference, model, alpha), decoded))
         return report
-    conditions = []  # an sc model's label map and mask
-    if model.family == "sr":  # the decoder's input: the stored base's pixels
-        m = model.config.model
-        symbols = sr.degrade(image, m.scale, m.base_quality, m.base_codec)[None]
-    elif model.family == "sc":
-        classes, mask = _check_conditions(model.config.model, height, width)
-        conditions = [classes, mask]
-        symbols = model.analysis(image[None], classes).numpy()
-    else:
-        symbols = model.analysis(image[None]).numpy()
+    # The decoder's first input (symbols, or an sr model's decoded base), its conditions (an sc model's label map and
+    # mask), and what the analysis takes besides the image (None: the family has no learned analysis).
+    symbols, conditions, analysis_extra = codec_for(model.family).parity_inputs(model, image)
     reference = np.asarray(model.synthesis(symbols, *conditions, height, width, alpha=alpha))
     for runtime in _check_runtimes(directory, manifest):
         entry = {}
-        if model.family != "sr":
-            entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None], *conditions[:1]) == symbols))
+        if analysis_extra is not None:
+            entry["analysis_symbols_equal"] = float(np.mean(runtime.analysis(image[None], *analysis_extra) == symbols))
         entry.update(image_parity(reference, runtime.synthesis(symbols, *conditions, height, width, alpha=alpha)))
         report[getattr(runtime, "variant", manifest["format"])] = entry
     return report

@@ -16,9 +16,14 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_FILTER = 11
 
 
-def psnr(original: np.ndarray, reconstruction: np.ndarray) -> float:
-    """PSNR in dB over all RGB values, 8-bit peak; inf for identical images."""
-    mse = np.mean((original.astype(np.float64) - reconstruction.astype(np.float64)) ** 2)
+def psnr(original: np.ndarray, reconstruction: np.ndarray, region: Optional[np.ndarray] = None) -> float:
+    """PSNR in dB over all RGB values (or those of the pixels where the boolean `region` [H, W] is true), 8-bit
+    peak; inf for identical images. The one PSNR of every report and check (training graphs use
+    tfgc.nn.images.unit_range_psnr, the same on [-1, 1] tensors)."""
+    error = original.astype(np.float64) - reconstruction.astype(np.float64)
+    if region is not None:
+        error = error[region]
+    mse = float(np.mean(error**2))
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 

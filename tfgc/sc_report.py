@@ -24,11 +24,9 @@ PARTS = ("latents", "mask", "label_map", "overhead")
 
 def psnr_where(original: np.ndarray, reconstruction: np.ndarray, region: np.ndarray) -> Optional[float]:
     """PSNR over the pixels of `region` (boolean [H, W]); None for an empty region."""
-    if not region.any():
-        return None
-    error = (original.astype(np.float64) - reconstruction.astype(np.float64))[region]
-    mse = float(np.mean(error**2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    from tfgc.metrics import psnr
+
+    return psnr(original, reconstruction, region) if region.any() else None
 
 
 def load_pair(image_path: str, label_path: str, downscale: int) -> Tuple[np.ndarray, np.ndarray]:

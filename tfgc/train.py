@@ -347,24 +347,10 @@ def run(args) -> int:
 
             for sub in ("backup", "checkpoints"):
                 shutil.rmtree(out / sub, ignore_errors=True)
-    from tfgc import data
+    from tfgc.codec.family import codec_for
 
-    m = config.model
-    if m.family == "sc":
-        if not args.data:
-            raise ConfigError("sc models train on photographs with label maps: --data CITYSCAPES_ROOT (NAME"
-                              f"{data.IMAGE_SUFFIX} beside NAME{data.LABEL_SUFFIX}; python -m tfgc.scenes OUT writes "
-                              "procedural ones)")
-        data_paths = data.semantic_pairs(args.data)
-        val_paths = data.semantic_pairs(args.val_data) if args.val_data else data_paths
-        checked = data_paths + (val_paths if args.val_data else [])
-        print(f"tfgc.train: checking {len(checked)} label maps", flush=True)
-        data.check_label_maps(checked, m.label_set, m.classes)
-    else:
-        if m.family == "sr" and not args.data:
-            raise ConfigError("sr models train on photographs: --data FOLDER (e.g. BSDS500's train/)")
-        data_paths = data.list_images(args.data) if args.data else data.bundled_images()
-        val_paths = data.list_images(args.val_data) if args.val_data else data_paths
+    family = codec_for(config.model.family)
+    data_paths, val_paths = family.training_paths(config, args.data, args.val_data)
     val_paths = val_paths[:config.train.validation_images]
 
     import tensorflow as tf
@@ -390,32 +376,13 @@ def run(args) -> int:
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    if m.family == "sc":
-        train_ds = data.semantic_training_dataset(data_paths, t.crop_size, t.batch_size, m.label_set, m.classes,
-                                                  t.downscale, seed=t.seed)
-        val_ds = data.semantic_validation_dataset(val_paths, t.crop_size, len(val_paths), m.label_set, m.classes,
-                                                  t.downscale)
-    elif m.family == "sr" and t.base_qualities:
-        cache = Path(args.base_cache) if getattr(args, "base_cache", None) else None
-        train_images = data.base_layer_images(data_paths, m.base_codec, m.scale, t.base_qualities, t.crop_size, cache)
-        val_images = data.base_layer_images(val_paths, m.base_codec, m.scale,
-                                            [t.base_qualities[len(t.base_qualities) // 2]], t.crop_size, cache)
-        train_ds = data.base_layer_dataset(train_images, m.scale, t.crop_size, t.batch_size, seed=t.seed)
-        val_ds = data.base_layer_validation_dataset(val_images, m.scale, t.crop_size, len(val_images))
-    else:
-        example = data.super_resolution_example(m.scale, m.base_quality, m.base_codec) if m.family == "sr" else None
-        train_ds = data.training_dataset(data_paths, t.crop_size, t.batch_size, seed=t.seed, example=example)
-        val_ds = data.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths), example=example)
+    cache = Path(args.base_cache) if getattr(args, "base_cache", None) else None
+    train_ds, val_ds = family.training_data(config, data_paths, val_paths, cache)
     train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     validation_batch = next(iter(val_ds))
 
     epochs = math.ceil(t.steps / t.steps_per_epoch)
-    if m.family == "sr":
-        qualities = "q" + ",".join(map(str, t.base_qualities or [m.base_quality]))
-        rate = (f"{m.base_codec} {qualities} at 1/{m.scale}"
-                + (", actor-critic" if m.actor_critic else ", no actor-critic"))
-    else:
-        rate = f"bound {m.bound_bpp:.4f} bpp"
+    rate = family.rate_line(config)
     print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
           f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, {rate}, "
           f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")

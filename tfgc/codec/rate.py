@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-import numpy as np
 
 from tfgc import metrics
 from tfgc.codec import api, sr
+from tfgc.codec.family import codec_for
 from tfgc.codec.io import load_image
 from tfgc.errors import TfgcError
 
@@ -27,32 +27,6 @@ class RateChoice:
 
 def fits(result: api.EncodeResult, target_bpp: float) -> bool:
     return result.file_bits <= target_bpp * result.pixels
-
-
-def sr_at_rate(pixels: np.ndarray, target_bpp: float, base: str, scale: int) -> tuple:
-    """(file, fits): the sr file of the highest quality whose file fits `target_bpp`, found by bisection on real
-    file sizes (they grow with the quality, up to a few bytes of noise, which the neighbours' check absorbs); the
-    lowest quality's file when none fits."""
-    low, high = sr.lowest_quality(base), 100
-    files = {}
-
-    def encoded(quality):
-        if quality not in files:
-            files[quality] = api.encode_sr(pixels, scale, quality, base)
-        return files[quality]
-
-    if not fits(encoded(low), target_bpp):
-        return encoded(low), False
-    while low < high:  # invariant: quality `low` fits
-        middle = (low + high + 1) // 2
-        if fits(encoded(middle), target_bpp):
-            low = middle
-        else:
-            high = middle - 1
-    for quality in (low + 1, low + 2):  # a non-monotone step: a higher quality may fit after all
-        if quality <= 100 and fits(encoded(quality), target_bpp):
-            low = quality
-    return encoded(low), True
 
 
 def describe(choice: RateChoice, label: Callable[[object], str]) -> str:
@@ -78,17 +52,10 @@ def choose(image, target_bpp: float, models: Sequence, strict: bool = False, max
     pixels = load_image(image, max_pixels)
     candidates: List[RateChoice] = []
     if sr_settings is not None:
-        result, ok = sr_at_rate(pixels, target_bpp, *sr_settings)
+        result, ok = sr.at_rate(pixels, target_bpp, *sr_settings)
         candidates.append(RateChoice(result, None, ok, ""))
     for model in models:
-        if model.family == "sr":
-            m = model.config.model
-            result, ok = sr_at_rate(pixels, target_bpp, m.base_codec, m.scale)
-        elif model.family == "gc":
-            result = api.encode(pixels, model)
-            ok = fits(result, target_bpp)
-        else:
-            raise TfgcError(f"--target-bpp chooses among gc and sr models, not {model.family} models")
+        result, ok = codec_for(model.family).at_rate(pixels, target_bpp, model)
         candidates.append(RateChoice(result, model, ok, ""))
     fitting = [c for c in candidates if c.fits]
     if not fitting:

@@ -2,21 +2,25 @@
 learned decoder. Bicubic downsampling, the base codecs through Pillow and its plugins (JPEG as in RL-SRGAN, Savioli
 2019; WebP, AVIF, HEIC), and the classic upscalers the learned decoder is compared with.
 
-Training data comes from the same functions, so the decoder learns exactly the inputs files hold.
+Training data comes from the same functions, so the decoder learns exactly the inputs files hold. The files name no
+model, only the base codec and the scale: any decoder of those, learned or classic, reads them.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from PIL import Image
 
+from tfgc.codec import bitstream
 from tfgc.codec.bitstream import BASE_CODECS
-from tfgc.codec.io import DECODE_ERRORS
+from tfgc.codec.family import Described, EncodeResult, FamilyCodec
+from tfgc.codec.io import DECODE_ERRORS, load_image
 from tfgc.config import SR_SCALES
-from tfgc.errors import FormatError, TfgcError
+from tfgc.errors import FormatError, ModelMismatchError, TfgcError
 from tfgc.models.store import sr_fingerprint as fingerprint  # noqa: F401  (an sr file names its model's settings)
 from tfgc.utils import first_line
 
@@ -144,3 +148,169 @@ def upscale(low: np.ndarray, scale: int, method: str, height: int, width: int) -
     return np.asarray(Image.fromarray(low, "RGB").resize((w * scale, h * scale), resample))[:height, :width]
 
 
+
+
+def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
+              max_pixels: Optional[int] = None) -> EncodeResult:
+    """The super-resolution codec's file: `image` downsampled by `scale` (bicubic; 1 keeps its size) and coded by the
+    `base` codec ("jpeg" as in RL-SRGAN, "webp", "avif", "heic") at `quality`. No model takes part: any sr decoder of
+    that base and scale, learned or classic, reads the file."""
+    check_base(base)
+    check_scale(scale)
+    check_quality(quality, base)
+    base_codec(base)  # a missing plugin fails before the image is read
+    pixels = load_image(image, max_pixels)
+    height, width = pixels.shape[:2]
+    stored = encode_base(downsample(pixels, scale), quality, base)
+    flags = 0
+    packed = bitstream.pack_base_container(stored, base)
+    if packed is not None and len(packed) < len(stored):
+        stored, flags = packed, bitstream.FLAG_PACKED_BASE
+    header = bitstream.Header("sr", flags, fingerprint(scale, base), height, width)
+    data = bitstream.pack(header, bitstream.pack_sr(bitstream.SRPayload(base, scale, quality, stored)))
+    parts = {"base": len(stored), "overhead": len(data) - len(stored)}
+    return EncodeResult(data, height, width, False, 0, 0.0, 0.0, parts,
+                        sr={"base": base, "scale": scale, "quality": quality}, family="sr")
+
+
+def at_rate(pixels: np.ndarray, target_bpp: float, base: str, scale: int) -> tuple:
+    """(file, fits): the sr file of the highest quality whose file fits `target_bpp`, found by bisection on real
+    file sizes (they grow with the quality, up to a few bytes of noise, which the neighbours' check absorbs); the
+    lowest quality's file when none fits."""
+    low, high = lowest_quality(base), 100
+    files = {}
+
+    def fits(result):
+        return result.file_bits <= target_bpp * result.pixels
+
+    def encoded(quality):
+        if quality not in files:
+            files[quality] = encode_sr(pixels, scale, quality, base)
+        return files[quality]
+
+    if not fits(encoded(low)):
+        return encoded(low), False
+    while low < high:  # invariant: quality `low` fits
+        middle = (low + high + 1) // 2
+        if fits(encoded(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    for quality in (low + 1, low + 2):  # a non-monotone step: a higher quality may fit after all
+        if quality <= 100 and fits(encoded(quality)):
+            low = quality
+    return encoded(low), True
+
+
+@dataclass(frozen=True)
+class StoredLowResolution:
+    base: str
+    scale: int
+    quality: int
+    low: np.ndarray  # the decoded base image, uint8 [ceil(H/r), ceil(W/r), 3]
+
+
+def read_stored(header: bitstream.Header, payload: bytes) -> StoredLowResolution:
+    """An sr file's base codec, scale, quality and decoded base image, checked against its header."""
+    stored = bitstream.unpack_sr(payload, header.version)
+    if header.fingerprint != fingerprint(stored.scale, stored.base):
+        raise FormatError("sr file's fingerprint does not match its base codec and scale")
+    data = bitstream.unpack_base_container(stored.data, stored.base) if header.packed_base else stored.data
+    low = decode_base(data, *low_resolution_size(header.height, header.width, stored.scale), stored.base)
+    return StoredLowResolution(stored.base, stored.scale, stored.quality, low)
+
+
+class SRCodec(FamilyCodec):
+    family = "sr"
+    classic_decoders = CLASSIC_DECODERS
+    no_codec_savedmodel = "its base codec is Pillow's"
+    chooses_rate = True
+
+    def encode(self, pixels, described: Described, **options) -> EncodeResult:
+        m = described.config.model  # the base codec does the encoding: no network runs
+        return encode_sr(pixels, m.scale, m.base_quality, m.base_codec)
+
+    def at_rate(self, pixels, target_bpp, model):
+        m = model.config.model
+        return at_rate(pixels, target_bpp, m.base_codec, m.scale)
+
+    def check_file(self, header, payload, described) -> None:
+        m = described.config.model
+        stored = bitstream.unpack_sr(payload, header.version)  # the file names no model, only its base and scale
+        if (stored.base, stored.scale) != (m.base_codec, m.scale):
+            raise ModelMismatchError(f"file holds {base_label(stored.base)} at 1/{stored.scale} size; the model "
+                                     f"decodes {m.base_codec} bases at 1/{m.scale}")
+
+    def decode(self, header, payload, model, alpha):
+        from tfgc.codec import gc
+
+        stored = read_stored(header, payload)
+        return gc.synthesis(model, [(stored.low[None], 1)], header.height, header.width,
+                            lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))
+
+    def decode_classic(self, header, payload, decoder: str) -> np.ndarray:
+        stored = read_stored(header, payload)
+        return upscale(stored.low, stored.scale, decoder, header.height, header.width)
+
+    def report(self, result: EncodeResult) -> dict:
+        return {"height": result.height, "width": result.width, "bytes": len(result.data), "bpp": result.bpp,
+                "payload_bpp": result.payload_bits / result.pixels,
+                "base_bpp": 8 * result.parts["base"] / result.pixels, "base_bytes": result.parts["base"],
+                **result.sr}
+
+    def summary(self, result: EncodeResult) -> str:
+        r = self.report(result)
+        return (f"{r['bytes']} bytes, {r['bpp']:.4f} bpp: {base_label(r['base'])} (quality {r['quality']}) "
+                f"of the image at {size_label(r['scale'])}, {r['base_bytes']} bytes; header and checksum "
+                f"{r['bytes'] - r['base_bytes']} bytes")
+
+    def info(self, header, payload) -> dict:
+        pixels = header.width * header.height
+        stored = bitstream.unpack_sr(payload, header.version)
+        return dict(coding=None, base=stored.base, scale=stored.scale, quality=stored.quality,
+                    base_bytes=len(stored.data), base_bpp=8 * len(stored.data) / pixels,
+                    packed_base=header.packed_base)
+
+    def rate_label(self, manifest: dict) -> str:
+        from tfgc.models.store import sr_settings
+
+        base, scale, quality = sr_settings(manifest)
+        return f"{base} q{quality} at 1/{scale}"
+
+    def training_paths(self, config, data, val_data):
+        from tfgc.errors import ConfigError
+
+        if not data:
+            raise ConfigError("sr models train on photographs: --data FOLDER (e.g. BSDS500's train/)")
+        return super().training_paths(config, data, val_data)
+
+    def training_data(self, config, paths, val_paths, base_cache=None):
+        """Base images made by this module's own functions, so the decoder learns exactly what files hold: coded
+        once per image and quality and cached (training at several qualities), or on the fly at the model's one."""
+        from tfgc import data as datasets
+
+        m, t = config.model, config.train
+        if t.base_qualities:
+            train_images = datasets.base_layer_images(paths, m.base_codec, m.scale, t.base_qualities, t.crop_size,
+                                                      base_cache)
+            val_images = datasets.base_layer_images(val_paths, m.base_codec, m.scale,
+                                                    [t.base_qualities[len(t.base_qualities) // 2]], t.crop_size,
+                                                    base_cache)
+            return (datasets.base_layer_dataset(train_images, m.scale, t.crop_size, t.batch_size, seed=t.seed),
+                    datasets.base_layer_validation_dataset(val_images, m.scale, t.crop_size, len(val_images)))
+        example = datasets.super_resolution_example(m.scale, m.base_quality, m.base_codec)
+        return (datasets.training_dataset(paths, t.crop_size, t.batch_size, seed=t.seed, example=example),
+                datasets.validation_dataset(val_paths, t.crop_size, batch_size=len(val_paths), example=example))
+
+    def rate_line(self, config) -> str:
+        m, t = config.model, config.train
+        qualities = "q" + ",".join(map(str, t.base_qualities or [m.base_quality]))
+        return (f"{m.base_codec} {qualities} at 1/{m.scale}"
+                + (", actor-critic" if m.actor_critic else ", no actor-critic"))
+
+    def parity_inputs(self, model, image):
+        m = model.config.model  # the decoder's input: the stored base's pixels
+        return degrade(image, m.scale, m.base_quality, m.base_codec)[None], [], None
+
+
+CODEC = SRCodec()

@@ -8,7 +8,8 @@ alone: the same file always decodes to the same pixels.
 
 Instance normalization is the exception: its statistics are those of the whole image, which no tile sees. Models
 with it (the paper-scale presets), and models with noise channels, run on whole images, up to WHOLE_IMAGE_PIXELS;
-larger images get a clear error.
+larger images get a clear error. Each model says which it is, and how wide its receptive fields are, in its geometry
+(tfgc.models.geometry): this module knows no network.
 """
 
 from __future__ import annotations
@@ -59,42 +60,19 @@ def run(transform: Callable, inputs: Sequence[Tuple[np.ndarray, int]], grid: Tup
     return output
 
 
-def tileable(config) -> bool:
-    """Whether a model's transforms are local: no statistics over the whole image, and no noise channels (their fixed
-    noise tile is laid from the image's corner, which a tile does not know)."""
-    m = config.model
-    return m.family == "sr" or (m.normalization != "instance" and m.noise_channels == 0)
-
-
-def needs_tiles(config, grid: Tuple[int, int], tile: int, pixels: int) -> bool:
+def needs_tiles(geometry, grid: Tuple[int, int], tile: int, pixels: int) -> bool:
     """Whether an image of `pixels` on this `grid` is transformed in tiles of `tile` cells; a clear error if it is too
-    large for a model that cannot be tiled."""
+    large for a model that cannot be tiled. `geometry`: the model's (tfgc.models.geometry.Geometry)."""
     if grid[0] <= tile and grid[1] <= tile:
         return False
-    if tileable(config):
+    if geometry.whole_image is None:
         return True
     if pixels > WHOLE_IMAGE_PIXELS:
-        reason = "instance normalization" if config.model.normalization == "instance" else "noise channels"
-        raise ImageError(f"an image of {pixels} pixels is too large for this model: its {reason} needs the whole "
-                         f"image at once, and tfgc transforms at most {WHOLE_IMAGE_PIXELS} pixels so "
+        raise ImageError(f"an image of {pixels} pixels is too large for this model: its {geometry.whole_image} needs "
+                         f"the whole image at once, and tfgc transforms at most {WHOLE_IMAGE_PIXELS} pixels so "
                          "(tfgc.codec.tiling.WHOLE_IMAGE_PIXELS); models with GDN or no normalization, and without "
                          "noise channels, work in tiles at any size")
     return False
-
-
-def synthesis_halo(config) -> int:
-    """A margin (in grid cells) beyond the receptive field of the decoder."""
-    m = config.model
-    if m.family == "sr":
-        # 9x9 head, two 3x3 convs per residual block and one more, the upsampling stages, the 9x9 output conv.
-        return 2 * m.residual_blocks + 8
-    # c3s1, two 3x3 convs per residual block, four upsampling layers, c7s1: at most 2 * blocks + 3 cells; one spare.
-    # SC's semantic features come from an encoder of the label map (ANALYSIS_HALO).
-    return 2 * m.residual_blocks + 4 + (ANALYSIS_HALO if m.family == "sc" else 0)
-
-
-# The encoder's receptive field: c7s1 and four stride-2 3x3 convs and the 3x3 latent conv, about 34 pixels (3 cells).
-ANALYSIS_HALO = 4
 
 
 def edge_pad(array: np.ndarray, multiple: int) -> np.ndarray:

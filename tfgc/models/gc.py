@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfgc.config import Config, checked_alpha
 from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.gan import GANModel, feature_matching_loss, lsgan_generator_loss
+from tfgc.models.geometry import Geometry
 from tfgc.nn.discriminators import MultiScaleDiscriminator
 from tfgc.nn.entropy import CategoricalPrior
 from tfgc.nn.images import keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval, unit_range_psnr
@@ -110,6 +111,34 @@ class GCModel(GANModel):
         # What model.save() traces call() with when the model was never called (trained through train_step)
         self._set_save_spec(self.call_spec())
         self._create_functions()
+
+    # The encoder's receptive field: c7s1, four stride-2 3x3 convs and the 3x3 latent conv, about 34 pixels (3 cells).
+    ANALYSIS_HALO = 4
+
+    @classmethod
+    def geometry_for(cls, config: Config) -> Geometry:
+        m = config.model
+        whole_image = ("instance normalization" if m.normalization == "instance" else
+                       "noise channels" if m.noise_channels else None)  # a tile does not know where the noise starts
+        # The generator: c3s1, two 3x3 convs per residual block, four upsampling layers, c7s1: at most
+        # 2 * blocks + 3 cells; one spare.
+        synthesis_halo = 2 * m.residual_blocks + 4 + cls.conditioning_halo()
+        return Geometry(m.downsampling, cls.ANALYSIS_HALO, synthesis_halo, whole_image)
+
+    @classmethod
+    def conditioning_halo(cls) -> int:
+        """Cells the generator's conditioning adds to its receptive field (SC: the label map's encoder)."""
+        return 0
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.geometry_for(self.config)
+
+    def manifest_fields(self) -> dict:
+        """What a model folder's manifest says of this model beyond its family and fingerprint (listed by `tfgc
+        models` without loading it)."""
+        m = self.config.model
+        return dict(latent_channels=m.latent_channels, levels=m.levels, bound_bpp=m.bound_bpp)
 
     def _create_conditioning(self):
         """Networks a conditional family adds (SC: the semantic feature extractor)."""

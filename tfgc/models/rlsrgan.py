@@ -52,6 +52,7 @@ from tfgc.config import Config, checked_alpha
 from tfgc.models.gan import (GANModel, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss,
                              nonsaturating_discriminator_loss, nonsaturating_generator_loss)
 from tfgc.models.fidelity import deployed_synthesis
+from tfgc.models.geometry import Geometry
 from tfgc.models.store import sr_fingerprint
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
 from tfgc.nn.images import keras_images, to_uint8, to_unit_range, unit_interval, unit_range_psnr
@@ -211,6 +212,22 @@ class SRModel(GANModel):
         self.synthesis_function = tf.function(self._synthesis, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
+
+    @classmethod
+    def geometry_for(cls, config: Config) -> Geometry:
+        m = config.model
+        # No learned encoder (the base codec encodes). The decoder: a 9x9 head, two 3x3 convs per residual block and
+        # one more, the upsampling stages, the 9x9 output conv, in pixels of the base image.
+        return Geometry(m.scale, 0, 2 * m.residual_blocks + 8)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.geometry_for(self.config)
+
+    def manifest_fields(self) -> dict:
+        m = self.config.model
+        return dict(scale=m.scale, base_codec=m.base_codec, base_quality=m.base_quality, generator=m.generator,
+                    actor_critic=m.actor_critic)
 
     def _generator(self, prefix: str = ""):
         m = self.config.model

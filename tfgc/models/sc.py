@@ -80,6 +80,10 @@ class SCModel(GCModel):
     def generator_condition_channels(self) -> int:
         return 1 + self.config.model.semantic_channels
 
+    @classmethod
+    def conditioning_halo(cls) -> int:
+        return cls.ANALYSIS_HALO  # the semantic features come from an encoder like the image's
+
     def _create_conditioning(self):
         m = self.config.model
         self.semantic_features = SemanticFeatures(m.width, m.semantic_channels, m.normalization)

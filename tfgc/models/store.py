@@ -60,12 +60,7 @@ def write_model_files(model, directory: Path, extra: Optional[dict] = None, *,
         "preset": model.config.preset,
         "tfgc_version": tfgc.__version__,
     })
-    m = model.config.model
-    if m.family == "sr":
-        manifest.update(scale=m.scale, base_codec=m.base_codec, base_quality=m.base_quality, generator=m.generator,
-                        actor_critic=m.actor_critic)
-    else:
-        manifest.update(latent_channels=m.latent_channels, levels=m.levels, bound_bpp=m.bound_bpp)
+    manifest.update(model.manifest_fields())
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
