@@ -1,7 +1,8 @@
 """The package's layers keep their rules, read from the source (every import, at module level or inside a
 function): building blocks (tfgc.nn) import neither models nor the codec; models (tfgc.models) never import the codec
-or the tools; the codec (tfgc.codec) never imports the tools; the shared base (config, errors, utils) imports none of
-them. The tools are the command lines and reports on top."""
+or the tools; the codec (tfgc.codec) never imports the tools; input data (tfgc.data) imports neither networks, models
+nor the tools; the shared base (config, errors, utils) imports none of them. The tools are the command lines and
+reports on top."""
 
 import ast
 from pathlib import Path
@@ -15,6 +16,7 @@ RULES = {
     "tfgc/nn": ("tfgc.models", "tfgc.codec") + TOOLS,
     "tfgc/models": ("tfgc.codec",) + TOOLS,
     "tfgc/codec": TOOLS,
+    "tfgc/data": ("tfgc.nn", "tfgc.models") + TOOLS,
     "tfgc/config.py": ("tfgc.nn", "tfgc.models", "tfgc.codec") + TOOLS,
     "tfgc/errors.py": ("tfgc.nn", "tfgc.models", "tfgc.codec") + TOOLS,
     "tfgc/utils.py": ("tfgc.nn", "tfgc.models", "tfgc.codec") + TOOLS,

@@ -9,14 +9,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfgc import semantics
+from tfgc.data import labels
 from tfgc.codec import api, bitstream, entropy, gc, sc
 from tfgc.config import preset
 from tfgc.errors import ConfigError, DataError, FormatError, ImageError, ModelError, TfgcError
 from tfgc.models.registry import build_model
 from tfgc.models.sc import sample_masks
 from tfgc.models.store import save_model
-from tfgc.scenes import CAR, PERSON, procedural_scene, write_scenes
+from tfgc.data.scenes import CAR, PERSON, procedural_scene, write_scenes
 
 HEIGHT, WIDTH = 72, 104  # not multiples of 16: the latent grid is 5 x 7 and the image is padded
 
@@ -33,7 +33,7 @@ def scene():
 
 
 def _classes(ids):
-    return semantics.to_classes(ids, "cityscapes", 20)
+    return labels.to_classes(ids, "cityscapes", 20)
 
 
 def _sections(data):
@@ -51,21 +51,21 @@ def test_label_ids_outside_the_label_set_are_refused():
     with pytest.raises(TfgcError, match="id 34, outside the cityscapes label set"):
         _classes(np.array([[7, 34]], np.uint8))
     with pytest.raises(TfgcError, match="outside the identity label set"):
-        semantics.to_classes(np.array([[0, 5]]), "identity", 5)
+        labels.to_classes(np.array([[0, 5]]), "identity", 5)
 
 
 def test_masks_reduce_to_latent_cells_that_any_preserved_pixel_touches():
     pixels = np.zeros((40, 40), bool)
     pixels[17, 33] = True  # cell (1, 2)
-    mask = semantics.reduce_to_latent(pixels)
+    mask = labels.reduce_to_latent(pixels)
     assert mask.shape == (3, 3) and mask.sum() == 1 and mask[1, 2] == 1
-    assert semantics.expand_to_pixels(mask, 40, 40)[16:32, 32:40].all()
+    assert labels.expand_to_pixels(mask, 40, 40)[16:32, 32:40].all()
 
 
 def test_box_masks_cover_the_asked_fraction():
-    assert semantics.box_mask(160, 320, 0).sum() == 0
-    assert semantics.box_mask(160, 320, 1).all()
-    half = semantics.box_mask(160, 320, 0.5)
+    assert labels.box_mask(160, 320, 0).sum() == 0
+    assert labels.box_mask(160, 320, 1).all()
+    half = labels.box_mask(160, 320, 0.5)
     assert abs(half.mean() - 0.5) < 0.06
 
 
@@ -74,23 +74,23 @@ def test_a_mask_image_that_is_not_binary_is_refused(tmp_path):
     values[:10], values[10:20] = 128, 255
     Image.fromarray(values).save(tmp_path / "mask.png")
     with pytest.raises(ImageError, match="not binary: it holds 3 distinct values"):
-        semantics.mask_from_image(tmp_path / "mask.png", (HEIGHT, WIDTH))
+        labels.mask_from_image(tmp_path / "mask.png", (HEIGHT, WIDTH))
 
 
 def test_mask_images_at_image_or_latent_size():
     pixels = np.zeros((HEIGHT, WIDTH), np.uint8)
     pixels[:16, :16] = 255
-    assert semantics.mask_from_image(pixels, (HEIGHT, WIDTH)).sum() == 1
+    assert labels.mask_from_image(pixels, (HEIGHT, WIDTH)).sum() == 1
     grid = np.eye(5, 7, dtype=np.uint8)
-    assert (semantics.mask_from_image(grid, (HEIGHT, WIDTH)) == grid).all()
+    assert (labels.mask_from_image(grid, (HEIGHT, WIDTH)) == grid).all()
     with pytest.raises(ImageError, match="must be the image's size"):
-        semantics.mask_from_image(np.zeros((10, 10), np.uint8), (HEIGHT, WIDTH))
+        labels.mask_from_image(np.zeros((10, 10), np.uint8), (HEIGHT, WIDTH))
 
 
 def test_class_names_and_numbers():
-    assert semantics.class_ids(["person", " Car", "0"], "cityscapes", 0) == [11, 13, 0]
+    assert labels.class_ids(["person", " Car", "0"], "cityscapes", 0) == [11, 13, 0]
     with pytest.raises(TfgcError, match="unknown class 'pedestrian'"):
-        semantics.class_ids(["pedestrian"], "cityscapes", 0)
+        labels.class_ids(["pedestrian"], "cityscapes", 0)
 
 
 # ---- the sc file --------------------------------------------------------------------------------------------------
@@ -112,13 +112,13 @@ def test_label_map_coders_round_trip_exactly(rng):
 
 
 def test_mask_coding_round_trips_and_costs_nothing_for_none_or_all(rng):
-    for mask in (np.zeros((5, 7)), np.ones((5, 7)), rng.integers(0, 2, (5, 7)), semantics.box_mask(640, 960, 0.3)):
+    for mask in (np.zeros((5, 7)), np.ones((5, 7)), rng.integers(0, 2, (5, 7)), labels.box_mask(640, 960, 0.3)):
         mask = mask.astype(np.uint8)
         kind, data = sc.encode_mask(mask)
         assert (sc.decode_mask(kind, data, *mask.shape) == mask).all()
         if mask.all() or not mask.any():
             assert data == b""
-    kind, data = sc.encode_mask(semantics.box_mask(640, 960, 0.3))
+    kind, data = sc.encode_mask(labels.box_mask(640, 960, 0.3))
     assert kind == bitstream.MASK_DEFLATE and len(data) < 40 * 60 / 8
 
 
@@ -134,12 +134,12 @@ def test_label_map_and_mask_round_trip_through_the_file(sc_model, scene):
 
 def test_no_latent_bits_outside_the_mask_and_bits_grow_with_the_preserved_area(sc_model, scene):
     image, ids = scene
-    results = [api.encode(image, sc_model, semantics=ids, preserve=semantics.box_mask(HEIGHT, WIDTH, f))
+    results = [api.encode(image, sc_model, semantics=ids, preserve=labels.box_mask(HEIGHT, WIDTH, f))
                for f in (0, 0.3, 0.6, 1)]
     latent_bytes = [len(_sections(r.data)[2].latents) for r in results]
     assert latent_bytes[0] == 0 and results[0].parts["latents"] == 0 and results[0].symbols == 0
     assert latent_bytes == sorted(latent_bytes) and len(set(latent_bytes)) == 4
-    assert [r.symbols for r in results] == [int(semantics.box_mask(HEIGHT, WIDTH, f).sum()) * 4
+    assert [r.symbols for r in results] == [int(labels.box_mask(HEIGHT, WIDTH, f).sum()) * 4
                                            for f in (0, 0.3, 0.6, 1)]
     for r in results:  # the itemized parts are the whole file
         assert sum(r.parts.values()) == len(r.data)
@@ -149,7 +149,7 @@ def test_no_latent_bits_outside_the_mask_and_bits_grow_with_the_preserved_area(s
 def test_stored_latents_are_the_symbols_of_the_preserved_cells_only(sc_model, scene):
     image, ids = scene
     classes = _classes(ids)
-    mask = semantics.mask_from_classes(classes, _classes(np.array([[CAR, PERSON]], np.uint8))[0])
+    mask = labels.mask_from_classes(classes, _classes(np.array([[CAR, PERSON]], np.uint8))[0])
     assert 0 < mask.sum() < mask.size
     data = api.encode(image, sc_model, semantics=ids, preserve_classes="car,person").data
     header, payload, sections = _sections(data)
@@ -209,7 +209,7 @@ def test_bad_semantic_inputs_give_clear_errors(sc_model, scene, tiny_model):
 
 def test_damaged_sections_are_format_errors(sc_model, scene):
     image, ids = scene
-    data = api.encode(image, sc_model, semantics=ids, preserve=semantics.box_mask(HEIGHT, WIDTH, 0.5)).data
+    data = api.encode(image, sc_model, semantics=ids, preserve=labels.box_mask(HEIGHT, WIDTH, 0.5)).data
     header, payload, sections = _sections(data)
     packed = bitstream.pack_selective
     for broken, message in [

@@ -70,7 +70,7 @@ class ModelConfig:
     # parameters interpolated, theta = (1 - alpha) * theta_mse + alpha * theta; stage 2 builds such models.
     fidelity_control: bool = False
     default_alpha: float = 1.0  # alpha when the user names none (1: the GAN decoder)
-    # Selective compression (family "sc"): how label-map ids become classes (tfgc.semantics), the number of classes
+    # Selective compression (family "sc"): how label-map ids become classes (tfgc.data.labels), the number of classes
     # of the "identity" label set, the channels of the semantic features F(s) the generator gets, and the weight of
     # MSE on the synthesized (not preserved) region relative to the preserved one.
     label_set: str = "cityscapes"
@@ -116,7 +116,7 @@ class ModelConfig:
     @property
     def classes(self) -> int:
         """K, the semantic classes of an SC model (0 for GC)."""
-        from tfgc.semantics import class_count
+        from tfgc.data.labels import class_count
 
         return class_count(self.label_set, self.semantic_classes) if self.family == "sc" else 0
 
@@ -239,7 +239,7 @@ class Config:
                      "stage 1 trains the decoder on distortion alone: no actor-critic")
             _require(m.ms_ssim_weight == 0, "ms_ssim_weight is for gc and sc models")
         if m.family == "sc":
-            from tfgc.semantics import LABEL_SETS
+            from tfgc.data.labels import LABEL_SETS
 
             _require(m.label_set in LABEL_SETS, f"label_set must be one of {', '.join(LABEL_SETS)}")
             _require(m.label_set != "identity" or 2 <= m.semantic_classes <= 256,

@@ -34,7 +34,7 @@ def load_pair(image_path: str, label_path: str, downscale: int) -> Tuple[np.ndar
     from PIL import Image
 
     from tfgc.codec.io import load_image
-    from tfgc.semantics import read_label_ids
+    from tfgc.data.labels import read_label_ids
 
     image, ids = load_image(image_path), read_label_ids(label_path)
     if downscale > 1:
@@ -57,7 +57,7 @@ def _training_keys(manifest: dict) -> set:
 
 
 def run_selective(args) -> int:
-    from tfgc import semantics
+    from tfgc.data import labels
     from tfgc.codec import api, bitstream
     from tfgc.data import IMAGE_SUFFIX, semantic_pairs
     from tfgc.evaluate import (_command_line, _require_matplotlib, environment, progress_bar, report_destination,
@@ -72,7 +72,7 @@ def run_selective(args) -> int:
     if any(not 0 <= f <= 1 for f in fractions):
         raise TfgcError("--fractions must lie in [0, 1]")
     m = model.config.model
-    class_list = semantics.class_ids(args.classes.split(","), m.label_set, m.semantic_classes) if args.classes else []
+    class_list = labels.class_ids(args.classes.split(","), m.label_set, m.semantic_classes) if args.classes else []
     _require_matplotlib("selective")
     pairs = semantic_pairs(args.data)[:args.limit]
     downscale = model.config.train.downscale if args.downscale is None else args.downscale
@@ -92,14 +92,14 @@ def run_selective(args) -> int:
         reconstructions = []
         for label, fraction in settings:
             if fraction is not None:
-                kwargs = {"preserve": semantics.box_mask(height, width, fraction, m.downsampling)}
+                kwargs = {"preserve": labels.box_mask(height, width, fraction, m.downsampling)}
             else:
                 kwargs = {"preserve_classes": [str(c) for c in class_list]}
             result = api.encode(image, model, semantics=ids, **kwargs)
             data = result.data
             header, payload = bitstream.unpack(data)
             classes, mask, _ = api.read_selective(header, payload, m.classes)
-            region = semantics.expand_to_pixels(mask, height, width, m.downsampling)
+            region = labels.expand_to_pixels(mask, height, width, m.downsampling)
             pixels = height * width
             for alpha in alphas:
                 reconstruction = api.decode(data, model, alpha)
@@ -197,7 +197,7 @@ def _plot_rates(summary: Dict[str, dict], path) -> None:
 def _plot_example(name, image, classes, reconstructions, label_set: str, path) -> None:
     """Original and label map, then each setting's mask (preserved region shaded on the original) and decoding."""
     from tfgc.evaluate import _pyplot, _save_figure
-    from tfgc.semantics import colorize
+    from tfgc.data.labels import colorize
 
     plt = _pyplot()
     columns = 2

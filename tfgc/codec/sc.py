@@ -129,7 +129,7 @@ def _read_lossless(data: bytes, what: str, size, image_format: str) -> np.ndarra
 
 def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256):
     """An sc file's label map [H, W], latent mask [h, w] and sections, decoded and checked (no model needed)."""
-    from tfgc.semantics import latent_shape
+    from tfgc.data.labels import latent_shape
 
     sections = bitstream.unpack_selective(payload)
     label_map = decode_label_map(sections.label_coding, sections.label_map, header.height, header.width, classes)
@@ -139,7 +139,7 @@ def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256)
 
 def preservation_mask(model, classes: np.ndarray, preserve=None, preserve_classes=None) -> np.ndarray:
     """The latent mask [h, w] (uint8) that `preserve` or `preserve_classes` names for an image with these classes."""
-    from tfgc import semantics
+    from tfgc.data import labels
 
     m = model.config.model
     size = classes.shape
@@ -147,14 +147,14 @@ def preservation_mask(model, classes: np.ndarray, preserve=None, preserve_classe
         raise ModelError("give either a preservation mask or classes to preserve, not both")
     if preserve_classes is not None:
         names = preserve_classes.split(",") if isinstance(preserve_classes, str) else [str(c) for c in preserve_classes]
-        return semantics.mask_from_classes(classes, semantics.class_ids(names, m.label_set, m.semantic_classes),
+        return labels.mask_from_classes(classes, labels.class_ids(names, m.label_set, m.semantic_classes),
                                            m.downsampling)
-    grid = semantics.latent_shape(*size, m.downsampling)
+    grid = labels.latent_shape(*size, m.downsampling)
     if preserve is None or (isinstance(preserve, str) and preserve == "all"):
         return np.ones(grid, np.uint8)
     if isinstance(preserve, str) and preserve == "none":
         return np.zeros(grid, np.uint8)
-    return semantics.mask_from_image(preserve, size, m.downsampling)
+    return labels.mask_from_image(preserve, size, m.downsampling)
 
 
 class SCCodec(FamilyCodec):
@@ -169,7 +169,7 @@ class SCCodec(FamilyCodec):
 
     def encode(self, pixels: np.ndarray, described: Described, semantics=None, preserve=None,
                preserve_classes=None) -> EncodeResult:
-        from tfgc import semantics as label_maps
+        from tfgc.data import labels as label_maps
         from tfgc.codec import entropy
 
         model = described.load()
