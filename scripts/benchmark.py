@@ -28,7 +28,7 @@ from tfgc.codec import api  # noqa: E402
 from tfgc.codec.io import load_image  # noqa: E402
 from tfgc.config import preset  # noqa: E402
 from tfgc.data import bundled_images, training_dataset  # noqa: E402
-from tfgc.evaluate import environment  # noqa: E402
+from tfgc.reports.writer import environment  # noqa: E402
 from tfgc.models.registry import build_model  # noqa: E402
 from tfgc.train import compile_model  # noqa: E402
 

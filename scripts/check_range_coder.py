@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         import numpy as np
 
         from tfgc.codec import entropy
-        from tfgc.evaluate import load_images
+        from tfgc.reports.measure import load_images
         from tfgc.models.store import load_model
 
         images = load_images([args.data])

@@ -271,7 +271,7 @@ def plot(curves: dict, path: Path, target: float) -> None:
 
 
 def report(args, variants: dict, final, speed: dict, command: str, compared: dict) -> str:
-    from tfgc.evaluate import environment
+    from tfgc.reports.writer import environment
 
     env = environment()
     machine = env["machine"]
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
         return 0  # a session ended; what it trained is kept, the report waits for the whole budget
     if args.train_only:
         return 0
-    from tfgc.evaluate import load_images
+    from tfgc.reports.measure import load_images
 
     images = load_images([args.kodak])
     args.kodak_count = len(images)

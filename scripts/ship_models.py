@@ -41,7 +41,8 @@ def parse_model_argument(text: str):
 
 def kodak_figures(model, images, label: str) -> dict:
     """Mean figures over `images`, one real file per image; per alpha for a fidelity-controlled model."""
-    from tfgc.evaluate import evaluate_model, progress_bar, summarize
+    from tfgc.reports.measure import evaluate_model, summarize
+    from tfgc.reports.writer import progress_bar
 
     alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
     progress = progress_bar(len(images) * len(alphas), "decode")
@@ -56,7 +57,8 @@ def quality_sweep(model, images, label: str) -> dict:
     """An sr model trained on several base qualities: at each, the mean figures of its decoder (per alpha) and of a
     Lanczos upscale of the same files, {"q20": {"alpha 0": ..., "lanczos": ...}}; {} for other models."""
     from tfgc.codec import api
-    from tfgc.evaluate import encode_images, measure_decodes, progress_bar, summarize
+    from tfgc.reports.measure import encode_images, measure_decodes, summarize
+    from tfgc.reports.writer import progress_bar
 
     if model.family != "sr" or not model.config.train.base_qualities:
         return {}
@@ -81,7 +83,7 @@ def _minutes(seconds) -> str:
 
 def _machine(machine) -> str:
     """A manifest's recorded machine, the text given by --training-machine, or 'not recorded'."""
-    from tfgc.evaluate import describe_machine
+    from tfgc.reports.writer import describe_machine
 
     if not machine:
         return "not recorded"
@@ -239,7 +241,7 @@ def portable_paths(directory: Path) -> None:
 
 def ship(name: str, source: Path, args, images) -> Path:
     from tfgc import export
-    from tfgc.evaluate import environment
+    from tfgc.reports.writer import environment
     from tfgc.models.store import load_model
 
     out = Path(args.out)
@@ -284,7 +286,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"ship_models: --default {default}: not among the models shipped or in {args.out}")
 
     from tfgc.errors import TfgcError
-    from tfgc.evaluate import load_images
+    from tfgc.reports.measure import load_images
 
     try:
         images = load_images([args.kodak])

@@ -318,7 +318,7 @@ def test_an_sr_file_decodes_without_tensorflow_through_an_onnx_or_tflite_export(
 def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_files(tmp_path, photos, photo_folder):
     import argparse
 
-    from tfgc import evaluate
+    from tfgc.reports import bench
 
     folder = photo_folder("images", ("coffee", "chelsea"), height=64, width=96)
     tf.keras.utils.set_random_seed(5)
@@ -327,7 +327,7 @@ def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_file
     args = argparse.Namespace(data=[str(folder)], tfds=None, limit=None, inception_weights=None, force=False,
                               model=[str(directory)], codecs="jpeg", out=str(out), name="report", crop_image=None,
                               crop_bpp=None, crop_size=32, alphas=None, sr_qualities=[30, 70], target_bpps=[0.5, 1.0])
-    assert evaluate.run_bench(args) == 0
+    assert bench.run_bench(args) == 0
     result = json.loads((out / "report" / "results.json").read_text())
     learned, lanczos = result["codecs"]["srtiny"], result["codecs"]["JPEG at 1/2 + Lanczos"]
     assert [p["setting"] for p in learned] == ["q30", "q70"] and len(result["codecs"]["JPEG at 1/2 + bicubic"]) == 2

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgc import evaluate, metrics
+from tfgc import metrics
+from tfgc.reports import bench, measure
+from tfgc.reports.eval import run_eval
 from tfgc.codec import api
 from tfgc.codec.classic import CODECS, get_codec
 from tfgc.errors import ConfigError, TfgcError
@@ -34,10 +36,10 @@ def test_ms_ssim_and_detail_of_identical_and_degraded_images(photos):
 
 def test_interpolation_at_target_rates():
     curve = [(0.2, 30.0), (0.1, 26.0), (0.4, 33.0)]
-    assert evaluate.interpolate(curve, 0.1) == 26.0
-    assert evaluate.interpolate(curve, 0.15) == pytest.approx(28.0)
-    assert evaluate.interpolate(curve, 0.3) == pytest.approx(31.5)
-    assert evaluate.interpolate(curve, 0.05) is None and evaluate.interpolate(curve, 0.5) is None
+    assert bench.interpolate(curve, 0.1) == 26.0
+    assert bench.interpolate(curve, 0.15) == pytest.approx(28.0)
+    assert bench.interpolate(curve, 0.3) == pytest.approx(31.5)
+    assert bench.interpolate(curve, 0.05) is None and bench.interpolate(curve, 0.5) is None
 
 
 def test_fid_and_kid_on_features():
@@ -96,7 +98,7 @@ def _args(**kwargs):
 def test_eval_reports_bpp_of_the_real_files(trained, folder, tmp_path):
     model, directory = trained
     out = tmp_path / "results.json"
-    assert evaluate.run_eval(_args(data=[str(folder)], model=str(directory), out=str(out))) == 0
+    assert run_eval(_args(data=[str(folder)], model=str(directory), out=str(out))) == 0
     result = json.loads(out.read_text())
     assert [r["image"] for r in result["images"]] == ["a.png", "b.png", "c.jpg"]
     for row in result["images"]:
@@ -111,7 +113,7 @@ def test_eval_reports_bpp_of_the_real_files(trained, folder, tmp_path):
     with open(out.with_suffix(".csv")) as f:
         assert len(list(csv.DictReader(f))) == 3
     with pytest.raises(TfgcError, match="exists"):
-        evaluate.run_eval(_args(data=[str(folder)], model=str(directory), out=str(out)))
+        run_eval(_args(data=[str(folder)], model=str(directory), out=str(out)))
 
 
 def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
@@ -119,7 +121,7 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     out = tmp_path / "bench"
     args = _args(data=[str(folder)], model=[str(directory)], codecs="jpeg,webp", out=str(out), name="report",
                  crop_image=None, crop_bpp=None, crop_size=48)
-    assert evaluate.run_bench(args) == 0
+    assert bench.run_bench(args) == 0
     report = (out / "report.md").read_text()
     for asset in ("rd_psnr.png", "rd_msssim.png", "crops.png", "results.json", "results.csv"):
         assert (out / "report" / asset).stat().st_size > 0
@@ -133,8 +135,8 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert len(jpeg) == len(CODECS["jpeg"].qualities)
     # The table's interpolated PSNR agrees with the curve it was read from.
     curve = [(p["bpp"], p["psnr"]) for p in jpeg]
-    for target in evaluate.TARGET_BPPS:
-        value = evaluate.interpolate(curve, target)
+    for target in bench.TARGET_BPPS:
+        value = bench.interpolate(curve, target)
         cell = "not reachable" if value is None else f"{value:.2f}"
         assert cell in report.split("| JPEG (libjpeg, 4:2:0) |")[1].split("\n")[0]
     # bpp comes from the real file.
@@ -146,7 +148,7 @@ def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     assert row["bytes"] == len(CODECS["webp"].encode(image, 50))
     assert json.loads(json.dumps(row))["bpp"] == pytest.approx(8 * row["bytes"] / (100 * 80))
     with pytest.raises(TfgcError, match="exists"):
-        evaluate.run_bench(args)
+        bench.run_bench(args)
 
     # --report-only: new notes and references on the same measurements, nothing coded again.
     from tfgc.__main__ import main
@@ -186,7 +188,7 @@ def test_a_model_is_warmed_up_before_its_images_are_timed(tiny_model, photos, mo
     monkeypatch.setattr(api, "encode", counted_encode)
     monkeypatch.setattr(api, "decode", counted_decode)
     images = [("a", photos["coffee"][:32, :48]), ("b", photos["chelsea"][:48, :32])]
-    rows = evaluate.evaluate_model(tiny_model, images, "tiny")
+    rows = measure.evaluate_model(tiny_model, images, "tiny")
     # One untimed round trip of the first image (the first call traces the model), then one per image.
     assert calls == [("encode", (32, 48, 3)), "decode", ("encode", (32, 48, 3)), "decode", ("encode", (48, 32, 3)),
                      "decode"]
@@ -194,12 +196,12 @@ def test_a_model_is_warmed_up_before_its_images_are_timed(tiny_model, photos, mo
 
 
 def test_model_labels_name_shipped_versions_and_runs_and_never_collide():
-    assert evaluate.unique_model_labels(["runs/a/model", "saved_models/gc-small-c8/1", "saved_models/gc-small-c4/1",
+    assert measure.unique_model_labels(["runs/a/model", "saved_models/gc-small-c8/1", "saved_models/gc-small-c4/1",
                                          "exports/b"]) == ["a", "gc-small-c8", "gc-small-c4", "b"]
     # Two models of one name: each stands under its directory as given, not both under the name.
-    assert evaluate.unique_model_labels(["x/m/1", "y/m/1", "z"]) == ["x/m/1", "y/m/1", "z"]
+    assert measure.unique_model_labels(["x/m/1", "y/m/1", "z"]) == ["x/m/1", "y/m/1", "z"]
     with pytest.raises(TfgcError, match="given twice"):
-        evaluate.unique_model_labels(["x/m/1", "x/m/1"])
+        measure.unique_model_labels(["x/m/1", "x/m/1"])
 
 
 def test_tfds_without_the_package_is_a_clear_error(monkeypatch):
@@ -207,7 +209,7 @@ def test_tfds_without_the_package_is_a_clear_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
     with pytest.raises(TfgcError, match=r"tfgc\[tfds\]"):
-        evaluate.load_tfds("kodak")
+        measure.load_tfds("kodak")
 
 
 def test_command_line_errors(folder, tmp_path, capsys):
@@ -225,19 +227,19 @@ def test_command_line_errors(folder, tmp_path, capsys):
 def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(folder, tmp_path, monkeypatch):
     from tfgc.codec.classic import ClassicCodec
 
-    def bench(name, **kwargs):
+    def run_bench(name, **kwargs):
         args = _args(data=[str(folder)], model=None, codecs="jpeg", out=str(tmp_path / name), name="r",
                      crop_image=None, crop_bpp=None, crop_size=48)
         vars(args).update(kwargs)
-        return evaluate.run_bench(args)
+        return bench.run_bench(args)
 
-    assert bench("first") == 0
+    assert run_bench("first") == 0
     earlier = tmp_path / "first" / "r" / "results.json"
     encoded = []
     encode = ClassicCodec.encode
     monkeypatch.setattr(ClassicCodec, "encode", lambda self, image, q: encoded.append(q) or encode(self, image, q))
     # only the crops figure's image is coded again (the comparison page, left out here, codes each image once more)
-    assert bench("second", classic_from=str(earlier), no_page=True) == 0
+    assert run_bench("second", classic_from=str(earlier), no_page=True) == 0
     assert sorted(encoded) == sorted(CODECS["jpeg"].qualities)
     first = json.loads(earlier.read_text())
     second = json.loads((tmp_path / "second" / "r" / "results.json").read_text())
@@ -249,14 +251,14 @@ def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(
                                          for m in first["measurements"]])
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     with pytest.raises(TfgcError, match=r"codes a.png in \d+ bytes here, \d+ there"):
-        bench("third", classic_from=str(tmp_path / "tampered.json"))
+        run_bench("third", classic_from=str(tmp_path / "tampered.json"))
     with pytest.raises(TfgcError, match="has no measurement of a.png by webp at q0"):
-        bench("third", classic_from=str(earlier), codecs="webp")
+        run_bench("third", classic_from=str(earlier), codecs="webp")
     (tmp_path / "other.json").write_text("[]")
     with pytest.raises(TfgcError, match="not the results.json of a bench"):
-        bench("third", classic_from=str(tmp_path / "other.json"))
+        run_bench("third", classic_from=str(tmp_path / "other.json"))
     with pytest.raises(TfgcError, match="FID/KID"):
-        bench("third", classic_from=str(earlier), inception_weights="imagenet")
+        run_bench("third", classic_from=str(earlier), inception_weights="imagenet")
 
 
 @pytest.mark.slow
@@ -270,12 +272,12 @@ def test_eval_and_bench_compute_fid_kid_when_given_weights(trained, photos, tmp_
     Image.fromarray(photos["astronaut"][:256, :256]).save(data / "a.png")
     Image.fromarray(photos["astronaut"][256:, 256:]).save(data / "b.png")
     out = tmp_path / "r.json"
-    evaluate.run_eval(_args(data=[str(data)], model=str(directory), out=str(out), inception_weights="random"))
+    run_eval(_args(data=[str(data)], model=str(directory), out=str(out), inception_weights="random"))
     mean = json.loads(out.read_text())["mean"]
     assert mean["patches"] == 2 and np.isfinite(mean["fid"]) and np.isfinite(mean["kid"])
     args = _args(data=[str(data)], model=None, codecs="jpeg", out=str(tmp_path / "b"), name="r", crop_image=None,
                  crop_bpp=None, crop_size=64, inception_weights="random")
-    evaluate.run_bench(args)
+    bench.run_bench(args)
     points = json.loads((tmp_path / "b" / "r" / "results.json").read_text())["codecs"]["jpeg"]
     assert all(np.isfinite(p["fid"]) for p in points)
     assert points[0]["fid"] > points[-1]["fid"]  # the lowest JPEG quality is furthest from the originals

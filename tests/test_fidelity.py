@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgc import evaluate, export
+from tfgc import export
+from tfgc.reports import bench
 from tfgc.codec import api
 from tfgc.config import preset, with_gan
 from tfgc.errors import ConfigError, ModelError, TfgcError
@@ -257,7 +258,7 @@ def test_bench_places_a_fidelity_model_at_each_alpha_beside_reported_figures(two
     assert at[0]["bpp"] == at[1]["bpp"] and at[0]["psnr"] != at[1]["psnr"]  # the same files, two decoders
     # The matched-rate table reads JPEG's curve at the model's own rate (or says it cannot).
     jpeg = [(p["bpp"], p["psnr"]) for p in result["codecs"]["jpeg"]]
-    value = evaluate.interpolate(jpeg, at[0]["bpp"])
+    value = bench.interpolate(jpeg, at[0]["bpp"])
     block = report.split(f"| at {at[0]['bpp']:.4f} bpp |")[1]
     assert ("not reachable" if value is None else f"{value:.2f}") in block.split("| JPEG (libjpeg, 4:2:0) |")[1]
     assert "| VTM | 0.048 | 26.10 | 0.861 | a paper |" in report and result["references"][0]["label"] == "VTM"

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfgc import evaluate
+from tfgc.errors import TfgcError
+from tfgc.reports import bench
 from tfgc.codec import api
-from tfgc.html_report import PageImage, Version, write_page
+from tfgc.reports.html import PageImage, Version, write_page
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium here (Debian: apt install chromium)")
@@ -41,7 +42,7 @@ def test_bench_writes_a_self_contained_comparison_page(trained, photos, tmp_path
     args = argparse.Namespace(
         data=[str(data)], model=[str(directory)], codecs="jpeg,webp", out=str(tmp_path / "bench"), name="report",
         crop_image=None, crop_bpp=None, crop_size=48, tfds=None, limit=None, inception_weights=None, force=False)
-    assert evaluate.run_bench(args) == 0
+    assert bench.run_bench(args) == 0
     text, images = _page_data(tmp_path / "bench" / "report.html")
     assert not re.search(r"(src|href)=\"?https?:", text) and "<link" not in text  # nothing from the network
     assert text.count('<img alt="') == 2  # the two RD plots, embedded
@@ -61,10 +62,10 @@ def test_bench_writes_a_self_contained_comparison_page(trained, photos, tmp_path
             rates = [r["bpp"] for r in rows if r["codec"] == codec and r["image"] == item["name"]]
             closest = min(rates, key=lambda rate: abs(np.log(rate / target)))
             assert point["bpp"] == pytest.approx(closest, abs=1e-4), label
-    with pytest.raises(evaluate.TfgcError, match="report.html exists"):
+    with pytest.raises(TfgcError, match="report.html exists"):
         (tmp_path / "bench" / "report.md").unlink()
         shutil.rmtree(tmp_path / "bench" / "report")
-        evaluate.run_bench(args)
+        bench.run_bench(args)
 
 
 def _solid(color, size=(100, 200)):

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tfgc"
-TOOLS = ("tfgc.__main__", "tfgc.train", "tfgc.evaluate", "tfgc.export", "tfgc.sc_report", "tfgc.sr_report",
-         "tfgc.fuzz", "tfgc.html_report", "tfgc.scenes", "tfgc.training")
+TOOLS = ("tfgc.__main__", "tfgc.train", "tfgc.reports", "tfgc.export", "tfgc.fuzz", "tfgc.scenes", "tfgc.training")
 RULES = {
     "tfgc/nn": ("tfgc.models", "tfgc.codec") + TOOLS,
     "tfgc/models": ("tfgc.codec",) + TOOLS,

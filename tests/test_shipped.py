@@ -12,7 +12,7 @@ from PIL import Image
 from tfgc import metrics
 from tfgc.__main__ import main
 from tfgc.codec import api
-from tfgc.evaluate import evaluate_model, load_images, summarize
+from tfgc.reports.measure import evaluate_model, load_images, summarize
 from tfgc.codec.api import default_model
 from tfgc.models.store import load_model, read_card
 

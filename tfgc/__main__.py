@@ -96,7 +96,7 @@ def _scale(args):
 def _compress_to_rate(args):
     """--target-bpp: the file whose real size is the largest at most that rate (tfgc.codec.rate)."""
     from tfgc.codec import rate
-    from tfgc.evaluate import model_label
+    from tfgc.models.store import model_label
     from tfgc.models.store import installed_models, load_model, read_manifest, sr_settings
 
     if args.backend != "tensorflow" or args.semantics is not None:
@@ -300,25 +300,14 @@ def _data_arguments(parser, inception: bool = True, required: bool = True) -> No
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
 
 
-def _evaluate(name: str):
+def _report(module: str, name: str):
+    """The report command `name` of tfgc.reports.`module`, imported when it runs."""
     def run(args):
-        from tfgc import evaluate
+        import importlib
 
-        return getattr(evaluate, name)(args)
+        return getattr(importlib.import_module(f"tfgc.reports.{module}"), name)(args)
 
     return run
-
-
-def _selective(args):
-    from tfgc.sc_report import run_selective
-
-    return run_selective(args)
-
-
-def _superres(args):
-    from tfgc.sr_report import run_superres
-
-    return run_superres(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help=MODEL_HELP)
     e.add_argument("--alpha", type=float, help="decoder interpolation of a fidelity-controlled model, in [0, 1]")
     e.add_argument("--out", default="results.json", help="results JSON (a CSV is written beside it)")
-    e.set_defaults(run=_evaluate("run_eval"))
+    e.set_defaults(run=_report("eval", "run_eval"))
 
     b = sub.add_parser("bench", help="tfgc models against JPEG, WebP, AVIF, HEIC (x265) and JPEG XL: RD plots, table "
                                      "at matched bpp, speed, crops figure")
@@ -423,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report-only", action="store_true",
                    help="measure nothing: rewrite OUT/NAME.md, its tables and RD plots from OUT/NAME/results.json "
                         "with the --notes and --references given now (the crops figure stays)")
-    b.set_defaults(run=_evaluate("run_bench"))
+    b.set_defaults(run=_report("bench", "run_bench"))
 
     x = sub.add_parser("export", help="export a model: a codec SavedModel, a TF Serving SavedModel, TFLite, ONNX")
     x.add_argument("--model", required=True, help=MODEL_HELP)
@@ -447,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", default="fidelity", help="report name")
     f.add_argument("--crop-image", help="image of the crops figure (default: the first)")
     f.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
-    f.set_defaults(run=_evaluate("run_fidelity"))
+    f.set_defaults(run=_report("fidelity", "run_fidelity"))
 
     s = sub.add_parser("selective", help="an sc model on photographs with label maps: rate breakdown and PSNR "
                                           "inside and outside the preserved region as it grows; table and figures")
@@ -465,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
     s.add_argument("--name", default="selective", help="report name")
     s.add_argument("--force", action="store_true", help="overwrite existing results")
-    s.set_defaults(run=_selective)
+    s.set_defaults(run=_report("sc", "run_selective"))
 
     r = sub.add_parser("superres", help="the super-resolution codec (RL-SRGAN) on a folder: one file per image and "
                                          "JPEG quality, decoded by each sr model and by Lanczos and bicubic; Table 1 "
@@ -484,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
     r.add_argument("--name", default="rlsrgan", help="report name")
     r.add_argument("--force", action="store_true", help="overwrite existing results")
-    r.set_defaults(run=_superres)
+    r.set_defaults(run=_report("sr", "run_superres"))
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(run=cmd_models)

@@ -355,7 +355,7 @@ def run(args) -> int:
 
     import tensorflow as tf
 
-    from tfgc.evaluate import environment
+    from tfgc.reports.writer import environment
     from tfgc.models.registry import build_model
     from tfgc.models.store import save_model
     from tfgc.training.callbacks import NonFiniteSteps, SessionStart, current_step

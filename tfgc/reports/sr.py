@@ -18,7 +18,9 @@ from typing import Dict, List
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.utils import write_atomic
+from tfgc.reports.measure import crop_image_name, evaluate_model, load_images, measure, summarize, unique_model_labels
+from tfgc.reports.writer import (finish_rd_plot, plot_panels, progress_bar, provenance, pyplot, Report,
+                                 require_matplotlib, results_links, training_summary)
 
 DEFAULT_QUALITIES = (30, 50, 75, 90)
 CLASSIC = ("lanczos", "bicubic")
@@ -44,12 +46,9 @@ def paired_difference(rows: List[dict], better: str, worse: str, key: str = "psn
 
 def run_superres(args) -> int:
     from tfgc.codec import api
-    from tfgc.evaluate import (_command_line, _require_matplotlib, environment, evaluate_model, load_images,
-                               measure, progress_bar, report_destination, summarize, unique_model_labels,
-                               write_csv)
     from tfgc.models.store import load_model
 
-    report_path, assets = report_destination(args)
+    report = Report(args)
     labels = unique_model_labels(list(args.model) + list(args.compare or []))
     models = [(label, load_model(d)) for d, label in zip(args.model, labels)]
     for directory, (_, model) in zip(args.model, models):
@@ -67,14 +66,12 @@ def run_superres(args) -> int:
         raise TfgcError(f"{base} qualities must lie in {lowest}..100")
     bench = _read_bench(args.bench) if args.bench else None
     compare = [(label, load_model(d)) for d, label in zip(args.compare or [], labels[len(models):])]
-    _require_matplotlib("superres")
+    require_matplotlib("superres")
     images = load_images(args.data, args.limit)
     if bench is not None and sorted(bench["images"]) != sorted(name for name, _ in images):
         raise TfgcError(f"--bench {args.bench} was measured on other images than --data")
-    crop_name = args.crop_image or images[0][0]
-    if crop_name not in dict(images):
-        raise TfgcError(f"--crop-image {crop_name} is not among the images")
-    started_in = environment()
+    crop_name = crop_image_name(images, args.crop_image)
+    started_in = report.start()
     decoders = [label for label, _ in models] + list(CLASSIC)
     progress = progress_bar(len(images) * (len(qualities) * len(decoders) + len(compare)), "decode")
     rows: List[dict] = []
@@ -112,22 +109,18 @@ def run_superres(args) -> int:
     sweep = {decoder: [dict(_mean([r for r in rows if r["decoder"] == decoder and r["quality"] == q]), quality=q)
                        for q in qualities] for decoder in decoders}
 
-    assets.mkdir(parents=True, exist_ok=True)
-    _plot_rd(sweep, compared, bench, assets / "rd_psnr.png", "psnr", "PSNR (dB, RGB)")
-    _plot_rd(sweep, compared, bench, assets / "rd_msssim.png", "ms_ssim", "MS-SSIM")
-    _plot_crops(dict(images)[crop_name], crop_name, crops, args.crop_size, assets / "crops.png")
-    result = {"command": _command_line(args), "environment": started_in, "base": base, "scale": scale,
-              "table_quality": table_quality, "qualities": qualities,
-              "models": {label: {"directory": str(d), **model.manifest}
-                         for d, (label, model) in zip(args.model, models)},
-              "bench": args.bench, "compare": compared, "table": table, "differences": differences, "sweep": sweep,
-              "images": rows}
-    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(assets / "results.csv", rows)
-    notes = Path(args.notes).read_text() if args.notes else ""
-    write_atomic(report_path, _report(result, len(images), assets.name, crop_name, notes).encode(), force=True)
+    _plot_rd(sweep, compared, bench, report.asset("rd_psnr.png"), "psnr", "PSNR (dB, RGB)")
+    _plot_rd(sweep, compared, bench, report.asset("rd_msssim.png"), "ms_ssim", "MS-SSIM")
+    _plot_crops(dict(images)[crop_name], crop_name, crops, args.crop_size, report.asset("crops.png"))
+    result = report.result(environment=started_in, base=base, scale=scale, table_quality=table_quality,
+                           qualities=qualities,
+                           models={label: {"directory": str(d), **model.manifest}
+                                   for d, (label, model) in zip(args.model, models)},
+                           bench=args.bench, compare=compared, table=table, differences=differences, sweep=sweep,
+                           images=rows)
+    report.write(result, rows, _report(result, len(images), report.assets.name, crop_name, report.notes()))
     print(_table(table))
-    print(f"wrote {report_path} and {assets}/")
+    print(f"wrote {report.markdown_path} and {report.assets}/")
     return 0
 
 
@@ -185,9 +178,8 @@ def _sweep_table(sweep: Dict[str, List[dict]]) -> str:
 
 
 def _plot_rd(sweep, compared, bench, path, key, ylabel) -> None:
-    from tfgc.evaluate import _pyplot, finish_rd_plot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(10, 5.5), dpi=120)
     if bench is not None:
         for codec, points in bench["codecs"].items():
@@ -204,19 +196,17 @@ def _plot_rd(sweep, compared, bench, path, key, ylabel) -> None:
 
 
 def _plot_crops(original, name, crops, size, path) -> None:
-    from tfgc.evaluate import _plot_panels
 
     panels = [("original", original)] + [
         (f"{_label(d)}\n{row['bpp']:.4f} bpp, {row['psnr']:.2f} dB", image) for d, (row, image) in crops.items()]
-    _plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop; one file, decoded by each decoder", path,
+    plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop; one file, decoded by each decoder", path,
                  columns=3)
 
 
 def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -> str:
-    from tfgc.evaluate import _training_summary, provenance
 
     q, scale = result["table_quality"], result["scale"]
-    trained = [f"- {label}: {_training_summary(m)}" for label, m in result["models"].items()]
+    trained = [f"- {label}: {training_summary(m)}" for label, m in result["models"].items()]
     compare = ""
     if result["compare"]:
         compare = ("Stars: tfgc models of other families on the same images (" + ", ".join(
@@ -266,8 +256,7 @@ def _report(result, image_count: int, assets: str, crop_name: str, notes: str) -
         "",
         f"![crops]({assets}/crops.png)",
         "",
-        f"{crop_name} at {name} quality {q}. Per-image results: [{assets}/results.csv]({assets}/results.csv); "
-        f"everything, with versions and machine: [{assets}/results.json]({assets}/results.json).",
+        f"{crop_name} at {name} quality {q}. {results_links(assets)}",
         "",
         notes,
     ])

@@ -9,14 +9,14 @@ file stores) and outside it (what the decoder synthesizes from the label map). A
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.utils import write_atomic
+from tfgc.reports.writer import (progress_bar, provenance, pyplot, Report, require_matplotlib, results_links,
+                                 save_figure, training_summary)
 
 DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PARTS = ("latents", "mask", "label_map", "overhead")
@@ -60,11 +60,9 @@ def run_selective(args) -> int:
     from tfgc.data import labels
     from tfgc.codec import api, bitstream
     from tfgc.data import IMAGE_SUFFIX, semantic_pairs
-    from tfgc.evaluate import (_command_line, _require_matplotlib, environment, progress_bar, report_destination,
-                               write_csv)
     from tfgc.models.store import load_model
 
-    report_path, assets = report_destination(args)
+    report = Report(args)
     model = load_model(args.model)
     if model.family != "sc":
         raise TfgcError(f"{args.model} is a {model.family} model; selective needs an sc model")
@@ -73,7 +71,7 @@ def run_selective(args) -> int:
         raise TfgcError("--fractions must lie in [0, 1]")
     m = model.config.model
     class_list = labels.class_ids(args.classes.split(","), m.label_set, m.semantic_classes) if args.classes else []
-    _require_matplotlib("selective")
+    require_matplotlib("selective")
     pairs = semantic_pairs(args.data)[:args.limit]
     downscale = model.config.train.downscale if args.downscale is None else args.downscale
     seen = _training_keys(model.manifest)
@@ -81,7 +79,7 @@ def run_selective(args) -> int:
     if class_list:
         settings.append((f"classes {args.classes}", None))
     alphas = [model.checked_alpha(a) for a in args.alphas] if args.alphas else [None]
-    started_in = environment()
+    started_in = report.start()
     progress = progress_bar(len(pairs) * len(settings) * len(alphas), "decode")
     rows: List[dict] = []
     figure_rows = []
@@ -123,28 +121,23 @@ def run_selective(args) -> int:
     unseen = [r for r in rows if not r["in_training_set"]]
     # Only worth a table of its own when the images mix seen and unseen ones.
     unseen_summary = _summarize(unseen, setting_names) if unseen and len(unseen) < len(rows) else None
-    assets.mkdir(parents=True, exist_ok=True)
     first = [label for label, _ in settings] if len(alphas) == 1 else [f"{label}, alpha {alphas[0]:g}"
                                                                         for label, _ in settings]
-    _plot_rates({label: summary[key] for (label, _), key in zip(settings, first)}, assets / "rates.png")
+    _plot_rates({label: summary[key] for (label, _), key in zip(settings, first)}, report.asset("rates.png"))
     name, image, classes, reconstructions = figure_rows
     boxes, by_class = reconstructions[:len(fractions)], reconstructions[len(fractions):]
     if len(boxes) > 3:  # the figure keeps the smallest, middle and largest box
         boxes = [boxes[0], boxes[len(boxes) // 2], boxes[-1]]
-    _plot_example(name, image, classes, boxes + by_class, m.label_set, assets / "example.png")
-    result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
-              "downscale": downscale, "environment": started_in, "mean": summary,
-              "mean_not_in_training_set": unseen_summary, "images": rows}
-    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(assets / "results.csv", rows)
+    _plot_example(name, image, classes, boxes + by_class, m.label_set, report.asset("example.png"))
+    result = report.result(model={"directory": str(args.model), **model.manifest}, downscale=downscale,
+                           environment=started_in, mean=summary, mean_not_in_training_set=unseen_summary, images=rows)
     table = _table(summary)
     if unseen_summary:
         table += ("\n\nThe same, over the images that were not in the training set only:\n\n"
                   + _table(unseen_summary))
-    notes = Path(args.notes).read_text() if args.notes else ""
-    write_atomic(report_path, _report(result, table, rows, figure_rows[0], assets.name, notes).encode(), force=True)
+    report.write(result, rows, _report(result, table, rows, figure_rows[0], report.assets.name, report.notes()))
     print(table)
-    print(f"wrote {report_path} and {assets}/")
+    print(f"wrote {report.markdown_path} and {report.assets}/")
     return 0
 
 
@@ -176,9 +169,8 @@ def _table(summary: Dict[str, dict]) -> str:
 
 
 def _plot_rates(summary: Dict[str, dict], path) -> None:
-    from tfgc.evaluate import _pyplot, _save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
     names = list(summary)
     bottom = np.zeros(len(names))
@@ -191,15 +183,14 @@ def _plot_rates(summary: Dict[str, dict], path) -> None:
     axes.tick_params(axis="x", labelsize=7, rotation=15)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    _save_figure(plt, figure, path)
+    save_figure(plt, figure, path)
 
 
 def _plot_example(name, image, classes, reconstructions, label_set: str, path) -> None:
     """Original and label map, then each setting's mask (preserved region shaded on the original) and decoding."""
-    from tfgc.evaluate import _pyplot, _save_figure
     from tfgc.data.labels import colorize
 
-    plt = _pyplot()
+    plt = pyplot()
     columns = 2
     rows = 1 + len(reconstructions)
     aspect = image.shape[0] / image.shape[1]
@@ -220,11 +211,10 @@ def _plot_example(name, image, classes, reconstructions, label_set: str, path) -
                                f"{_format(values['psnr_preserved'], 2)} / synthesized "
                                f"{_format(values['psnr_synthesized'], 2)} dB", fontsize=8)
     figure.tight_layout()
-    _save_figure(plt, figure, path)
+    save_figure(plt, figure, path)
 
 
 def _report(result, table, rows, example, assets, notes: str) -> str:
-    from tfgc.evaluate import _training_summary, provenance
 
     images = sorted({r["image"] for r in rows})
     seen = sorted({r["image"] for r in rows if r["in_training_set"]})
@@ -235,7 +225,7 @@ def _report(result, table, rows, example, assets, notes: str) -> str:
         *provenance(result),
         "",
         f"Model: {result['model']['directory']} ({result['model'].get('preset')}). "
-        f"{_training_summary(result['model'])}",
+        f"{training_summary(result['model'])}",
         "",
         f"Images at {width}x{height} (downscaled by "
         f"{result['downscale']}); {len(seen)} of the {len(images)} were in the training set"
@@ -256,8 +246,7 @@ def _report(result, table, rows, example, assets, notes: str) -> str:
         f"{example}{' (not in the training set)' if example not in seen else ''}: the original and its label map, "
         "then for each setting the preserved region (the rest darkened) and the decoding.",
         "",
-        f"Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions and machine: "
-        f"[{assets}/results.json]({assets}/results.json).",
+        results_links(assets),
         "",
         notes.rstrip() + "\n" if notes else "",
     ])

@@ -1,312 +1,28 @@
-"""`python -m tfgc eval` (one model on a folder) and `python -m tfgc bench` (models against the classic codecs).
-
-Every number comes from a real file: tfgc models go through `tfgc.codec.api` (the .tfgc file, header and checksum
-included), the classic codecs through Pillow's encoders. bpp = 8 * file bytes / pixels.
-"""
+"""`python -m tfgc bench`: tfgc models against the classic codecs at equal bytes, on real files: RD curves, the rate
+matched tables, crops, and the comparison page."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tfgc import metrics
-from tfgc.errors import DataError, TfgcError
-from tfgc.html_report import PageImage, Version, nearest_rate, write_page
-from tfgc.models.store import model_label
-from tfgc.utils import first_line, refuse_existing, write_atomic
+from tfgc.errors import TfgcError
+from tfgc.reports.html import nearest_rate, PageImage, Version, write_page
+from tfgc.reports.measure import (crop_image_name, encode_images, evaluate_model, inception_or_none, load_images,
+                                  load_tfds, measure, measure_decodes, Measurement, summarize, unique_model_labels)
+from tfgc.reports.writer import (command_line, describe_machine, environment, finish_rd_plot, plot_panels, progress_bar,
+                                 pyplot, Report, require_matplotlib, results_links)
+from tfgc.utils import first_line, refuse_existing
+
 
 TARGET_BPPS = (0.05, 0.1, 0.2, 0.4)
 
-
-@dataclass
-class Measurement:
-    """One image coded once: by a tfgc model, or by a classic codec at one quality setting."""
-
-    image: str
-    codec: str
-    setting: str
-    width: int
-    height: int
-    bytes: int
-    bpp: float
-    psnr: float
-    ms_ssim: float
-    detail: float
-    encode_seconds: float
-    decode_seconds: float
-    extra: Dict[str, float] = field(default_factory=dict)  # tfgc: bound_bpp, estimated_bpp
-
-    def row(self) -> dict:
-        row = asdict(self)
-        row.update(row.pop("extra"))
-        return row
-
-
-def measure(name: str, codec: str, setting: str, original: np.ndarray, data: bytes, reconstruction: np.ndarray,
-            encode_seconds: float, decode_seconds: float, **extra) -> Measurement:
-    height, width = original.shape[:2]
-    return Measurement(name, codec, setting, width, height, len(data), 8 * len(data) / (width * height),
-                       metrics.psnr(original, reconstruction), metrics.ms_ssim(original, reconstruction),
-                       metrics.detail_ratio(original, reconstruction), encode_seconds, decode_seconds, dict(extra))
-
-
-def load_images(folders: Sequence[str], limit: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
-    from tfgc.codec.io import load_image
-    from tfgc.data import list_images
-
-    paths = list_images(folders)[:limit]
-    root = os.path.commonpath([os.path.abspath(f) for f in folders])
-    return [(os.path.relpath(os.path.abspath(p), root), load_image(p)) for p in paths]
-
-
-def load_tfds(name: str, limit: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise TfgcError("--tfds needs tensorflow-datasets: pip install 'tfgc[tfds]'") from None
-    try:
-        dataset = tfds.load(name, split="test" if "test" in tfds.builder(name).info.splits else "train")
-    except Exception as e:  # tfds raises many kinds: unknown name, no network, checksum
-        raise DataError(f"cannot load tfds dataset {name}: {first_line(e)}") from None
-    images = []
-    for i, example in enumerate(tfds.as_numpy(dataset)):
-        if limit is not None and i >= limit:
-            break
-        images.append((f"{name}/{i:04d}", np.asarray(example["image"], np.uint8)))
-    return images
-
-
-# ---- one tfgc model -----------------------------------------------------------------------------------------------
-
-def evaluate_model(model, images, label: str, progress=None, keep=None, alpha=None) -> List[Measurement]:
-    """Each image coded and decoded in turn, after one untimed round trip of the first (which traces the model)."""
-    from tfgc.codec import api
-
-    def encode(image):
-        return api.encode(image, model)
-
-    def decode(data):
-        return api.decode(data, model, alpha)
-
-    if images:
-        decode(encode(images[0][1]).data)
-    rows = []
-    for item in images:
-        coded = encode_images([item], encode, warm_up=False)
-        rows += measure_decodes([item], coded, label, label, decode, progress, keep, warm_up=False)
-    return rows
-
-
-def encode_images(images, encode, warm_up: bool = True) -> List[Tuple[object, float]]:
-    """(EncodeResult, seconds) of each image coded once by encode(image). With `warm_up`, a first call untimed: it
-    traces a model's functions, which is no image's coding time."""
-    if warm_up and images:
-        encode(images[0][1])
-    coded = []
-    for _, original in images:
-        started = time.perf_counter()
-        result = encode(original)
-        coded.append((result, time.perf_counter() - started))
-    return coded
-
-
-def measure_decodes(images, coded, label: str, setting: str, decode, progress=None, keep=None,
-                    warm_up: bool = True) -> List[Measurement]:
-    """Each coded image (encode_images) decoded by decode(data) and measured against its original; with `warm_up`, a
-    first call untimed, as for encoding. The same files may be measured with several decoders."""
-    if warm_up and coded:
-        decode(coded[0][0].data)
-    rows = []
-    for (name, original), (result, encode_seconds) in zip(images, coded):
-        started = time.perf_counter()
-        reconstruction = decode(result.data)
-        decode_seconds = time.perf_counter() - started
-        report = result.report()
-        rows.append(measure(name, label, setting, original, result.data, reconstruction, encode_seconds,
-                            decode_seconds, **{k: report[k] for k in ("bound_bpp", "estimated_bpp") if k in report}))
-        if keep is not None:
-            keep.append(reconstruction)
-        if progress is not None:
-            progress.add(1)
-    return rows
-
-
-def summarize(rows: Sequence[Measurement]) -> dict:
-    keys = ["bpp", "psnr", "ms_ssim", "detail", "encode_seconds", "decode_seconds"]
-    keys += [k for k in rows[0].extra] if rows else []
-    summary = {k: float(np.mean([r.row()[k] for r in rows])) for k in keys}
-    pixels = sum(r.width * r.height for r in rows)
-    summary["encode_mpixels_per_second"] = pixels / 1e6 / max(1e-12, sum(r.encode_seconds for r in rows))
-    summary["decode_mpixels_per_second"] = pixels / 1e6 / max(1e-12, sum(r.decode_seconds for r in rows))
-    summary["images"] = len(rows)
-    return summary
-
-
-def environment() -> dict:
-    """Package versions, the machine and the commit, for the results JSON."""
-    from importlib import metadata
-
-    versions = {}
-    for package in ("tfgc", "tensorflow", "tensorflow-compression", "keras", "numpy", "pillow", "pillow-heif",
-                    "pillow-jxl-plugin", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        memory = None
-    return {"versions": versions, "python": platform.python_version(),
-            "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory, "platform": platform.platform()},
-            "commit": _commit()}
-
-
-def describe_machine(machine: dict) -> str:
-    """'CPU, N cores, M GiB' of an environment()['machine']."""
-    memory = f", {machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else ""
-    return f"{machine.get('cpu')}, {machine.get('cores')} cores{memory}"
-
-
-def _commit() -> Optional[str]:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_csv(path, rows: Sequence, force: bool = True) -> None:
-    """Measurements (or dicts) as CSV, one column per key any row has."""
-    buffer = io.StringIO()
-    dicts = [r.row() if isinstance(r, Measurement) else r for r in rows]
-    fields = list(dict.fromkeys(k for d in dicts for k in d))
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(dicts)
-    write_atomic(path, buffer.getvalue().encode(), force=force)
-
-
-def inception_or_none(weights: Optional[str]):
-    if not weights:
-        print("FID/KID skipped: no --inception-weights (a Keras InceptionV3 .h5 without top, or 'imagenet' to let "
-              "Keras download them)", file=sys.stderr)
-        return None
-    return metrics.InceptionFeatures(weights)
-
-
-class _LogProgress:
-    """Progress for logs (not a terminal): a line at every tenth of the work, with the time so far."""
-
-    def __init__(self, total: int, unit: str):
-        self.total, self.done, self.started, self.unit = total, 0, time.monotonic(), unit
-        self.step = max(1, total // 10)
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.done % self.step == 0 or self.done == self.total:
-            print(f"{self.done}/{self.total} {self.unit}s, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
-                  flush=True)
-
-
-def progress_bar(total: int, unit: str):
-    """Progress over `total` pieces of work, each a `unit` (image, file, decode): Keras' bar on a terminal, a line
-    at every tenth in a log."""
-    if not sys.stderr.isatty():
-        return _LogProgress(total, unit)
-    import tensorflow as tf
-
-    return tf.keras.utils.Progbar(total, unit_name=unit)
-
-
-def run_eval(args) -> int:
-    from tfgc.models.store import load_model
-
-    out = Path(args.out)
-    csv_path = out.with_suffix(".csv")
-    for path in (out, csv_path):
-        refuse_existing(path, args.force)
-    images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
-    model = load_model(args.model)
-    alpha = model.checked_alpha(args.alpha)  # a bad alpha fails before the work
-    started_in = environment()  # taken at the start: the commit whose code runs
-    inception = inception_or_none(args.inception_weights)
-    reconstructions: List[np.ndarray] = []
-    rows = evaluate_model(model, images, model_label(args.model), progress_bar(len(images), "image"),
-                          keep=reconstructions if inception else None, alpha=args.alpha)
-    summary = summarize(rows)
-    if inception is not None:
-        real_features = metrics.patch_features(inception, [im for _, im in images])
-        summary.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
-    result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
-              "alpha": alpha if model.config.model.fidelity_control else None,
-              "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
-    write_atomic(out, (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(csv_path, rows)
-    bound = f" (bound {summary['bound_bpp']:.4f})" if "bound_bpp" in summary else ""
-    print(f"{len(rows)} images: {summary['bpp']:.4f} bpp{bound}, "
-          f"{summary['psnr']:.2f} dB PSNR, {summary['ms_ssim']:.4f} MS-SSIM, detail ratio {summary['detail']:.3f}, "
-          f"encode {summary['encode_seconds']:.3f} s, decode {summary['decode_seconds']:.3f} s per image"
-          + (f", FID {summary['fid']:.2f}, KID {summary['kid']:.4f}" if "fid" in summary else ""))
-    print(f"wrote {out} and {csv_path}")
-    return 0
-
-
-def report_destination(args, rewrite: bool = False):
-    """(OUT/NAME.md, OUT/NAME/) of a report command, refused when they exist (without --force) unless `rewrite`; its
-    --notes file, if any, must exist."""
-    out = Path(args.out)
-    report_path, assets = out / f"{args.name}.md", out / args.name
-    if not rewrite:
-        for path in (report_path, assets):
-            refuse_existing(path, args.force)
-    notes = getattr(args, "notes", None)
-    if notes and not Path(notes).is_file():
-        raise TfgcError(f"--notes {notes}: no such file")
-    return report_path, assets
-
-
-def unique_model_labels(directories) -> List[str]:
-    """model_label of each directory; labels two directories share become the directories as given, so that no
-    model's results stand under another's name."""
-    labels = [model_label(d) for d in directories]
-    labels = [str(d) if labels.count(label) > 1 else label for d, label in zip(directories, labels)]
-    for label in labels:
-        if labels.count(label) > 1:
-            raise TfgcError(f"model {label} is given twice")
-    return labels
-
-
-def _command_line(args) -> str:
-    import shlex
-
-    argv = getattr(args, "argv", None)
-    return "python -m tfgc " + shlex.join(sys.argv[1:] if argv is None else argv)
-
-
-# ---- bench: models against the classic codecs ---------------------------------------------------------------------
 
 def interpolate(curve: Sequence[Tuple[float, float]], bpp: float) -> Optional[float]:
     """Linear interpolation of a (bpp, value) curve at `bpp`; None outside the bpp range the curve reaches."""
@@ -326,7 +42,8 @@ def run_bench(args) -> int:
         return rewrite_bench_report(args)
     if not args.data and not getattr(args, "tfds", None):
         raise TfgcError("bench needs images: --data FOLDER or --tfds NAME (or --report-only to rewrite a report)")
-    report_path, assets = report_destination(args)
+    report = Report(args)
+    report_path, assets = report.markdown_path, report.assets
     if not getattr(args, "no_page", False):
         refuse_existing(report_path.with_suffix(".html"), args.force)
     codecs = [get_codec(name) for name in args.codecs.split(",") if name]
@@ -335,7 +52,7 @@ def run_bench(args) -> int:
     if classic_from and args.inception_weights:
         raise TfgcError("--classic-from reuses measurements, not images: FID/KID (--inception-weights) need the "
                         "classic codecs' images, so measure them again without --classic-from")
-    _require_matplotlib("bench")
+    require_matplotlib("bench")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     provenance, reused = reused_measurements(classic_from, images, codecs) if classic_from else (None, None)
     directories = args.model or []
@@ -347,9 +64,7 @@ def run_bench(args) -> int:
     started_in = environment()  # taken at the start: the commit whose code runs
     inception = inception_or_none(args.inception_weights)
     real_features = metrics.patch_features(inception, [im for _, im in images]) if inception else None
-    crop_name = args.crop_image or images[0][0]
-    if crop_name not in dict(images):
-        raise TfgcError(f"--crop-image {crop_name} is not among the images")
+    crop_name = crop_image_name(images, args.crop_image)
 
     total = len(images) * (sum(len(c.qualities) for c in codecs) + len(models)
                            + sum(len(g.qualities) * (len(g.points) + len(SR_CLASSIC)) for g in sr_groups))
@@ -422,7 +137,6 @@ def run_bench(args) -> int:
     for codec in curves:
         curves[codec].sort(key=lambda item: item[1]["bpp"])
 
-    assets.mkdir(parents=True, exist_ok=True)
     labels = {c.name: c.label for c in codecs}
     labels.update({label: f"tfgc {label}" for label, _, _ in models})
     for group in sr_groups:
@@ -431,20 +145,20 @@ def run_bench(args) -> int:
     model_labels = {label for label, _, _ in models}
     crop_bpp = args.crop_bpp or (group_stats[(models[0][0], models[0][0])]["bpp"] if models else 0.1)
     _plot_crops(dict(images)[crop_name], crop_name, crop_candidates, labels, crop_bpp, args.crop_size,
-                assets / "crops.png")
+                report.asset("crops.png"))
 
-    result = {"command": _command_line(args), "environment": started_in, "images": [n for n, _ in images],
-              "targets_bpp": list(getattr(args, "target_bpps", None) or TARGET_BPPS),
-              "codecs": {codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
-              "labels": labels, "models": sorted(model_labels), "crop": {"image": crop_name, "bpp": crop_bpp},
-              "learned_curves": [label for group in sr_groups for label, _, _ in group.points],
-              "upscaled_curves": {label: group.classic_label("lanczos") for group in sr_groups
-                                  for label, _, _ in group.points},
-              "classic_upscales": [group.classic_label(method) for group in sr_groups for method in SR_CLASSIC],
-              "references": references, "measurements": [r.row() for r in rows]}
+    result = report.result(
+        environment=started_in, images=[n for n, _ in images],
+        targets_bpp=list(getattr(args, "target_bpps", None) or TARGET_BPPS),
+        codecs={codec: [{"setting": s, **stats} for s, stats in points] for codec, points in curves.items()},
+        labels=labels, models=sorted(model_labels), crop={"image": crop_name, "bpp": crop_bpp},
+        learned_curves=[label for group in sr_groups for label, _, _ in group.points],
+        upscaled_curves={label: group.classic_label("lanczos") for group in sr_groups for label, _, _ in group.points},
+        classic_upscales=[group.classic_label(method) for group in sr_groups for method in SR_CLASSIC],
+        references=references, measurements=[r.row() for r in rows])
     if provenance is not None:
         result["classic_from"] = dict(provenance, file=str(classic_from))
-    _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
+    _write_bench_report(report, result, curves, rows)
     if page is not None:
         for codec in codecs:
             page.add_classic(codec, rows)
@@ -546,21 +260,19 @@ def recoded_like(codec, quality: int, named_image, row: Measurement, path) -> np
     return codec.decode(data)
 
 
-def _write_bench_report(result, curves, rows, report_path: Path, assets: Path, notes: Optional[str]) -> None:
+def _write_bench_report(report: Report, result, curves, rows) -> None:
     labels, model_labels, references = result["labels"], set(result["models"]), result["references"]
     style = dict(targets=result.get("targets_bpp", TARGET_BPPS), learned=set(result.get("learned_curves", [])),
                  upscaled=set(result.get("classic_upscales", result.get("upscaled_curves", {}).values())))
-    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", assets / "rd_psnr.png", references, **style)
-    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", assets / "rd_msssim.png", references, **style)
-    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)", assets / "rd_detail.png",
+    _plot_rd(curves, labels, model_labels, "psnr", "PSNR (dB, RGB)", report.asset("rd_psnr.png"), references,
              **style)
-    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(assets / "results.csv", rows)
+    _plot_rd(curves, labels, model_labels, "ms_ssim", "MS-SSIM", report.asset("rd_msssim.png"), references, **style)
+    _plot_rd(curves, labels, model_labels, "detail", "detail ratio (1 = the original's)",
+             report.asset("rd_detail.png"), **style)
     crop = result["crop"]
-    markdown = _report(result, curves, rows, labels, model_labels, crop["image"], crop["bpp"], assets.name)
-    if notes:
-        markdown += "\n" + Path(notes).read_text()
-    write_atomic(report_path, markdown.encode(), force=True)
+    markdown = _report(result, curves, rows, labels, model_labels, crop["image"], crop["bpp"], report.assets.name)
+    notes = report.notes()
+    report.write(result, rows, markdown + ("\n" + notes if notes else ""))
 
 
 MEASUREMENT_FIELDS = [f.name for f in fields(Measurement) if f.name != "extra"]
@@ -570,7 +282,8 @@ def rewrite_bench_report(args) -> int:
     """`bench --report-only`: the report, its RD plots and tables again from OUT/NAME/results.json, with the --notes
     and --references given now (a bench's measurements take long; editing the notes should not repeat them). The
     crops figure is kept as measured."""
-    report_path, assets = report_destination(args, rewrite=True)
+    report = Report(args, rewrite=True)
+    report_path, assets = report.markdown_path, report.assets
     try:
         result = json.loads((assets / "results.json").read_text())
     except FileNotFoundError:
@@ -587,8 +300,8 @@ def rewrite_bench_report(args) -> int:
             for m in result["measurements"]]
     curves = {codec: [(point["setting"], {k: v for k, v in point.items() if k != "setting"}) for point in points]
               for codec, points in result["codecs"].items()}
-    result["report_command"] = _command_line(args)
-    _write_bench_report(result, curves, rows, report_path, assets, getattr(args, "notes", None))
+    result["report_command"] = command_line(args)
+    _write_bench_report(report, result, curves, rows)
     print(f"rewrote {report_path} and its plots from {assets / 'results.json'}")
     return 0
 
@@ -763,33 +476,9 @@ def _throughput_table(rows: Sequence[Measurement], labels) -> str:
     return "\n".join(lines)
 
 
-def _require_matplotlib(command: str) -> None:
-    """Checked before a long run whose plots need it."""
-    try:
-        _pyplot()
-    except ImportError:
-        raise TfgcError(f"{command} draws its plots with matplotlib: pip install 'tfgc[bench]'") from None
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_figure(plt, figure, path) -> None:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    write_atomic(path, buffer.getvalue(), force=True)
-
-
 def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=(), targets=TARGET_BPPS, learned=(),
              upscaled=()) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(10, 5.5), dpi=120)
     # one colour per curve however many there are (matplotlib's cycle repeats after ten)
     axes.set_prop_cycle(color=list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors) + list(plt.cm.Set1.colors))
@@ -813,18 +502,6 @@ def _plot_rd(curves, labels, model_labels, key, ylabel, path, references=(), tar
     finish_rd_plot(plt, figure, axes, ylabel, path)
 
 
-def finish_rd_plot(plt, figure, axes, ylabel, path, legend_size=8) -> None:
-    """Axes of an RD chart (log bpp), legend, and the PNG written to `path`."""
-    axes.set_xscale("log")
-    axes.set_xlabel("bits per pixel (real files, log scale)")
-    axes.set_ylabel(ylabel)
-    axes.grid(True, which="both", alpha=0.3)
-    # beside the chart, not on it: the curves of the lowest rates are where the legend would sit
-    axes.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    figure.tight_layout()
-    _save_figure(plt, figure, path)
-
-
 def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> None:
     """The same crop of one image across codecs, each at the setting whose bpp on that image is closest to target."""
     chosen = {}
@@ -836,27 +513,8 @@ def _plot_crops(original, name, candidates, labels, target_bpp, size, path) -> N
     panels = [("original", original)] + [
         (f"{labels[c]}\n{'' if row.setting == c else row.setting + ': '}{row.bpp:.3f} bpp, {row.psnr:.1f} dB", rec)
         for c, (row, rec) in chosen.items()]
-    _plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop, each codec at the setting nearest "
+    plot_panels(panels, size, f"{name}, centre {{size}}x{{size}} crop, each codec at the setting nearest "
                                f"{target_bpp:.3f} bpp", path)
-
-
-def _plot_panels(panels, size, title, path, columns=4) -> None:
-    """The same centre crop of several images side by side; `title` may name {size}."""
-    plt = _pyplot()
-    height, width = panels[0][1].shape[:2]
-    size = min(size, height, width)
-    top, left = (height - size) // 2, (width - size) // 2
-    columns = min(columns, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.3 * rows + 0.4), dpi=120, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (caption, image) in zip(axes.ravel(), panels):
-        ax.imshow(image[top:top + size, left:left + size], interpolation="nearest")
-        ax.set_title(caption, fontsize=8)
-    figure.suptitle(title.format(size=size), fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
-    _save_figure(plt, figure, path)
 
 
 def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, assets) -> str:
@@ -926,147 +584,9 @@ def _report(result, curves, rows, labels, model_labels, crop_name, crop_bpp, ass
         "",
         f"{crop_name}: each codec at its setting nearest {crop_bpp:.3f} bpp on this image.",
         "",
-        f"Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions and machine: "
-        f"[{assets}/results.json]({assets}/results.json).",
+        results_links(assets),
         "",
     ]
     if any("fid" in s for points in curves.values() for _, s in points):
         lines += ["FID/KID (256x256 patches, HiFiC protocol) are in results.json per codec setting.", ""]
     return "\n".join(lines)
-
-
-# ---- fidelity: one fidelity-controlled model across alpha ---------------------------------------------------------
-
-DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def run_fidelity(args) -> int:
-    """Compress every image once, decode it at each alpha: a table, a plot and a crops figure (Iwai et al. 2020)."""
-    from tfgc.codec import api
-    from tfgc.models.store import load_model
-
-    report_path, assets = report_destination(args)
-    model = load_model(args.model)
-    if not model.config.model.fidelity_control:
-        raise TfgcError(f"{args.model} has one decoder; fidelity needs a stage-2 model (python -m tfgc.train "
-                        "--stage 2)")
-    alphas = [model.checked_alpha(a) for a in (args.alphas or DEFAULT_ALPHAS)]
-    _require_matplotlib("fidelity")
-    images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
-    crop_name = args.crop_image or images[0][0]
-    if crop_name not in dict(images):
-        raise TfgcError(f"--crop-image {crop_name} is not among the images")
-    started_in = environment()
-    label = model_label(args.model)
-    progress = progress_bar(len(images) * len(alphas), "decode")
-    rows: Dict[float, List[Measurement]] = {alpha: [] for alpha in alphas}
-    crops = []
-    for name, original in images:
-        started = time.perf_counter()
-        data = api.compress(original, model)
-        encode_seconds = time.perf_counter() - started
-        for alpha in alphas:
-            started = time.perf_counter()
-            reconstruction = api.decode(data, model, alpha)
-            rows[alpha].append(measure(name, label, f"alpha={alpha:g}", original, data, reconstruction,
-                                       encode_seconds, time.perf_counter() - started))
-            if name == crop_name:
-                crops.append((alpha, reconstruction, rows[alpha][-1]))
-            progress.add(1)
-    summary = {alpha: summarize(group) for alpha, group in rows.items()}
-    assets.mkdir(parents=True, exist_ok=True)
-    original = dict(images)[crop_name]
-    _plot_panels([("original", original)] + [(f"alpha {a:g}: {r.bpp:.4f} bpp, {r.psnr:.2f} dB, detail {r.detail:.2f}",
-                                              image) for a, image, r in crops],
-                 args.crop_size, f"{crop_name}, centre {{size}}x{{size}} crop; one file, decoded at each alpha",
-                 assets / "crops.png", columns=3)
-    _plot_fidelity(summary, assets / "alpha.png")
-    result = {"command": _command_line(args), "model": {"directory": str(args.model), **model.manifest},
-              "environment": started_in, "mean": {f"{a:g}": s for a, s in summary.items()},
-              "images": [r.row() for group in rows.values() for r in group]}
-    write_atomic(assets / "results.json", (json.dumps(result, indent=2) + "\n").encode(), force=True)
-    write_csv(assets / "results.csv", [r for group in rows.values() for r in group])
-    table = _fidelity_table(summary)
-    write_atomic(report_path, _fidelity_report(result, table, summary, crop_name, assets.name).encode(), force=True)
-    print(table)
-    print(f"wrote {report_path} and {assets}/")
-    return 0
-
-
-def _fidelity_table(summary) -> str:
-    lines = ["| alpha | bpp | PSNR (dB) | MS-SSIM | detail ratio | decode (s/image) |", "|---|---|---|---|---|---|"]
-    for alpha, s in summary.items():
-        lines.append(f"| {alpha:g} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | {s['detail']:.3f} | "
-                     f"{s['decode_seconds']:.3f} |")
-    return "\n".join(lines)
-
-
-def _plot_fidelity(summary, path) -> None:
-    plt = _pyplot()
-    alphas = list(summary)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
-    left.plot(alphas, [summary[a]["psnr"] for a in alphas], marker="o")
-    left.set_ylabel("PSNR (dB)")
-    right.plot(alphas, [summary[a]["detail"] for a in alphas], marker="o", color="tab:orange")
-    right.axhline(1.0, color="0.7", linewidth=0.8)
-    right.set_ylabel("detail ratio (1 = as in the original)")
-    for ax in (left, right):
-        ax.set_xlabel("alpha (0: MSE decoder, 1: GAN decoder)")
-        ax.grid(True, alpha=0.3)
-    figure.tight_layout()
-    _save_figure(plt, figure, path)
-
-
-def _training_summary(manifest: dict) -> str:
-    def one(m):
-        if m.get("train_seconds"):
-            time = f", {m['train_seconds'] / 60:.1f} min of training"
-        elif m.get("train_seconds_this_session"):  # models from before tfgc kept a run's total time
-            time = f", {m['train_seconds_this_session'] / 60:.1f} min in its last session"
-        else:
-            time = ""
-        return f"`{m.get('command', '?')}` ({m.get('steps', '?')} steps{time})"
-
-    text = f"Trained with {one(manifest)}"
-    if "stage1" in manifest:
-        text += f", from the stage-1 model trained with {one(manifest['stage1'])}"
-    return text + "."
-
-
-def provenance(result) -> List[str]:
-    """A report's opening lines: the command that made it, the machine and the commit."""
-    env = result["environment"]
-    machine = env["machine"]
-    return ["Generated by:", "", f"    {result['command']}", "",
-            f"Machine: {machine['cpu']}, {machine['cores']} cores; {machine['platform']}. Python {env['python']}. "
-            f"Commit {env['commit']}."]
-
-
-def _fidelity_report(result, table, summary, crop_name, assets) -> str:
-    first, last = summary[min(summary)], summary[max(summary)]
-    trend = (f"From alpha {min(summary):g} to {max(summary):g}, PSNR goes from {first['psnr']:.2f} to "
-             f"{last['psnr']:.2f} dB, MS-SSIM from {first['ms_ssim']:.4f} to {last['ms_ssim']:.4f} and the detail "
-             f"ratio from {first['detail']:.3f} to {last['detail']:.3f}; the rate is the same file at every alpha.")
-    return "\n".join([
-        f"# Fidelity control: {len(result['images']) // len(summary)} images, one file each, decoded at each alpha",
-        "",
-        *provenance(result),
-        "",
-        f"Model: {result['model']['directory']}. {_training_summary(result['model'])}",
-        "",
-        "Each image is compressed once; the file is decoded with the decoder parameters "
-        "(1 - alpha) * theta_MSE + alpha * theta_GAN. bpp = 8 x file bytes / pixels; detail ratio = gradient energy "
-        "of the reconstruction / that of the original.",
-        "",
-        table,
-        "",
-        trend,
-        "",
-        f"![PSNR and detail against alpha]({assets}/alpha.png)",
-        "",
-        f"![the same crop across alpha]({assets}/crops.png)",
-        "",
-        f"{crop_name}. Per-image results: [{assets}/results.csv]({assets}/results.csv); everything, with versions "
-        f"and machine: [{assets}/results.json]({assets}/results.json).",
-        "",
-    ])
