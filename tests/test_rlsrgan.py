@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfgc.codec import api, bitstream, sr
 from tfgc.config import preset
 from tfgc.errors import ConfigError, FormatError, ModelError, TfgcError
-from tfgc.models import rlsrgan
+from tfgc.models import sr as sr_family
 from tfgc.models.registry import build_model
 from tfgc.models.store import load_model, save_model
 
@@ -37,26 +37,26 @@ def sr_model():
 
 def test_rewards_mark_the_steps_whose_psnr_rose():
     psnrs = [20.0, 21.0, 21.0, 20.5, 22.0]
-    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs).numpy(), [0, 1, 0, 0, 1])  # no previous step
-    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs, previous=19.0).numpy(), [1, 1, 0, 0, 1])
-    np.testing.assert_array_equal(rlsrgan.psnr_rewards(psnrs, previous=25.0).numpy(), [0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(sr_family.psnr_rewards(psnrs).numpy(), [0, 1, 0, 0, 1])  # no previous step
+    np.testing.assert_array_equal(sr_family.psnr_rewards(psnrs, previous=19.0).numpy(), [1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(sr_family.psnr_rewards(psnrs, previous=25.0).numpy(), [0, 1, 0, 0, 1])
 
 
 def test_discounted_return_of_hand_made_rewards():
-    assert rlsrgan.discounted_return([1.0, 0.0, 1.0], 0.5).numpy() == pytest.approx(1.25)
-    assert rlsrgan.discounted_return([0.0, 1.0, 1.0, 1.0], 0.9).numpy() == pytest.approx(0.9 + 0.81 + 0.729)
-    assert rlsrgan.discounted_return([1.0, 1.0, 1.0], 1.0).numpy() == pytest.approx(3.0)
-    assert rlsrgan.discounted_return([1.0, 1.0, 1.0], 0.0).numpy() == pytest.approx(1.0)
+    assert sr_family.discounted_return([1.0, 0.0, 1.0], 0.5).numpy() == pytest.approx(1.25)
+    assert sr_family.discounted_return([0.0, 1.0, 1.0, 1.0], 0.9).numpy() == pytest.approx(0.9 + 0.81 + 0.729)
+    assert sr_family.discounted_return([1.0, 1.0, 1.0], 1.0).numpy() == pytest.approx(3.0)
+    assert sr_family.discounted_return([1.0, 1.0, 1.0], 0.0).numpy() == pytest.approx(1.0)
 
 
 def test_gaussian_log_probability():
     x, mean, log_std = 23.0, 25.0, np.log(2.0)
     expected = -0.5 * ((x - mean) / 2.0) ** 2 - np.log(2.0) - 0.5 * np.log(2 * np.pi)
-    assert float(rlsrgan.gaussian_log_prob(x, mean, log_std)) == pytest.approx(expected, rel=1e-6)
+    assert float(sr_family.gaussian_log_prob(x, mean, log_std)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_the_schedule_is_every_kth_step():
-    applied = [int(s) for s in range(12) if rlsrgan.rl_applies(tf.constant(s, tf.int64), 4)]
+    applied = [int(s) for s in range(12) if sr_family.rl_applies(tf.constant(s, tf.int64), 4)]
     assert applied == [3, 7, 11]
 
 
@@ -78,7 +78,7 @@ def test_the_rl_term_joins_the_loss_exactly_every_k_steps(photos):
     assert applied == [0, 0, 1, 0, 0, 1, 0, 0]
     assert [t != 0 for t in terms] == [bool(a) for a in applied]
     # The state holds the last k rewards of the PSNR history the steps reported.
-    np.testing.assert_array_equal(model.rewards.numpy(), rlsrgan.psnr_rewards(psnrs).numpy()[-3:])
+    np.testing.assert_array_equal(model.rewards.numpy(), sr_family.psnr_rewards(psnrs).numpy()[-3:])
     assert int(model.rl_step.numpy()) == 8
 
 
@@ -134,7 +134,7 @@ def test_the_paper_generator_shape():
     convs = [layer for layer in model.encoder.submodules if isinstance(layer, tf.keras.layers.Conv2D)]
     assert convs[0].kernel_size == (9, 9) and convs[0].filters == 64
     assert len(convs) == 1 + 2 * 5 + 1  # head, 5 residual blocks of two convs, the conv before the long skip
-    shuffles = [layer for layer in model.decoder.submodules if isinstance(layer, rlsrgan.SubPixelUpsample)]
+    shuffles = [layer for layer in model.decoder.submodules if isinstance(layer, sr_family.SubPixelUpsample)]
     assert len(shuffles) == 2  # x4
 
 

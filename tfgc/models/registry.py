@@ -10,7 +10,7 @@ from tfgc.errors import ConfigError
 FAMILIES = {
     "gc": "tfgc.models.gc:GCModel",
     "sc": "tfgc.models.sc:SCModel",
-    "sr": "tfgc.models.rlsrgan:SRModel",
+    "sr": "tfgc.models.sr:SRModel",
 }
 
 
