@@ -47,6 +47,7 @@ def _compresses_or_refuses(image, model):
 
 @SETTINGS
 @given(value=st.one_of(arrays, images, others), as_tensor=st.booleans())
+@pytest.mark.slow
 def test_compress_takes_images_and_refuses_everything_else(tiny_model, value, as_tensor):
     image = _as_given(value, as_tensor)
     data = _compresses_or_refuses(image, tiny_model)

@@ -183,6 +183,7 @@ def test_training_bases_are_whole_images_coded_once_and_crops_align(tmp_path, ph
         data.base_layer_images(paths, "jpeg", 2, [50], crop_size=256, cache=cache, progress=False)
 
 
+@pytest.mark.slow
 def test_stage_one_learns_and_stage_two_interpolates_from_it(tmp_path, photos, photo_folder):
     from tfgc import data
     from tfgc.models.store import initialize_from
@@ -220,6 +221,7 @@ def test_stage_one_learns_and_stage_two_interpolates_from_it(tmp_path, photos, p
     np.testing.assert_array_equal(api.decode(file, stage2), gan_decoded)
 
 
+@pytest.mark.slow
 def test_a_fidelity_controlled_sr_decoder_exports_with_alpha(tmp_path, photos):
     from tfgc import export
 
@@ -276,6 +278,7 @@ def test_compress_cli_with_a_base_codec_and_the_model_settings(tmp_path, photos)
     assert not (tmp_path / "x.tfgc").exists()
 
 
+@pytest.mark.slow
 def test_an_sr_file_decodes_without_tensorflow_through_an_onnx_or_tflite_export(tmp_path, photos):
     from tfgc import export
 
@@ -315,6 +318,7 @@ def test_an_sr_file_decodes_without_tensorflow_through_an_onnx_or_tflite_export(
         assert decoded.shape == reference.shape and np.abs(decoded.astype(int) - reference.astype(int)).max() <= 2
 
 
+@pytest.mark.slow
 def test_bench_draws_an_sr_model_as_a_curve_beside_the_upscales_of_the_same_files(tmp_path, photos, photo_folder):
     import argparse
 

@@ -91,6 +91,7 @@ def test_wrong_model_and_bad_image(trained, tiny_model, image_file, tmp_path, ca
     assert Image.open(tmp_path / "r.jpg").format == "JPEG"
 
 
+@pytest.mark.slow
 def test_command_line_in_a_fresh_process(trained, image_file, tmp_path):
     """The real entry point: exit codes, no traceback, a bit-exact round trip across processes."""
     model, directory = trained
@@ -111,6 +112,7 @@ def test_command_line_in_a_fresh_process(trained, image_file, tmp_path):
     assert run("compress").returncode == 2
 
 
+@pytest.mark.slow
 def test_models_by_name(trained, image_file, tmp_path, capsys, monkeypatch):
     """An installed name means that model's highest version, on the command line and in the Python API; a wrong name
     lists the installed ones."""

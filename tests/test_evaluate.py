@@ -53,6 +53,7 @@ def test_fid_and_kid_on_features():
     assert metrics.kid(x, shifted, subsets=5, subset_size=200) > 1.0
 
 
+@pytest.mark.slow
 def test_fid_pipeline_with_random_inception_weights(photos):
     images = [photos["astronaut"][:256, :256], photos["astronaut"][256:, 256:]]
     assert len(metrics.patches(photos["astronaut"])) == 4 + 1  # 2x2 grid, plus the one shifted by 128
@@ -116,6 +117,7 @@ def test_eval_reports_bpp_of_the_real_files(trained, folder, tmp_path):
         run_eval(_args(data=[str(folder)], model=str(directory), out=str(out)))
 
 
+@pytest.mark.slow
 def test_bench_end_to_end_on_small_images(trained, folder, tmp_path, capsys):
     _, directory = trained
     out = tmp_path / "bench"
@@ -224,6 +226,7 @@ def test_command_line_errors(folder, tmp_path, capsys):
     assert "is not a tfgc model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_reuses_an_earlier_runs_classic_codecs_once_their_files_check_out(folder, tmp_path, monkeypatch):
     from tfgc.codec.classic import ClassicCodec
 

@@ -69,6 +69,7 @@ def _python(code: str, *args, check=True):
     return result
 
 
+@pytest.mark.slow
 def test_layout_and_manifests(exports, fidelity_gdn):
     model, _ = fidelity_gdn
     assert exports["serving"].parts[-3:] == ("serving", "tiny", "1")
@@ -99,6 +100,7 @@ def test_layout_and_manifests(exports, fidelity_gdn):
                 assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
+@pytest.mark.slow
 def test_codec_savedmodel_round_trips_in_a_fresh_process_exactly_as_the_package(exports, fidelity_gdn, photo_file,
                                                                                  tmp_path):
     model, _ = fidelity_gdn
@@ -121,6 +123,7 @@ np.save(sys.argv[4], m.decompress(tf.constant(open(sys.argv[5], "rb").read()), t
     assert _manifest(exports["codec"])["parity"]["bitstream_identical"] is True
 
 
+@pytest.mark.slow
 def test_codec_savedmodel_refuses_bad_files(exports, fidelity_gdn, photos):
     model, _ = fidelity_gdn
     loaded = tf.saved_model.load(str(exports["codec"]))
@@ -147,6 +150,7 @@ def _other_model():
     return build_model(preset("gc-tiny"), for_training=False)
 
 
+@pytest.mark.slow
 def test_serving_savedmodel_runs_without_tensorflow_compression(exports, fidelity_gdn, photos, tmp_path):
     model, _ = fidelity_gdn
     image = photos["astronaut"][:70, :90]
@@ -170,6 +174,7 @@ assert "tensorflow_compression" not in sys.modules and "tfgc" not in sys.modules
     np.testing.assert_array_equal(np.load(tmp_path / "image_out.npy"), model.synthesis(symbols, 70, 90, 0.5).numpy())
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_the_serving_signatures(exports):
     cli = Path(sys.executable).with_name("saved_model_cli")
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
@@ -330,6 +335,7 @@ def test_export_refusals(exports, trained, tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_serving_versions_count_up_and_the_cli_reports_parity(trained, tmp_path, capsys):
     from tfgc.__main__ import main
 
@@ -341,6 +347,7 @@ def test_serving_versions_count_up_and_the_cli_reports_parity(trained, tmp_path,
     assert "serving: max |diff| 0, identical" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_model_with_noise_channels_exports_and_reloads(photos, tmp_path):
     from tfgc.config import preset
     from tfgc.models.registry import build_model
@@ -433,6 +440,7 @@ def test_alpha_outside_zero_to_one_is_refused_by_every_backend(exports, fidelity
         served(symbols=symbols, image_size=tf.constant([32, 48]), alpha=tf.constant(1.5))
 
 
+@pytest.mark.slow
 def test_a_serving_export_is_named_after_its_model(fidelity_gdn, tmp_path):
     import shutil
 
@@ -444,6 +452,7 @@ def test_a_serving_export_is_named_after_its_model(fidelity_gdn, tmp_path):
     assert _manifest(folders["serving"])["name"] == "gc-fidelity"
 
 
+@pytest.mark.slow
 def test_an_export_that_fails_its_check_leaves_nothing_and_says_so_in_one_line(trained, photo_file, tmp_path, capsys,
                                                                               monkeypatch):
     from tfgc.__main__ import main

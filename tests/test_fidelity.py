@@ -92,6 +92,7 @@ def two_stages(trained, tmp_path_factory, photos):
     return stage1, directory, model, stage2_dir, before, history
 
 
+@pytest.mark.slow
 def test_stage_2_trains_the_decoder_alone(two_stages):
     stage1, _, model, _, before, history = two_stages
     assert set(history.history) >= {"adversarial", "distortion", "d_loss"}
@@ -122,6 +123,7 @@ def test_a_file_from_stage_1_decodes_with_stage_2_at_every_alpha(two_stages, pho
         api.decode(data, stage1, 0.5)
 
 
+@pytest.mark.slow
 def test_cli_alpha(two_stages, photos, tmp_path, capsys):
     from PIL import Image
 
@@ -175,6 +177,7 @@ def test_train_cli_stage_checks(trained, tmp_path):
         resolve("--init-from", str(directory))
 
 
+@pytest.mark.slow
 def test_exports_take_alpha_at_run_time(two_stages, tmp_path, photos):
     stage1, _, _, stage2_dir, _, _ = two_stages
     from PIL import Image
@@ -195,6 +198,7 @@ def test_exports_take_alpha_at_run_time(two_stages, tmp_path, photos):
     assert not np.array_equal(api.decode(data, onnx, 0.0), api.decode(data, onnx, 1.0))
 
 
+@pytest.mark.slow
 def test_train_cli_runs_stage_2_into_a_fidelity_controlled_model(trained, tmp_path, photos):
     from tfgc.train import main
 
@@ -234,6 +238,7 @@ def test_fidelity_report(two_stages, folder, tmp_path):
                  str(tmp_path / "docs")]) == 1  # exists
 
 
+@pytest.mark.slow
 def test_bench_places_a_fidelity_model_at_each_alpha_beside_reported_figures(two_stages, folder, tmp_path):
     from PIL import Image
 

@@ -36,6 +36,7 @@ def test_pack_writes_the_bytes_of_bitstream_pack(flags, height, width, payload):
     assert packed == bitstream.pack(bitstream.Header("gc", flags, FINGERPRINT, height, width), payload)
 
 
+@pytest.mark.slow
 def test_unpack_reads_what_bitstream_unpack_reads_and_refuses_the_rest():
     data = bitstream.pack(bitstream.Header("gc", 1, FINGERPRINT, 37, 53), b"\x01\x02\x03payload")
     flags, height, width, payload = _unpack(data)

@@ -33,6 +33,7 @@ def _decoded(uri):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_bench_writes_a_self_contained_comparison_page(trained, photos, tmp_path):
     model, directory = trained
     data = tmp_path / "images"
@@ -101,6 +102,7 @@ def _columns_of(screenshot, color):
 
 
 @needs_browser
+@pytest.mark.slow
 def test_the_page_works_in_a_headless_browser(solid_page, tmp_path):
     dom = _browser("--dump-dom", f"file://{solid_page}").stdout
     assert 'data-ready="1"' in dom  # the script ran and built every image's viewer

@@ -22,6 +22,7 @@ def _expected_output(code: str):
 
 
 @pytest.mark.parametrize("index", range(len(re.findall(r"```python\n", README))))
+@pytest.mark.slow
 def test_the_readme_python_snippets_run_as_written(index):
     code = re.findall(r"```python\n(.*?)```", README, re.S)[index]
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,

@@ -32,6 +32,7 @@ def fuzz_models(tmp_path_factory):
     return models, {family: directory / "models" / family for family in models}, directory
 
 
+@pytest.mark.slow
 def test_fuzzed_files_end_in_format_errors_or_valid_images(fuzz_models):
     """The quick run of python -m tfgc.fuzz: every systematic mutation of the gc and sr seeds, and random ones of every
     family, through the API (and every 10th through the CLI)."""
@@ -77,6 +78,7 @@ def test_a_huge_declared_image_is_refused_before_anything_is_allocated(trained, 
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
+@pytest.mark.slow
 def test_loading_gdn_models_again_and_again_keeps_memory_flat(tmp_path):
     """tensorflow-compression's GDN inside Keras' symbolic Sequential graph kept every built model alive (21 MiB per
     gc-tiny with GDN): tfgc's Sequentials run their layers eagerly instead."""
@@ -166,6 +168,7 @@ def _png_claiming(rgb, width, height):
     return bytes(png)
 
 
+@pytest.mark.slow
 def test_hostile_and_unusual_images_at_compress(trained, photos, tmp_path, capsys):
     model, directory = trained
     for name, (path, expected) in _hostile_images(tmp_path, photos).items():
@@ -249,6 +252,7 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "tfgc", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_identical_bytes_and_pixels_across_processes(trained, photos, tmp_path):
     model, directory = trained
     source = tmp_path / "in.png"
@@ -265,6 +269,7 @@ def test_identical_bytes_and_pixels_across_processes(trained, photos, tmp_path):
 
 # ---- training faults ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_non_finite_steps_are_skipped_and_reported(photos):
     from tfgc.train import compile_model
 
@@ -284,6 +289,7 @@ def test_non_finite_steps_are_skipped_and_reported(photos):
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
 
 
+@pytest.mark.slow
 def test_training_stops_clearly_when_every_step_is_non_finite(tmp_path, capsys):
     from tfgc.train import MAX_NONFINITE_STEPS, main as train_main
 

@@ -60,6 +60,7 @@ def test_the_schedule_is_every_kth_step():
     assert applied == [3, 7, 11]
 
 
+@pytest.mark.slow
 def test_the_rl_term_joins_the_loss_exactly_every_k_steps(photos):
     from tfgc.train import compile_model
 
@@ -245,6 +246,7 @@ def test_save_load_and_both_variants_decode_the_same_files(tmp_path, photos):
 
 
 @pytest.mark.parametrize("mode", ["float16", "bfloat16"])
+@pytest.mark.slow
 def test_sr_mixed_precision_steps_keep_weights_finite(photos, mode):
     from tfgc.train import compile_model, set_precision
 
@@ -262,6 +264,7 @@ def test_sr_mixed_precision_steps_keep_weights_finite(photos, mode):
         set_precision("off")
 
 
+@pytest.mark.slow
 def test_sr_mirrored_strategy_step_shares_the_reward_state(photos, one_training_step):
     config = _config(rl_every=1)
     batch = _batch(photos, n=4)

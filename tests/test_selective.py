@@ -405,6 +405,7 @@ def _scene_batch(n=2, size=32):
 
 
 @pytest.mark.parametrize("mode", ["float16", "bfloat16"])
+@pytest.mark.slow
 def test_sc_mixed_precision_steps_keep_weights_finite(mode):
     from tfgc.train import compile_model, set_precision
 
@@ -438,6 +439,7 @@ def test_sc_mirrored_strategy_step_matches_single_device_step(one_training_step)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_stage_fidelity_control_with_an_sc_model(tmp_path, scene):
     from tfgc.config import with_gan
     from tfgc.models.store import initialize_from

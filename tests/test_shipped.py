@@ -33,6 +33,7 @@ def images(photo_folder):
     return photo_folder("kodak", height=48, width=64)
 
 
+@pytest.mark.slow
 def test_ship_exports_a_serving_model_with_its_card_and_makes_it_the_default(trained, images, tmp_path, monkeypatch,
                                                                            capsys):
     _, directory = trained

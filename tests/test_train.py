@@ -35,6 +35,7 @@ def test_short_training_on_a_fixed_tiny_set_lowers_distortion(photos):
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow
 def test_gan_training_updates_both_networks(photos):
     config = preset("gc-tiny")
     tf.keras.utils.set_random_seed(0)
@@ -52,6 +53,7 @@ def test_gan_training_updates_both_networks(photos):
 
 
 @pytest.mark.parametrize("mode,dtype", [("float16", "float16"), ("bfloat16", "bfloat16")])
+@pytest.mark.slow
 def test_mixed_precision_steps_keep_weights_finite(photos, mode, dtype):
     set_precision(mode)
     try:
@@ -169,6 +171,7 @@ class _RecordLearningRate(tf.keras.callbacks.Callback):
         _RecordLearningRate.rates.append(float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)))
 
 
+@pytest.mark.slow
 def test_budget_spans_sessions_schedule_and_snapshots(tmp_path, monkeypatch, capsys):
     import json
 
@@ -269,6 +272,7 @@ def test_target_bpp_steps_beta_once_on_the_global_batch_under_mirrored_strategy(
     assert all(abs(np.log(half) - step) > 0.1 * step for half in halves), (single, halves)
 
 
+@pytest.mark.slow
 def test_rate_term_lowers_the_coded_rate(photos):
     """beta > 0 puts a gradient on the encoder through the soft-to-hard one-hot: the rate falls below what the prior
     alone reaches when the encoder gets no rate gradient."""
@@ -288,6 +292,7 @@ def test_rate_term_lowers_the_coded_rate(photos):
     assert with_rate < 0.8 * without, (without, with_rate)
 
 
+@pytest.mark.slow
 def test_target_bpp_adapts_beta_toward_the_rate(photos):
     """Under a target rate beta grows while the rate is above it (and the rate ends below a fixed-beta run's from the
     same start), and shrinks while the rate is below it; it is kept in the model's state, logged as `beta`."""
@@ -315,6 +320,7 @@ def test_target_bpp_adapts_beta_toward_the_rate(photos):
     assert float(high.adaptive_rate_weight.numpy()) < 1.0
 
 
+@pytest.mark.slow
 def test_ms_ssim_term_raises_ms_ssim(photos):
     """Beside MSE, a 1 - MS-SSIM term gives reconstructions of higher MS-SSIM (tfgc.metrics, on the uint8 images a
     decoder returns) than MSE alone from the same start; the term is reported as the weight times 1 - MS-SSIM."""
@@ -345,6 +351,7 @@ def test_ms_ssim_term_raises_ms_ssim(photos):
         preset("rlsrgan-tiny").replace(ms_ssim_weight=1.0)
 
 
+@pytest.mark.slow
 def test_perceptual_loss_with_local_vgg_weights(photos, tmp_path):
     from tfgc.errors import ConfigError
     from tfgc.nn.perceptual import VGGFeatureLoss

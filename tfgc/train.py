@@ -20,7 +20,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from tfgc.config import NORMALIZATIONS, PRESETS, Config, preset
 from tfgc.errors import ConfigError, TfgcError
@@ -333,8 +333,8 @@ def _callbacks(model, config: Config, out: Path, validation_batch, clock: Traini
     ]
 
 
-def run(args) -> int:
-    config = resolve_config(args)
+def _run_folder(args, config: Config) -> Path:
+    """The run's folder: a new one, or one whose run this config resumes (--force starts over there)."""
     out = Path(args.out or Path("runs") / config.preset)
     existing = out / "config.json"
     if existing.is_file():
@@ -347,18 +347,14 @@ def run(args) -> int:
 
             for sub in ("backup", "checkpoints"):
                 shutil.rmtree(out / sub, ignore_errors=True)
-    from tfgc.codec.family import codec_for
+    return out
 
-    family = codec_for(config.model.family)
-    data_paths, val_paths = family.training_paths(config, args.data, args.val_data)
-    val_paths = val_paths[:config.train.validation_images]
 
+def _build(config: Config, out: Path):
+    """(model, strategy): the model built and compiled under the run's strategy and precision."""
     import tensorflow as tf
 
-    from tfgc.reports.writer import environment
     from tfgc.models.registry import build_model
-    from tfgc.models.store import save_model
-    from tfgc.training.callbacks import NonFiniteSteps, SessionStart, current_step
 
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
@@ -373,21 +369,30 @@ def run(args) -> int:
 
             initialize_from(model, t.init_from)
         compile_model(model, config)
+    return model, strategy
+
+
+def _datasets(family, config: Config, paths, val_paths, args):
+    """(training, validation) datasets of what the family's decoder sees in files, sharded by data across workers."""
+    import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     cache = Path(args.base_cache) if getattr(args, "base_cache", None) else None
-    train_ds, val_ds = family.training_data(config, data_paths, val_paths, cache)
-    train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-    validation_batch = next(iter(val_ds))
+    train_ds, val_ds = family.training_data(config, paths, val_paths, cache)
+    return train_ds.with_options(options), val_ds.with_options(options)
 
-    epochs = math.ceil(t.steps / t.steps_per_epoch)
-    rate = family.rate_line(config)
-    print(f"tfgc.train: {config.preset}, {len(data_paths)} training images, {epochs * t.steps_per_epoch} steps "
-          f"of batch {t.batch_size} at {t.crop_size}x{t.crop_size}, {rate}, "
-          f"{strategy.num_replicas_in_sync} replica(s), precision {t.mixed_precision}; run directory {out}")
-    clock = TrainingClock()
-    callbacks = _callbacks(model, config, out, validation_batch, clock)
+
+def _fit(model, config: Config, out: Path, train_ds, val_ds, clock: "TrainingClock") -> Tuple[Optional[int], float]:
+    """Train to the config's steps (resuming from the run's backup): (the step this session resumed from, its seconds
+    of training). A run whose budget is spent loads its last backup instead. Refuses to go on after non-finite steps
+    or weights."""
+    import tensorflow as tf
+
+    from tfgc.training.callbacks import NonFiniteSteps, SessionStart, current_step
+
+    t = config.train
+    callbacks = _callbacks(model, config, out, next(iter(val_ds)), clock)
     session_start = next(c for c in callbacks if isinstance(c, SessionStart))
     backup = tf.train.latest_checkpoint(str(out / "backup" / "chief")) if t.budget_minutes else None
     trained = _backup_training_seconds(backup)
@@ -399,13 +404,11 @@ def run(args) -> int:
         clock.earlier, clock.started = trained, time.monotonic()
         session_start.resumed_from = current_step(model)
     else:
-        model.fit(train_ds, epochs=epochs, steps_per_epoch=t.steps_per_epoch, validation_data=val_ds,
-                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+        model.fit(train_ds, epochs=math.ceil(t.steps / t.steps_per_epoch), steps_per_epoch=t.steps_per_epoch,
+                  validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     elapsed = clock.seconds()
     steps = current_step(model)
-
     guard = next(c for c in callbacks if isinstance(c, NonFiniteSteps))
-    resumed_from = session_start.resumed_from
     if guard.stopped_at is not None:
         raise TfgcError(f"training stopped at step {steps}: {MAX_NONFINITE_STEPS} steps in a row had a non-finite loss "
                         f"or gradient (all skipped, so the weights and {out / 'backup'} hold the last finite state); "
@@ -413,14 +416,47 @@ def run(args) -> int:
     if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights if w.dtype.is_floating):
         raise TfgcError(f"training diverged (non-finite weights at step {steps}); the last good state is in "
                         f"{out / 'checkpoints'}; no model exported")
-    model_dir = save_model(model, out / "model", force=True, extra={
-        "steps": steps, "resumed_from_step": resumed_from, "train_seconds": round(clock.total(), 1),
+    return session_start.resumed_from, elapsed
+
+
+def _export(model, config: Config, out: Path, args, clock: "TrainingClock", resumed_from, elapsed: float,
+            training_images: int):
+    """The trained model as OUT/model, its manifest saying how it was made."""
+    from tfgc.models.store import save_model
+    from tfgc.reports.writer import environment
+    from tfgc.training.callbacks import current_step
+
+    t = config.train
+    return save_model(model, out / "model", force=True, extra={
+        "steps": current_step(model), "resumed_from_step": resumed_from, "train_seconds": round(clock.total(), 1),
         "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         **{key: value for key, value in environment().items() if key in ("commit", "machine", "python")},
-        "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": len(data_paths),
+        "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": training_images,
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
+
+
+def run(args) -> int:
+    from tfgc.codec.family import codec_for
+
+    config = resolve_config(args)
+    out = _run_folder(args, config)
+    family = codec_for(config.model.family)
+    paths, val_paths = family.training_paths(config, args.data, args.val_data)
+    model, strategy = _build(config, out)
+    train_ds, val_ds = _datasets(family, config, paths, val_paths[:config.train.validation_images], args)
+    t = config.train
+    print(f"tfgc.train: {config.preset}, {len(paths)} training images, "
+          f"{math.ceil(t.steps / t.steps_per_epoch) * t.steps_per_epoch} steps of batch {t.batch_size} at "
+          f"{t.crop_size}x{t.crop_size}, {family.rate_line(config)}, {strategy.num_replicas_in_sync} replica(s), "
+          f"precision {t.mixed_precision}; run directory {out}")
+    clock = TrainingClock()
+    resumed_from, elapsed = _fit(model, config, out, train_ds, val_ds, clock)
+    model_dir = _export(model, config, out, args, clock, resumed_from, elapsed, len(paths))
+    from tfgc.training.callbacks import current_step  # TensorFlow: only once the arguments are known to be good
+
+    steps = current_step(model)
     print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session, "
           f"{clock.total() / 60:.1f} in total). Exported {model_dir}")
     print("Next:")
