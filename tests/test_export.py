@@ -316,6 +316,19 @@ def test_onnx_has_dynamic_sizes_and_the_cli_decodes_a_real_file_with_it(exports,
     assert parity["max_abs_diff"] <= 2
 
 
+def test_an_export_without_geometry_still_tiles_as_its_model(exports, fidelity_gdn, monkeypatch):
+    """export.json records the model's geometry, so a runtime tiles large images without TensorFlow; an export made
+    before it had the field takes it from the model's class, and where TensorFlow is missing says so in one line."""
+    model, _ = fidelity_gdn
+    directory, manifest = export.read_export_manifest(exports["onnx"], "onnx")
+    assert manifest["geometry"] == model.geometry.to_dict()
+    older = {key: value for key, value in manifest.items() if key != "geometry"}
+    assert export.OnnxTransforms(directory, older).geometry == model.geometry
+    monkeypatch.setitem(sys.modules, "tfgc.models.registry", None)  # as where TensorFlow is not installed
+    with pytest.raises(ModelError, match="export the model again, or install TensorFlow"):
+        export.OnnxTransforms(directory, older)
+
+
 def test_export_refusals(exports, trained, tmp_path, capsys, monkeypatch):
     from tfgc.__main__ import main
 

@@ -245,7 +245,7 @@ def cmd_export(args) -> int:
 
 def cmd_models(args) -> int:
     from tfgc.codec.api import default_model
-    from tfgc.codec.family import codec_for
+    from tfgc.codec.family import CODECS, FamilyCodec, codec_for
     from tfgc.models.store import installed_models, model_label, read_card
 
     rows = list(installed_models())
@@ -254,7 +254,8 @@ def cmd_models(args) -> int:
         return 0
     default = default_model()
     for directory, manifest in rows:
-        rate = codec_for(manifest.get("family")).rate_label(manifest)
+        family = manifest.get("family")
+        rate = (codec_for(family) if family in CODECS else FamilyCodec()).rate_label(manifest)
         mark = "  (default)" if default is not None and directory.resolve() == default.resolve() else ""
         print(f"{model_label(directory)}{mark}  {manifest.get('preset', '?')}  {rate}  fingerprint "
               f"{manifest.get('fingerprint')}\n    in {directory}")

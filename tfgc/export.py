@@ -159,8 +159,6 @@ def write_serving(model, directory: Path, functions) -> None:
     write_model_files(model, directory, extra=getattr(model, "manifest", None), in_saved_model=True)
 
 
-
-
 def write_codec(model, directory: Path, functions) -> None:
     import tensorflow as tf
 
@@ -384,9 +382,13 @@ class ExportedTransforms:
 
             self.geometry = Geometry.from_dict(manifest["geometry"])
         else:  # an export older than the field: the model's class knows (this imports TensorFlow)
-            from tfgc.models.registry import model_class
+            try:
+                from tfgc.models.registry import model_class
 
-            self.geometry = model_class(self.family).geometry_for(self.config)
+                self.geometry = model_class(self.family).geometry_for(self.config)
+            except ImportError:
+                raise ModelError(f"{self.directory} was exported by an older tfgc, whose export.json does not say "
+                                 "how to tile images: export the model again, or install TensorFlow") from None
 
     def fingerprint(self) -> bytes:
         return bytes.fromhex(self.manifest["fingerprint"])

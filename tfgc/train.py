@@ -383,7 +383,8 @@ def _datasets(family, config: Config, paths, val_paths, args):
     return train_ds.with_options(options), val_ds.with_options(options)
 
 
-def _fit(model, config: Config, out: Path, train_ds, val_ds, clock: "TrainingClock") -> Tuple[Optional[int], float]:
+def _fit(model, config: Config, out: Path, train_ds, val_ds, validation_batch,
+         clock: "TrainingClock") -> Tuple[Optional[int], float]:
     """Train to the config's steps (resuming from the run's backup): (the step this session resumed from, its seconds
     of training). A run whose budget is spent loads its last backup instead. Refuses to go on after non-finite steps
     or weights."""
@@ -392,7 +393,7 @@ def _fit(model, config: Config, out: Path, train_ds, val_ds, clock: "TrainingClo
     from tfgc.training.callbacks import NonFiniteSteps, SessionStart, current_step
 
     t = config.train
-    callbacks = _callbacks(model, config, out, next(iter(val_ds)), clock)
+    callbacks = _callbacks(model, config, out, validation_batch, clock)
     session_start = next(c for c in callbacks if isinstance(c, SessionStart))
     backup = tf.train.latest_checkpoint(str(out / "backup" / "chief")) if t.budget_minutes else None
     trained = _backup_training_seconds(backup)
@@ -446,13 +447,14 @@ def run(args) -> int:
     paths, val_paths = family.training_paths(config, args.data, args.val_data)
     model, strategy = _build(config, out)
     train_ds, val_ds = _datasets(family, config, paths, val_paths[:config.train.validation_images], args)
+    validation_batch = next(iter(val_ds))  # the images TensorBoard shows; a broken validation set fails here
     t = config.train
     print(f"tfgc.train: {config.preset}, {len(paths)} training images, "
           f"{math.ceil(t.steps / t.steps_per_epoch) * t.steps_per_epoch} steps of batch {t.batch_size} at "
           f"{t.crop_size}x{t.crop_size}, {family.rate_line(config)}, {strategy.num_replicas_in_sync} replica(s), "
           f"precision {t.mixed_precision}; run directory {out}")
     clock = TrainingClock()
-    resumed_from, elapsed = _fit(model, config, out, train_ds, val_ds, clock)
+    resumed_from, elapsed = _fit(model, config, out, train_ds, val_ds, validation_batch, clock)
     model_dir = _export(model, config, out, args, clock, resumed_from, elapsed, len(paths))
     from tfgc.training.callbacks import current_step  # TensorFlow: only once the arguments are known to be good
 

@@ -106,8 +106,8 @@ def decode(data: bytes, model: Optional[ModelLike] = None, alpha: Optional[float
 
         found = find_model(header.fingerprint)
         if found is None:
-            hint = f" (or --decoder {' / '.join(codec.classic_decoders)})" if codec.classic_decoders else ""
-            raise ModelError(f"no installed model has fingerprint {header.fingerprint.hex()}; pass --model DIR{hint}")
+            raise ModelError(f"no installed model has fingerprint {header.fingerprint.hex()}; pass --model DIR"
+                             f"{codec.classic_hint}")
         model = found
     described = _describe(model)
     if header.family != described.family:

@@ -121,7 +121,7 @@ def describe(model: ModelLike, default) -> Described:
 
         directory, manifest, config = describe_model(model)
         return Described(directory, manifest["family"], config, bytes.fromhex(manifest["fingerprint"]))
-    if not all(hasattr(model, name) for name in ("family", "config", "fingerprint", "synthesis")):
+    if not all(hasattr(model, name) for name in ("family", "config", "fingerprint", "synthesis", "geometry")):
         raise ModelError(f"the model must be {MODEL_TYPES}; not {type(model).__name__}")
     return Described(model, model.family, model.config, model_fingerprint(model))
 
@@ -133,8 +133,10 @@ class FamilyCodec:
     family: str = ""
     # encode's keyword options (besides the image and the model) that this family takes
     options: Tuple[str, ...] = ()
-    # classic decoders that read this family's files without a model (by name)
+    # classic decoders that read this family's files without a model (by name), and how a missing model's error
+    # points to them
     classic_decoders: Dict[str, object] = {}
+    classic_hint = ""
     # why this family has no codec SavedModel (its host-side coding has no TensorFlow graph), or None
     no_codec_savedmodel: Optional[str] = None
     # whether a file can be written at a target rate (tfgc.codec.rate)

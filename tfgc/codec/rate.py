@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-
 from tfgc import metrics
 from tfgc.codec import api, sr
 from tfgc.codec.family import codec_for

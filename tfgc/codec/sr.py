@@ -148,8 +148,6 @@ def upscale(low: np.ndarray, scale: int, method: str, height: int, width: int) -
     return np.asarray(Image.fromarray(low, "RGB").resize((w * scale, h * scale), resample))[:height, :width]
 
 
-
-
 def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
               max_pixels: Optional[int] = None) -> EncodeResult:
     """The super-resolution codec's file: `image` downsampled by `scale` (bicubic; 1 keeps its size) and coded by the
@@ -223,6 +221,7 @@ def read_stored(header: bitstream.Header, payload: bytes) -> StoredLowResolution
 class SRCodec(FamilyCodec):
     family = "sr"
     classic_decoders = CLASSIC_DECODERS
+    classic_hint = " (or --decoder lanczos / bicubic)"
     no_codec_savedmodel = "its base codec is Pillow's"
     chooses_rate = True
 

@@ -271,8 +271,9 @@ def _write_bench_report(report: Report, result, curves, rows) -> None:
              report.asset("rd_detail.png"), **style)
     crop = result["crop"]
     markdown = _report(result, curves, rows, labels, model_labels, crop["image"], crop["bpp"], report.assets.name)
-    notes = report.notes()
-    report.write(result, rows, markdown + ("\n" + notes if notes else ""))
+    if getattr(report.args, "notes", None):
+        markdown += "\n" + report.notes()
+    report.write(result, rows, markdown)
 
 
 MEASUREMENT_FIELDS = [f.name for f in fields(Measurement) if f.name != "extra"]
