@@ -72,6 +72,10 @@ class EncodeResult:
         """Bits per pixel of the whole file, header and checksum included."""
         return self.file_bits / self.pixels
 
+    def fits(self, target_bpp: float) -> bool:
+        """Whether the whole file is at most `target_bpp` bits per pixel."""
+        return self.file_bits <= target_bpp * self.pixels
+
     def report(self) -> dict:
         return codec_for(self.family).report(self)
 

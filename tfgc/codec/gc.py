@@ -170,7 +170,7 @@ class GCCodec(FamilyCodec):
         from tfgc.codec.api import encode
 
         result = encode(pixels, model)
-        return result, result.file_bits <= target_bpp * result.pixels
+        return result, result.fits(target_bpp)
 
     def decode(self, header, payload, model, alpha):
         from tfgc.codec import entropy

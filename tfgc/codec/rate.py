@@ -24,10 +24,6 @@ class RateChoice:
     note: str  # one line: what was chosen, and why
 
 
-def fits(result: api.EncodeResult, target_bpp: float) -> bool:
-    return result.file_bits <= target_bpp * result.pixels
-
-
 def describe(choice: RateChoice, label: Callable[[object], str]) -> str:
     """'heic quality 12 at 1/2 size (heic-x2): 0.0453 bpp', 'gc-small-c4: 0.0372 bpp'."""
     r = choice.result.sr

@@ -178,24 +178,21 @@ def at_rate(pixels: np.ndarray, target_bpp: float, base: str, scale: int) -> tup
     low, high = lowest_quality(base), 100
     files = {}
 
-    def fits(result):
-        return result.file_bits <= target_bpp * result.pixels
-
     def encoded(quality):
         if quality not in files:
             files[quality] = encode_sr(pixels, scale, quality, base)
         return files[quality]
 
-    if not fits(encoded(low)):
+    if not encoded(low).fits(target_bpp):
         return encoded(low), False
     while low < high:  # invariant: quality `low` fits
         middle = (low + high + 1) // 2
-        if fits(encoded(middle)):
+        if encoded(middle).fits(target_bpp):
             low = middle
         else:
             high = middle - 1
     for quality in (low + 1, low + 2):  # a non-monotone step: a higher quality may fit after all
-        if quality <= 100 and fits(encoded(quality)):
+        if quality <= 100 and encoded(quality).fits(target_bpp):
             low = quality
     return encoded(low), True
 

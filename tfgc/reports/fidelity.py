@@ -8,7 +8,7 @@ from typing import Dict, List
 from tfgc.errors import TfgcError
 from tfgc.models.store import model_label
 from tfgc.reports.measure import crop_image_name, load_images, load_tfds, measure, Measurement, summarize
-from tfgc.reports.writer import (plot_panels, progress_bar, provenance, pyplot, Report, require_matplotlib,
+from tfgc.reports.writer import (environment, plot_panels, progress_bar, provenance, pyplot, Report, require_matplotlib,
                                  results_links, save_figure, training_summary)
 
 
@@ -29,7 +29,7 @@ def run_fidelity(args) -> int:
     require_matplotlib("fidelity")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     crop_name = crop_image_name(images, args.crop_image)
-    started_in = report.start()
+    started_in = environment()  # taken at the start: the commit whose code runs
     label = model_label(args.model)
     progress = progress_bar(len(images) * len(alphas), "decode")
     rows: Dict[float, List[Measurement]] = {alpha: [] for alpha in alphas}

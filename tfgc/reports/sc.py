@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.reports.writer import (progress_bar, provenance, pyplot, Report, require_matplotlib, results_links,
-                                 save_figure, training_summary)
+from tfgc.reports.writer import (environment, progress_bar, provenance, pyplot, Report, require_matplotlib,
+                                 results_links, save_figure, training_summary)
 
 DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PARTS = ("latents", "mask", "label_map", "overhead")
@@ -79,7 +79,7 @@ def run_selective(args) -> int:
     if class_list:
         settings.append((f"classes {args.classes}", None))
     alphas = [model.checked_alpha(a) for a in args.alphas] if args.alphas else [None]
-    started_in = report.start()
+    started_in = environment()  # taken at the start: the commit whose code runs
     progress = progress_bar(len(pairs) * len(settings) * len(alphas), "decode")
     rows: List[dict] = []
     figure_rows = []

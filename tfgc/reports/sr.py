@@ -19,7 +19,7 @@ import numpy as np
 
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import crop_image_name, evaluate_model, load_images, measure, summarize, unique_model_labels
-from tfgc.reports.writer import (finish_rd_plot, plot_panels, progress_bar, provenance, pyplot, Report,
+from tfgc.reports.writer import (environment, finish_rd_plot, plot_panels, progress_bar, provenance, pyplot, Report,
                                  require_matplotlib, results_links, training_summary)
 
 DEFAULT_QUALITIES = (30, 50, 75, 90)
@@ -71,7 +71,7 @@ def run_superres(args) -> int:
     if bench is not None and sorted(bench["images"]) != sorted(name for name, _ in images):
         raise TfgcError(f"--bench {args.bench} was measured on other images than --data")
     crop_name = crop_image_name(images, args.crop_image)
-    started_in = report.start()
+    started_in = environment()  # taken at the start: the commit whose code runs
     decoders = [label for label, _ in models] + list(CLASSIC)
     progress = progress_bar(len(images) * (len(qualities) * len(decoders) + len(compare)), "decode")
     rows: List[dict] = []

@@ -218,10 +218,6 @@ class Report:
         self.args = args
         self.markdown_path, self.assets = report_destination(args, rewrite)
 
-    def start(self) -> dict:
-        """The machine, the versions and the commit, taken when the work starts: the commit whose code runs."""
-        return environment()
-
     def asset(self, name: str) -> Path:
         """OUT/NAME/name, the folder made on first use."""
         self.assets.mkdir(parents=True, exist_ok=True)
