@@ -43,8 +43,11 @@ def test_rewards_mark_the_steps_whose_psnr_rose():
 
 
 def test_discounted_return_of_hand_made_rewards():
+    # Oldest first; the newest reward (the one the trained state earned) counts fully.
     assert sr_family.discounted_return([1.0, 0.0, 1.0], 0.5).numpy() == pytest.approx(1.25)
-    assert sr_family.discounted_return([0.0, 1.0, 1.0, 1.0], 0.9).numpy() == pytest.approx(0.9 + 0.81 + 0.729)
+    assert sr_family.discounted_return([0.0, 0.0, 0.0, 1.0], 0.9).numpy() == pytest.approx(1.0)
+    assert sr_family.discounted_return([1.0, 0.0, 0.0, 0.0], 0.9).numpy() == pytest.approx(0.729)
+    assert sr_family.discounted_return([1.0, 1.0, 1.0, 0.0], 0.9).numpy() == pytest.approx(0.9 + 0.81 + 0.729)
     assert sr_family.discounted_return([1.0, 1.0, 1.0], 1.0).numpy() == pytest.approx(3.0)
     assert sr_family.discounted_return([1.0, 1.0, 1.0], 0.0).numpy() == pytest.approx(1.0)
 

@@ -51,6 +51,11 @@ class ModelConfig:
     discriminator_width: int = 64
     discriminator_scales: int = 3
     discriminator_layers: int = 3
+    # How the least-squares GAN loss combines the discriminator's scales: "sum" is pix2pixHD's (the paper presets),
+    # "mean" divides it by the scales (a third of the adversarial weight at 3 scales, against feature matching, which
+    # pix2pixHD averages over scales in both settings). The small presets keep "mean": their weights were tuned, and
+    # the shipped models trained, with it.
+    adversarial_reduction: str = "mean"
     # Loss weights. adversarial_weight = 0 trains without a discriminator (rate + distortion only).
     distortion_weight: float = 10.0  # lambda on MSE of images scaled to [-1, 1]
     # Weight on 1 - MS-SSIM (as many of the 5 scales as the crop holds): MSE alone leaves low-rate reconstructions
@@ -250,6 +255,7 @@ class Config:
             _require(0 <= t.preserved_class_probability <= 1, "preserved_class_probability must be in [0, 1]")
             _require(t.downscale >= 1, "downscale must be >= 1")
         _require(m.normalization in NORMALIZATIONS, f"normalization must be one of {', '.join(NORMALIZATIONS)}")
+        _require(m.adversarial_reduction in ("mean", "sum"), "adversarial_reduction must be mean or sum")
         # Upper bounds far beyond any published model: a config (a model directory's too) cannot ask for networks that
         # would exhaust memory before anything is checked.
         _require(1 <= m.width <= 1024, "width must be in 1..1024")
@@ -357,7 +363,8 @@ def _paper(latent_channels: int) -> Config:
     # Agustsson et al. 2019; optimizer settings are pix2pixHD's (Adam 2e-4, beta1 0.5), batch 1.
     return Config(
         preset=f"gc-paper-c{latent_channels}",
-        model=ModelConfig(width=60, latent_channels=latent_channels, levels=5, residual_blocks=9),
+        model=ModelConfig(width=60, latent_channels=latent_channels, levels=5, residual_blocks=9,
+                          adversarial_reduction="sum"),
         train=TrainConfig(crop_size=256, batch_size=1, steps=150_000, steps_per_epoch=1000),
     )
 

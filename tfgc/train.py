@@ -36,7 +36,7 @@ MAX_NONFINITE_STEPS = 10
 _OVERRIDES = (
     "width", "normalization", "latent_channels", "levels", "residual_blocks", "noise_channels", "rate_weight",
     "target_bpp", "distortion_weight", "ms_ssim_weight",
-    "adversarial_weight", "feature_matching_weight", "perceptual_weight", "perceptual_weights",
+    "adversarial_weight", "feature_matching_weight", "adversarial_reduction", "perceptual_weight", "perceptual_weights",
     "steps", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "discriminator_learning_rate",
     "learning_rate_schedule", "learning_rate_floor",
     "mixed_precision", "strategy", "seed", "checkpoint_every", "time_limit_minutes", "budget_minutes",
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight on 1 - MS-SSIM beside the MSE (gc-small: 3; other presets: 0)")
     g.add_argument("--adversarial-weight", type=float, help="LSGAN weight; 0 trains without a discriminator")
     g.add_argument("--feature-matching-weight", type=float, help="pix2pixHD feature matching weight")
+    g.add_argument("--adversarial-reduction", choices=["mean", "sum"],
+                   help="how the LSGAN loss combines the discriminator's scales: sum (pix2pixHD, the paper presets) "
+                        "or mean (the small presets)")
     g.add_argument("--perceptual-weight", type=float, help="VGG19 feature loss weight (needs --vgg-weights)")
     g.add_argument("--vgg-weights", dest="perceptual_weights", metavar="WEIGHTS.h5",
                    help="'imagenet' (Keras downloads them; needs the network) or a VGG19 .h5 weights file")
@@ -111,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--downscale", type=int, help="shrink photographs and label maps by this factor before cropping "
                                                  "(Cityscapes 2048x1024 -> 1024x512 with 2)")
     g = p.add_argument_group("super-resolution codec (sr and rlsrgan presets)")
-    g.add_argument("--rl", choices=["on", "off"],
-                   help="on: RL-SRGAN (the actor-critic head and its loss every --rl-every steps); off: the plain "
-                        "SRGAN baseline (same networks, data and SRGAN loss)")
+    g.add_argument("--rl", choices=["paper", "on", "off"],
+                   help="paper (or on): RL-SRGAN as Savioli has it (the actor-critic head and its loss every "
+                        "--rl-every steps; its reward does not depend on the policy's action, so the policy "
+                        "term's expected gradient is zero); off: the plain SRGAN baseline (same networks, data and "
+                        "SRGAN loss)")
     g.add_argument("--scale", type=int, choices=[1, 2, 4, 8],
                    help="downsampling factor r of the stored base image (1: full size, a restoration filter)")
     g.add_argument("--base-codec", choices=["jpeg", "webp", "avif", "heic"], help="the classic codec of the base image")
@@ -178,7 +183,7 @@ def resolve_config(args) -> Config:
     if args.jit_compile:
         overrides["jit_compile"] = True
     if getattr(args, "rl", None) is not None:
-        overrides["actor_critic"] = args.rl == "on"
+        overrides["actor_critic"] = args.rl in ("paper", "on")
     if args.stage == 1:
         overrides = dict({"adversarial_weight": 0.0, "feature_matching_weight": 0.0, "perceptual_weight": 0.0},
                          **overrides, stage=1)

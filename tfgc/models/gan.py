@@ -23,16 +23,21 @@ from typing import Dict, List
 import tensorflow as tf
 
 
-def lsgan_discriminator_loss(disc_real, disc_fake):
-    """Least-squares GAN loss of the discriminator, per example, averaged over scales."""
+def lsgan_discriminator_loss(disc_real, disc_fake, reduction: str = "mean"):
+    """Least-squares GAN loss of the discriminator, per example, over scales by `reduction` ("mean" or "sum")."""
     losses = []
     for real, fake in zip(disc_real, disc_fake):
         losses.append(0.5 * (_spatial_mean(tf.square(real[-1] - 1.0)) + _spatial_mean(tf.square(fake[-1]))))
-    return tf.add_n(losses) / len(losses)
+    return _over_scales(losses, reduction)
 
 
-def lsgan_generator_loss(disc_fake):
-    return tf.add_n([_spatial_mean(tf.square(fake[-1] - 1.0)) for fake in disc_fake]) / len(disc_fake)
+def lsgan_generator_loss(disc_fake, reduction: str = "mean"):
+    return _over_scales([_spatial_mean(tf.square(fake[-1] - 1.0)) for fake in disc_fake], reduction)
+
+
+def _over_scales(losses, reduction: str):
+    total = tf.add_n(losses)
+    return total if reduction == "sum" else total / len(losses)
 
 
 def nonsaturating_discriminator_loss(disc_real, disc_fake):
@@ -108,7 +113,7 @@ class GANModel(tf.keras.Model):
 
     def discriminator_loss(self, disc_real, disc_fake):
         """Per-example loss of the discriminator on its outputs for real and generated images."""
-        return lsgan_discriminator_loss(disc_real, disc_fake)
+        return lsgan_discriminator_loss(disc_real, disc_fake, self.config.model.adversarial_reduction)
 
     def metric_names(self) -> List[str]:
         return []

@@ -273,7 +273,7 @@ class GCModel(GANModel):
             if m.rate_weight > 0:
                 terms["rate"] = self.rate_weight * self.prior.bits(coded, stop_prior_gradient=True) / pixels
         if self.adversarial:
-            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
+            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake, m.adversarial_reduction)
             if m.feature_matching_weight > 0:
                 terms["feature_matching"] = m.feature_matching_weight * feature_matching_loss(disc_real, disc_fake)
         if self.perceptual is not None:

@@ -30,8 +30,7 @@ in [-1, 1]) + 1e-3 * (-log D(G(x))) + 6e-3 * VGG19 phi_5,4 feature MSE.
 Actor-critic head (eqs. 5-12), on the generator's low-resolution features E(x) (global average pooling, a 256-unit
 dense layer, then three outputs): a Gaussian policy pi over the PSNR (mean, log-std) and a value V. At training step
 i the reward is r_i = 1 if the batch's PSNR_i > PSNR_{i-1}, else 0; the last k rewards are kept, and every k-th step
-(steps k-1, 2k-1, ... counted from 0) the return R = sum_j gamma^j r_{i-k+1+j} (the window's first reward undiscounted,
-A3C's k-step return) enters the loss
+(steps k-1, 2k-1, ... counted from 0) the return R = sum_j gamma^j r_{i-j} (j = 0..k-1) enters the loss
 
     L_RL = value_weight * (R - V)^2 - log pi(a) * (R - V),   a ~ pi (the predicted PSNR; sampled, no gradient),
 
@@ -39,6 +38,16 @@ added to the SRGAN loss; other steps train on the SRGAN loss alone. (R - V) is h
 loss reaches the generator only through E's features under the head: that is the "indirect" push the paper describes.
 Without `actor_critic` the same model is the SRGAN baseline: the networks, data and SRGAN loss are the same, only the
 head and its loss are absent. The head is for training only; exported models never hold it.
+
+What the paper's term can do: the reward does not depend on the action the policy samples, so the policy term's
+expected gradient E[grad log pi(a) * (R - V)] is zero (the score function has mean zero); it feeds E's features
+zero-mean noise, and only the value term has a direction (toward R, for V). tests/test_paper_claims.py checks this by
+Monte Carlo. We keep it as the paper has it (`--rl paper`).
+
+Why the return runs backward from the newest step: A3C's k-step return credits a state with the k rewards after it,
+but here V and pi see only the newest step's features (the graphs of earlier steps are gone), and the newest reward
+is the one those features earned. So the window is discounted backward from it: r_i counts fully, r_{i-k+1} by
+gamma^(k-1).
 """
 
 from __future__ import annotations
@@ -141,14 +150,22 @@ def psnr_rewards(psnrs, previous=float("nan")):
 
 
 def discounted_return(rewards, discount):
-    """R = sum_j discount^j * rewards[j]: rewards oldest first, the first undiscounted."""
+    """R = sum_j discount^j * rewards[-1 - j]: rewards oldest first, the newest (the trained state's) undiscounted."""
     rewards = tf.convert_to_tensor(rewards, tf.float32)
     powers = tf.pow(tf.cast(discount, tf.float32), tf.range(tf.size(rewards), dtype=tf.float32))
-    return tf.reduce_sum(powers * rewards)
+    return tf.reduce_sum(powers * tf.reverse(rewards, [0]))
 
 
 def gaussian_log_prob(x, mean, log_std):
     return -0.5 * tf.square((x - mean) / tf.exp(log_std)) - log_std - 0.5 * math.log(2.0 * math.pi)
+
+
+def actor_critic_loss(mean, log_std, value, returns, value_weight, noise):
+    """Per-example value_weight * (R - V)^2 - log pi(a) * (R - V), with a = mean + exp(log_std) * noise sampled
+    without gradient and (R - V) held fixed in the policy term."""
+    action = tf.stop_gradient(mean + tf.exp(log_std) * noise)
+    advantage = returns - value
+    return value_weight * tf.square(advantage) - gaussian_log_prob(action, mean, log_std) * tf.stop_gradient(advantage)
 
 
 def rl_applies(step, every: int):
@@ -291,7 +308,7 @@ class SRModel(GANModel):
 
     def discriminator_loss(self, disc_real, disc_fake):
         if self.patch_gan:
-            return lsgan_discriminator_loss(disc_real, disc_fake)
+            return lsgan_discriminator_loss(disc_real, disc_fake, self.config.model.adversarial_reduction)
         return nonsaturating_discriminator_loss(disc_real, disc_fake)
 
     def loss_term_names(self) -> List[str]:
@@ -317,7 +334,7 @@ class SRModel(GANModel):
         x, x_hat = outputs["x"], outputs["x_hat"]
         terms = {"distortion": m.distortion_weight * tf.reduce_mean(tf.square(x - x_hat), axis=[1, 2, 3])}
         if self.adversarial and self.patch_gan:
-            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake)
+            terms["adversarial"] = m.adversarial_weight * lsgan_generator_loss(disc_fake, m.adversarial_reduction)
             if m.feature_matching_weight > 0:
                 terms["feature_matching"] = m.feature_matching_weight * feature_matching_loss(disc_real, disc_fake)
         elif self.adversarial:
@@ -341,11 +358,8 @@ class SRModel(GANModel):
         self.rl_step.assign_add(1)
 
         mean, log_std, value = self.actor_critic(outputs["features"])
-        action = tf.stop_gradient(mean + tf.exp(log_std) * tf.random.normal(tf.shape(mean)))
         returns = discounted_return(rewards, m.rl_discount)
-        advantage = returns - value
-        loss = m.value_weight * tf.square(advantage) - gaussian_log_prob(action, mean, log_std) * tf.stop_gradient(
-            advantage)
+        loss = actor_critic_loss(mean, log_std, value, returns, m.value_weight, tf.random.normal(tf.shape(mean)))
         outputs.update(rl_applied=tf.fill(tf.shape(value), tf.cast(applies, tf.float32)),
                        rl_return=tf.fill(tf.shape(value), returns), value=value, predicted_psnr=mean)
         return tf.where(applies, loss, tf.zeros_like(loss))
