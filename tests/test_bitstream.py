@@ -42,7 +42,7 @@ def test_every_single_bit_flip_is_refused():
 
 
 @pytest.mark.parametrize("offset,value,message", [
-    (4, 4, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
+    (4, 5, "newer"), (4, 0, "unknown tfgc format version"), (5, 9, "family"), (6, 0x80, "flags"),
 ])
 def test_bad_fields_with_valid_checksum(offset, value, message):
     data = bytearray(pack(HEADER, PAYLOAD))
@@ -90,8 +90,22 @@ def test_each_family_is_written_at_the_oldest_version_that_describes_it():
     assert header == sr_header and header.version == 3
     assert bitstream.unpack_sr(payload, header.version) == bitstream.SRPayload("heic", 2, 0, b"base")
     data = bytearray(pack(HEADER, PAYLOAD))
-    data[4] = 3  # a gc file of version 3 reads the same
-    assert unpack(_recrc(bytes(data))) == (HEADER, PAYLOAD)
+    for version in (3, 4):  # a gc file of a later version reads the same
+        data[4] = version
+        assert unpack(_recrc(bytes(data))) == (HEADER, PAYLOAD)
+
+
+def test_sc_files_are_version_4_only_with_a_context_coded_label_map():
+    def sections(coding):
+        return bitstream.SelectiveSections(coding, b"map", bitstream.MASK_ALL, b"", b"latents")
+
+    assert bitstream.selective_version(sections("context")) == 4
+    assert bitstream.selective_version(sections("jxl")) == 2
+    payload = bitstream.pack_selective(sections("context"))
+    assert bitstream.unpack_selective(payload, 4) == sections("context")
+    with pytest.raises(FormatError, match="unknown label map coding 4 in a version-2 file"):
+        bitstream.unpack_selective(payload, 2)
+    assert bitstream.unpack_selective(bitstream.pack_selective(sections("png")), 2) == sections("png")
 
 
 def test_version_2_sr_payloads_are_jpegs_without_a_codec_byte():

@@ -1,9 +1,9 @@
-"""The .tfgc file format, version 3. All integers are big-endian.
+"""The .tfgc file format, version 4. All integers are big-endian.
 
     offset  size  field
     0       4     magic b"TFGC"
-    4       1     format version (3 for sr files; 2 for gc and sc files, whose layout version 3 did not change, so
-                  that a tfgc reading version 2 still reads them)
+    4       1     format version: the oldest whose layout describes the file, so that an older tfgc reads what it
+                  can (gc files 2; sc files 4 with a context-coded label map, else 2; sr files 3)
     5       1     model family (1 = gc, 2 = sc, 3 = sr)
     6       1     flags (bit 0, gc and sc files: payload range coded with the uniform table, not the model's; bit 1, sr
                   files: the base's container packed, see below; other bits must be 0)
@@ -17,7 +17,8 @@
 An sc file's payload is three sections (the semantic label map and the preservation mask, each lossless, then the
 preserved latents):
 
-    0       1     label map coding (1 = PNG, 2 = WebP lossless, 3 = JPEG XL lossless), of the classes 0..K-1
+    0       1     label map coding (1 = PNG, 2 = WebP lossless, 3 = JPEG XL lossless, 4 = tfgc's context coder,
+                  from version 4: tfgc.codec.context_coder), of the classes 0..K-1
     1       4     label map length a
     5       a     label map
     5+a     1     mask kind (0 = nothing preserved, 1 = everything; the latent grid's bits, row by row, most
@@ -53,6 +54,9 @@ They are read as they are.
 Parsing is strict: every field is checked, and a header that declares more than MAX_IMAGE_PIXELS pixels is refused
 before anything is allocated for it. tfgc.codec.graph reads and writes the same format with TensorFlow ops.
 
+Version 4 added label map coding 4 to sc files; nothing else changed, and files that do not use it are still
+written as before.
+
 Version 1 differed from version 2 only in flag bit 0, which stored the symbols as one base-L number; version-1 files
 without that flag are read as they are, and those with it are refused with a clear message.
 """
@@ -67,7 +71,7 @@ from tfgc.config import SR_SCALES
 from tfgc.errors import FormatError
 
 MAGIC = b"TFGC"
-VERSION = 3
+VERSION = 4
 # The version a file of each family is written with: the oldest whose layout describes it.
 WRITTEN_VERSION = {"gc": 2, "sc": 2, "sr": 3}
 FAMILIES = {"gc": 1, "sc": 2, "sr": 3}
@@ -91,8 +95,8 @@ class Header:
     fingerprint: bytes
     height: int
     width: int
-    # The format version as read (0 when written: the family's WRITTEN_VERSION); how the file was laid out, not what it
-    # holds, so headers compare equal across versions.
+    # The format version as read, or to write (0: the family's WRITTEN_VERSION); how the file was laid out, not what
+    # it holds, so headers compare equal across versions.
     version: int = field(default=0, compare=False)
 
     @property
@@ -131,7 +135,7 @@ def unpack(data: bytes, max_pixels: int = None):
     version = data[4]
     if version > VERSION:
         raise FormatError(f"tfgc format version {version} is newer than this tfgc reads ({VERSION}): upgrade tfgc")
-    if version not in (1, 2, VERSION):
+    if version < 1:
         raise FormatError(f"unknown tfgc format version {version}")
     magic, version, family_code, flags, fingerprint, height, width, length = _HEADER.unpack_from(data)
     if len(data) < OVERHEAD + length:
@@ -161,7 +165,9 @@ def unpack(data: bytes, max_pixels: int = None):
     return header, data[HEADER_SIZE:HEADER_SIZE + length]
 
 
-LABEL_CODINGS = {1: "png", 2: "webp", 3: "jxl"}
+LABEL_CODINGS = {1: "png", 2: "webp", 3: "jxl", 4: "context"}
+# The format version that introduced each label map coding (the others exist from version 2).
+_LABEL_CODING_SINCE = {"context": 4}
 MASK_NONE, MASK_ALL, MASK_BITS, MASK_DEFLATE = 0, 1, 2, 3
 _SECTION = struct.Struct(">BI")
 
@@ -189,8 +195,13 @@ def pack_selective(sections: SelectiveSections) -> bytes:
             + _SECTION.pack(sections.mask_kind, len(sections.mask)) + sections.mask + sections.latents)
 
 
-def unpack_selective(payload: bytes) -> SelectiveSections:
-    """Split an sc payload into its sections, checking every length and code."""
+def selective_version(sections: SelectiveSections) -> int:
+    """The format version an sc file with these sections is written as."""
+    return _LABEL_CODING_SINCE.get(sections.label_coding, WRITTEN_VERSION["sc"])
+
+
+def unpack_selective(payload: bytes, version: int = VERSION) -> SelectiveSections:
+    """Split an sc payload of a file of format `version` into its sections, checking every length and code."""
     offset = 0
 
     def section(what):
@@ -206,8 +217,8 @@ def unpack_selective(payload: bytes) -> SelectiveSections:
         return code, body
 
     label_code, label_map = section("label map")
-    if label_code not in LABEL_CODINGS:
-        raise FormatError(f"unknown label map coding {label_code}")
+    if label_code not in LABEL_CODINGS or version < _LABEL_CODING_SINCE.get(LABEL_CODINGS[label_code], 0):
+        raise FormatError(f"unknown label map coding {label_code} in a version-{version} file")
     if not label_map:
         raise FormatError("sc payload has an empty label map")
     mask_kind, mask = section("mask")

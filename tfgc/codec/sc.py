@@ -1,9 +1,10 @@
 """The sc family's files (Agustsson et al. 2019, selective compression): GC's latents of the cells a mask preserves,
 with the image's label map and the mask, both lossless, from which the decoder synthesizes the rest.
 
-The label map (classes 0..K-1 at the image's size) is coded with the lossless image coders Pillow carries: PNG always,
-WebP lossless when Pillow has libwebp (58% of PNG's size on Cityscapes maps), JPEG XL lossless when
-pillow-jxl-plugin is installed (86% of WebP's); each file keeps the smallest and names its coder. The mask
+The label map (classes 0..K-1 at the image's size) is coded with tfgc's context coder (tfgc.codec.context_coder,
+made for label maps: about 60% of JPEG XL lossless's size on Cityscapes maps, up to its pixel limit) and with
+the lossless image coders Pillow carries: PNG always, WebP lossless when Pillow has libwebp, JPEG XL lossless when
+pillow-jxl-plugin is installed; each file keeps the smallest and names its coder. The mask
 (one bit a latent cell) costs nothing when it preserves nothing or everything, and is otherwise its bits, deflated
 when that is shorter (a 1-bit PNG would add some 60 bytes of chunks to a mask of a few dozen).
 Only the latents the mask preserves are range coded, in raster order, exactly as GC codes a whole grid.
@@ -19,7 +20,7 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
-from tfgc.codec import bitstream, gc
+from tfgc.codec import bitstream, context_coder, gc
 from tfgc.codec.family import Described, EncodeResult, FamilyCodec, model_fingerprint
 from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import FormatError, ModelError
@@ -58,6 +59,8 @@ def encode_label_map(classes: np.ndarray) -> Tuple[str, bytes]:
         buffer = io.BytesIO()
         image.save(buffer, format="JXL", lossless=True, effort=7)
         candidates["jxl"] = buffer.getvalue()
+    if classes.size <= context_coder.MAX_PIXELS:
+        candidates["context"] = context_coder.encode(classes)
     coder = min(candidates, key=lambda name: len(candidates[name]))
     return coder, candidates[coder]
 
@@ -68,6 +71,8 @@ def decode_label_map(coder: str, data: bytes, height: int, width: int, classes: 
         raise FormatError("this file's label map is JPEG XL coded: install pillow-jxl-plugin to decode it")
     if coder == "webp" and not _webp_available():
         raise FormatError("this file's label map is WebP coded and this Pillow has no WebP support")
+    if coder == "context":
+        return context_coder.decode(data, height, width, classes)
     array = _read_lossless(data, "label map", (width, height), {"png": "PNG", "webp": "WEBP", "jxl": "JXL"}[coder])
     if array.ndim == 3:  # WebP stores greyscale as RGB
         if not (np.all(array[..., 0] == array[..., 1]) and np.all(array[..., 0] == array[..., 2])):
@@ -131,7 +136,7 @@ def read_selective(header: bitstream.Header, payload: bytes, classes: int = 256)
     """An sc file's label map [H, W], latent mask [h, w] and sections, decoded and checked (no model needed)."""
     from tfgc.data.labels import latent_shape
 
-    sections = bitstream.unpack_selective(payload)
+    sections = bitstream.unpack_selective(payload, header.version or bitstream.VERSION)
     label_map = decode_label_map(sections.label_coding, sections.label_map, header.height, header.width, classes)
     mask = decode_mask(sections.mask_kind, sections.mask, *latent_shape(header.height, header.width))
     return label_map, mask, sections
@@ -184,7 +189,7 @@ class SCCodec(FamilyCodec):
         mask_kind, mask_bytes = encode_mask(mask)
         sections = bitstream.SelectiveSections(label_coding, label_bytes, mask_kind, mask_bytes, latents)
         header = bitstream.Header(self.family, bitstream.FLAG_UNIFORM_TABLE if use_uniform else 0,
-                                  model_fingerprint(model), height, width)
+                                  model_fingerprint(model), height, width, bitstream.selective_version(sections))
         data = bitstream.pack(header, bitstream.pack_selective(sections))
         parts = {"latents": len(latents), "mask": len(mask_bytes), "label_map": len(label_bytes)}
         parts["overhead"] = len(data) - sum(parts.values())
