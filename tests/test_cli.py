@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,16 @@ def test_models_by_name(trained, image_file, tmp_path, capsys, monkeypatch):
         tfgc.load_model(image_file)
     with pytest.raises(tfgc.TfgcError, match="no version folders"):
         tfgc.load_model(tmp_path)
+    # Reports name an installed model by its path from the working folder when it lies inside it, not by the
+    # machine's absolute path.
+    import argparse
+
+    from tfgc.__main__ import _resolve_models
+
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(model=["tiny-model", "tiny-model/2"])
+    _resolve_models(args)
+    assert args.model == [str(Path("installed") / "tiny-model" / "10"), str(Path("installed") / "tiny-model" / "2")]
 
 
 def _error_cases():

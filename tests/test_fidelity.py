@@ -1,6 +1,7 @@
 """Fidelity control (Iwai et al. 2020): two-stage training and decoder interpolation chosen at decode time."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -229,13 +230,37 @@ def test_fidelity_report(two_stages, folder, tmp_path):
     report = (tmp_path / "docs" / "fidelity.md").read_text()
     assert "| alpha | bpp |" in report and "python -m tfgc fidelity" in report
     result = json.loads((tmp_path / "docs" / "fidelity" / "results.json").read_text())
-    assert set(result["mean"]) == {"0", "0.5", "1"}
-    assert len({round(m["bpp"], 9) for m in result["mean"].values()}) == 1  # one file per image, every alpha
-    assert result["mean"]["0"]["psnr"] != result["mean"]["1"]["psnr"]
+    (entry,) = result["models"]
+    assert set(entry["mean"]) == {"0", "0.5", "1"}
+    assert len({round(m["bpp"], 9) for m in entry["mean"].values()}) == 1  # one file per image, every alpha
+    assert entry["mean"]["0"]["psnr"] != entry["mean"]["1"]["psnr"]
+    # The counts are those of the per-image rows.
+    psnrs = {}
+    for row in result["images"]:
+        psnrs.setdefault(row["image"], {})[float(row["setting"].split("=")[1])] = row["psnr"]
+
+    def never_rises(values):
+        return all(later <= earlier for earlier, later in zip(values, values[1:]))
+
+    falling = sum(never_rises([by_alpha[a] for a in sorted(by_alpha)]) for by_alpha in psnrs.values())
+    assert entry["monotonic"]["psnr_never_rises"] == falling and entry["monotonic"]["images"] == len(psnrs)
+    assert f"PSNR never rises on {falling} of {len(psnrs)} images" in report
     for figure in ("crops.png", "alpha.png"):
         assert Image.open(tmp_path / "docs" / "fidelity" / figure).size[0] > 300
     assert main(["fidelity", "--model", str(stage2_dir), "--data", str(folder), "--out",
                  str(tmp_path / "docs")]) == 1  # exists
+    # Several models: one section and one crops figure each, the same files' figures under each name.
+    copy = tmp_path / "copy" / "other"
+    shutil.copytree(stage2_dir, copy)
+    assert main(["fidelity", "--model", str(stage2_dir), str(copy), "--data", str(folder), "--out",
+                 str(tmp_path / "two"), "--alphas", "0", "1", "--crop-size", "48"]) == 0
+    result = json.loads((tmp_path / "two" / "fidelity" / "results.json").read_text())
+    first, second = result["models"]
+    assert first["label"] != second["label"]
+    assert first["mean"]["1"]["psnr"] == pytest.approx(second["mean"]["1"]["psnr"], abs=1e-6)
+    for entry in result["models"]:
+        assert f"## {entry['label']}" in (tmp_path / "two" / "fidelity.md").read_text()
+        assert (tmp_path / "two" / "fidelity" / f"crops-{entry['label']}.png").exists()
 
 
 @pytest.mark.slow

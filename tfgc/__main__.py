@@ -1,4 +1,4 @@
-"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, selective, superres, export, models.
+"""python -m tfgc: compress, decompress, info, eval, bench, fidelity, ratecontrol, selective, superres, export, models.
 
 Errors a user can cause end in one line on stderr and a non-zero exit: 1 for a bad file, image or model, 2 for bad
 arguments. No output is overwritten without --force.
@@ -94,7 +94,8 @@ def _scale(args):
 
 
 def _compress_to_rate(args):
-    """--target-bpp: the file whose real size is the largest at most that rate (tfgc.codec.rate)."""
+    """--target-bpp: the file whose real size is the largest at most that rate (tfgc.codec.rate), or for an sr model
+    with a rate policy, the file of the quality the policy picks (one encode, no model loaded)."""
     from tfgc.codec import rate
     from tfgc.models.store import model_label
     from tfgc.models.store import installed_models, load_model, read_manifest, sr_settings
@@ -112,6 +113,8 @@ def _compress_to_rate(args):
     directory = Path(args.model or _default_model())
     manifest = read_manifest(directory)
     family = manifest.get("family")
+    if args.rate_control == "policy" and (family != "sr" or args.scale == "auto"):
+        raise TfgcError("--rate-control policy needs one sr model that has a rate policy (not --scale auto)")
     if family == "sr":
         base, scale, _ = sr_settings(manifest)
         if args.base is not None and args.base != base:
@@ -119,6 +122,11 @@ def _compress_to_rate(args):
         if args.scale not in (None, "auto") and int(args.scale) != scale:
             raise TfgcError(f"--scale {args.scale}: the model {directory} decodes 1/{scale} bases (--scale auto "
                             "chooses among the installed sr models)")
+        policy = _rate_policy(args, directory, base, scale)
+        if policy is not None:
+            choice = rate.by_policy(args.input, args.target_bpp, policy, args.bpp_strict, args.max_pixels,
+                                    f"{model_label(directory)}'s rate policy")
+            return choice.result, choice.note
         same = [d for d, m in installed_models() if m.get("family") == "sr" and sr_settings(m)[0] == base
                 and sr_settings(m)[1] != scale] if args.scale == "auto" else []
     elif family == "gc":
@@ -133,6 +141,23 @@ def _compress_to_rate(args):
     choice = rate.choose(args.input, args.target_bpp, models, args.bpp_strict, args.max_pixels,
                          label=lambda m: labels[id(m)])
     return choice.result, choice.note
+
+
+def _rate_policy(args, directory, base: str, scale: int):
+    """The rate policy of the sr model in `directory` that --rate-control asks for (None: search)."""
+    from tfgc.codec import rate_policy
+    from tfgc.models.store import resolve_model
+
+    if args.rate_control == "search" or args.scale == "auto":
+        return None
+    policy = rate_policy.for_model(resolve_model(directory))
+    if policy is None and args.rate_control == "policy":
+        raise TfgcError(f"{directory} has no rate policy ({rate_policy.POLICY_FILE}; python -m "
+                        "tfgc.training.rate_policy trains one)")
+    if policy is not None and (policy.base, policy.scale) != (base, scale):
+        raise TfgcError(f"{directory}'s rate policy picks {policy.base} qualities at 1/{policy.scale} size; the model "
+                        f"decodes {base} at 1/{scale}")
+    return policy
 
 
 def _compress_sr(args):
@@ -349,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the installed gc models")
     c.add_argument("--bpp-strict", action="store_true",
                    help="with --target-bpp: refuse when no file fits (default: write the smallest and say so)")
+    c.add_argument("--rate-control", choices=["auto", "search", "policy"], default="auto",
+                   help="with --target-bpp and an sr model: search (the largest file that fits, 7-9 encodes), policy "
+                        "(the model's learned rate control picks the quality in one encode, aiming at the target on "
+                        "average over images), auto (policy where the model has one; default)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     _max_pixels_argument(c)
     c.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
@@ -428,16 +457,29 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     x.set_defaults(run=cmd_export)
 
-    f = sub.add_parser("fidelity", help="a fidelity-controlled model across alpha: one file per image decoded at "
-                                         "each alpha; table, plot and crops figure")
+    f = sub.add_parser("fidelity", help="fidelity-controlled models across alpha: one file per image and model decoded "
+                                         "at each alpha; a table per model with per-image monotonicity, plot, crops")
     _data_arguments(f, inception=False)
-    f.add_argument("--model", required=True, help="a fidelity-controlled (stage-2) model directory")
+    f.add_argument("--model", required=True, nargs="+",
+                   help="fidelity-controlled (stage-2) models: folders or installed names")
     f.add_argument("--alphas", type=float, nargs="+", help="alphas to decode at (default: 0 0.25 0.5 0.75 1)")
     f.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
     f.add_argument("--name", default="fidelity", help="report name")
     f.add_argument("--crop-image", help="image of the crops figure (default: the first)")
     f.add_argument("--crop-size", type=int, default=192, help="side of the crop in pixels")
     f.set_defaults(run=_report("fidelity", "run_fidelity"))
+
+    r = sub.add_parser("ratecontrol", help="an sr model's learned rate control against --target-bpp's search: PSNR "
+                                           "at equal mean rate and encode time, on real files")
+    _data_arguments(r, inception=False)
+    r.add_argument("--model", required=True, help="an sr model (folder or installed name)")
+    r.add_argument("--policy", help="a rate_policy.json (default: the one in the model's folder)")
+    r.add_argument("--targets", type=float, nargs="+",
+                   help="target rates in bits per pixel (default: 0.02 0.03 0.05 0.08 0.12 0.2)")
+    r.add_argument("--out", default="docs", help="folder for the report NAME.md and its assets NAME/")
+    r.add_argument("--name", default="rate-control", help="report name")
+    r.add_argument("--notes", help="a Markdown file appended to the report (findings written by hand)")
+    r.set_defaults(run=_report("rate_policy", "run_rate_control"))
 
     s = sub.add_parser("selective", help="an sc model on photographs with label maps: rate breakdown and PSNR "
                                           "inside and outside the preserved region as it grows; table and figures")
@@ -488,10 +530,16 @@ def _resolve_models(args) -> None:
         return
     from tfgc.models.store import resolve_model
 
-    if isinstance(args.model, list):
-        args.model = [str(resolve_model(m)) for m in args.model]
-    else:
-        args.model = str(resolve_model(args.model))
+    def resolved(model) -> str:
+        # Relative to the working folder where it lies inside it, so that reports name saved_models/NAME/VERSION
+        # rather than a path of the machine that made them.
+        folder = resolve_model(model).resolve()
+        try:
+            return str(folder.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(folder)
+
+    args.model = [resolved(m) for m in args.model] if isinstance(args.model, list) else resolved(args.model)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

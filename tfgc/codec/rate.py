@@ -74,3 +74,28 @@ def choose(image, target_bpp: float, models: Sequence, strict: bool = False, max
             why = "the largest file that fits" + (f" (besides {', '.join(others)})" if others else "")
     return RateChoice(best.result, best.model, True, f"chose {describe(best, label)} for {target_bpp:g} bpp: {why}")
 
+
+
+def by_policy(image, target_bpp: float, policy, strict: bool = False, max_pixels: Optional[int] = None,
+              name: str = "rate policy") -> RateChoice:
+    """The sr file whose base quality the learned rate control (tfgc.codec.rate_policy) picks for `target_bpp`: one
+    encode, aiming at the target on average over images rather than capping each file. With `strict`, a file above
+    the target is coded again at the policy's next lower qualities until one fits (nothing fitting is an error)."""
+    if not target_bpp > 0:
+        raise TfgcError(f"the target rate must be > 0 bits per pixel, not {target_bpp:g}")
+    pixels = load_image(image, max_pixels)
+    quality = policy.quality(sr.downsample(pixels, policy.scale), target_bpp)
+    result = sr.encode_sr(pixels, policy.scale, quality, policy.base)
+    encodes = 1
+    if strict:
+        for lower in sorted((q for q in policy.qualities if q < quality), reverse=True):
+            if result.fits(target_bpp):
+                break
+            result = sr.encode_sr(pixels, policy.scale, lower, policy.base)
+            encodes += 1
+        if not result.fits(target_bpp):
+            raise TfgcError(f"nothing fits {target_bpp:g} bpp: the smallest file is {result.bpp:.4f} bpp")
+    r = result.sr
+    what = f"{r['base']} quality {r['quality']} at {sr.size_label(r['scale'])}: {result.bpp:.4f} bpp"
+    return RateChoice(result, None, result.fits(target_bpp),
+                      f"{name} chose {what} for {target_bpp:g} bpp ({encodes} encode{'s' if encodes > 1 else ''})")
