@@ -110,6 +110,10 @@ def test_train_compress_and_report_with_a_policy(photo_folder, tmp_path, capsys)
     policy = rate_policy.load(out / rate_policy.POLICY_FILE)
     assert policy.qualities == [10, 30, 50, 70, 90] and (policy.base, policy.scale) == ("jpeg", 2)
     (model_dir / rate_policy.POLICY_FILE).write_bytes((out / rate_policy.POLICY_FILE).read_bytes())
+    capsys.readouterr()
+    assert training.main(["--model", str(model_dir), "--data", str(folder), "--out", str(out), "--steps", "10",
+                          "--qualities", "10", "90", "20", "--targets", "0.2", "2"]) == 0
+    assert "(reused)" in capsys.readouterr().out  # the same model, photographs and qualities: measured once
 
     image = folder / "chelsea.png"
     capsys.readouterr()

@@ -376,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --target-bpp: refuse when no file fits (default: write the smallest and say so)")
     c.add_argument("--rate-control", choices=["auto", "search", "policy"], default="auto",
                    help="with --target-bpp and an sr model: search (the largest file that fits, 7-9 encodes), policy "
-                        "(the model's learned rate control picks the quality in one encode, aiming at the target on "
-                        "average over images), auto (policy where the model has one; default)")
+                        "(the model's learned rate control picks the quality in one encode; a file may land a little "
+                        "above the target, which --bpp-strict codes again), auto (policy where the model has one; "
+                        "default)")
     c.add_argument("--json", action="store_true", help="print the rate report as JSON")
     _max_pixels_argument(c)
     c.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)

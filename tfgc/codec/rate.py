@@ -1,7 +1,9 @@
 """Files at a target rate: the setting whose real file is the largest that fits.
 
 For an sr codec the setting is the base codec's quality (and, among several sr decoders of one base codec, the
-scale); for GC models it is the model. Every candidate is a real file, measured in bytes, never a prediction.
+scale); for GC models it is the model. Every candidate is a real file, measured in bytes, never a prediction; the
+exception is by_policy, where an sr model's learned rate control predicts the quality from the image and one file is
+written.
 """
 
 from __future__ import annotations
@@ -75,12 +77,11 @@ def choose(image, target_bpp: float, models: Sequence, strict: bool = False, max
     return RateChoice(best.result, best.model, True, f"chose {describe(best, label)} for {target_bpp:g} bpp: {why}")
 
 
-
 def by_policy(image, target_bpp: float, policy, strict: bool = False, max_pixels: Optional[int] = None,
               name: str = "rate policy") -> RateChoice:
     """The sr file whose base quality the learned rate control (tfgc.codec.rate_policy) picks for `target_bpp`: one
-    encode, aiming at the target on average over images rather than capping each file. With `strict`, a file above
-    the target is coded again at the policy's next lower qualities until one fits (nothing fitting is an error)."""
+    encode, at what the policy's objective asks for, so a file may land a little above the target. With `strict`, such
+    a file is coded again at the policy's next lower qualities until one fits (nothing fitting is an error)."""
     if not target_bpp > 0:
         raise TfgcError(f"the target rate must be > 0 bits per pixel, not {target_bpp:g}")
     pixels = load_image(image, max_pixels)

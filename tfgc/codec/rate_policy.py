@@ -2,9 +2,10 @@
 quality for a target rate, so a file at a rate takes one encode where --target-bpp's search takes seven to nine.
 
 It is an actor-critic whose action matters (tfgc.training.rate_policy trains it): the action is the quality, and the
-reward is the rate-distortion result of that quality, measured on real files decoded by the model's learned decoder,
-PSNR - rate_weight * bpp / target. So the policy spends bits where they buy the most PSNR: at a target it aims at
-that rate on average over images, not at each image's largest file below it (`--bpp-strict` still caps each file).
+reward is the rate-distortion result of that quality, measured on real files decoded by the model's learned decoder:
+PSNR less a steep penalty for a file above the target (objective "cap", the search's aim, the one shipped), or
+PSNR - rate_weight * bpp / target (objective "mean": bits where they buy the most PSNR, the target met on average).
+Either way a file may land a little above the target; `--bpp-strict` codes it again at lower qualities.
 
 Features, computed with NumPy and Pillow only (no TensorFlow, no network), of the base image (the image downsampled by
 the model's scale, which the encoder makes anyway): the mean absolute luma gradient at full, half and quarter size,

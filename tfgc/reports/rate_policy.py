@@ -42,10 +42,12 @@ def run_rate_control(args) -> int:
     require_matplotlib("ratecontrol")
     images = load_tfds(args.tfds, args.limit) if args.tfds else load_images(args.data, args.limit)
     targets = sorted(args.targets or DEFAULT_TARGETS)
+    if not all(t > 0 for t in targets):
+        raise TfgcError("--targets: rates must be > 0 bits per pixel")
     started_in = environment()
     label = model_label(directory)
     rows: Dict[str, Dict[float, List[Measurement]]] = {method: {t: [] for t in targets} for method in METHODS}
-    progress = progress_bar(len(images) * len(targets), "image")
+    progress = progress_bar(len(images), "image")
     for name, original in images:
         for target in targets:
             for method in METHODS:
@@ -60,7 +62,7 @@ def run_rate_control(args) -> int:
                 rows[method][target].append(measure(name, f"{label} {method}", f"target={target:g}", original,
                                                     result.data, reconstruction, encode_seconds,
                                                     time.perf_counter() - started, quality=result.sr["quality"]))
-            progress.add(1)
+        progress.add(1)
     summary = {method: {t: summarize(group) for t, group in by_target.items()} for method, by_target in rows.items()}
     comparison = compare(summary)
     for row in comparison:

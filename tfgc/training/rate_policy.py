@@ -5,13 +5,15 @@ quality from features of the image and the target rate.
 
 First every training image is coded at each quality of the grid (real files) and decoded by the model's learned
 decoder at its default alpha; the files' bpp and the decodings' PSNR are kept in OUT/table.npz, which a rerun reuses
-(they are the expensive part: a few minutes for 200 photographs). Then the actor-critic learns from them as a
-contextual bandit: an episode is one image and one target rate (log-uniform over --targets), the action a quality
-drawn from the actor's distribution, the reward PSNR - rate_weight * bpp / target of that quality's measured file, and
-the critic V(image, target) is the baseline the action's advantage is measured against. Unlike RL-SRGAN's reward, this
-one depends on the action, so the policy gradient has a direction. rate_weight is fitted before training, so that the
-best quality per image and target (read from the table) gives the target rate on average over the training images.
-OUT/rate_policy.json is the policy; copy it into an sr model's folder to make it that model's rate control.
+(they are the expensive part: about 10 minutes for 120 photographs at 26 qualities on 2 cores; the table names the
+model's weights, its alpha, the photographs and the qualities, and is measured again when any of them differs). Then
+the actor-critic learns from them as a contextual bandit: an episode is one image and one target rate (log-uniform
+over --targets), the action a quality drawn from the actor's Gaussian, the reward that quality's measured file's
+PSNR less 0.2 dB per percent above the target (--objective cap, the search's aim) or PSNR - w * bpp / target
+(--objective mean, w fitted first so that the best choices from the table average the target), and the critic
+V(image, target) is the baseline the action's advantage is measured against. Unlike RL-SRGAN's reward, this one
+depends on the action, so the policy gradient has a direction. OUT/rate_policy.json is the policy; copy it into an
+sr model's folder to make it that model's rate control.
 """
 
 from __future__ import annotations
@@ -51,7 +53,18 @@ def measure_table(model, paths: Sequence[str], qualities: Sequence[int], alpha: 
             psnr[i, j] = metrics.psnr(pixels, api.decode(result.data, model, alpha))
             progress.add(1)
     return {"paths": np.array([str(p) for p in paths]), "qualities": np.array(qualities), "bpp": bpp, "psnr": psnr,
-            "features": np.array(features)}
+            "features": np.array(features), "model": np.array(_decoder_identity(model, alpha))}
+
+
+def _decoder_identity(model, alpha) -> str:
+    """What the measured PSNRs depend on besides the files: the generator's weights and the alpha it decoded at."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for _, part in sorted(model.export_parts().items()):
+        for variable in part.weights:
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return f"{digest.hexdigest()[:16]} alpha={model.checked_alpha(alpha):g}"
 
 
 OBJECTIVES = ("cap", "mean")
@@ -183,8 +196,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--objective", choices=OBJECTIVES, default="cap",
                    help="cap: each file at most the target, as large as it can be (the search's aim; default); mean: "
                         "the target on average, bits where they buy the most PSNR")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=6000, help="actor-critic steps of 64 episodes (default: 6000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the episodes and the networks")
     args = p.parse_args(argv)
     try:
         return _run(args)
@@ -197,7 +210,8 @@ def _table(model, paths, qualities, alpha, path: Path) -> dict:
     if path.is_file():
         with np.load(path) as stored:
             table = {k: stored[k] for k in stored.files}
-        if list(table["paths"]) == [str(p) for p in paths] and list(table["qualities"]) == list(qualities):
+        if (list(table["paths"]) == [str(p) for p in paths] and list(table["qualities"]) == list(qualities)
+                and "model" in table and str(table["model"]) == _decoder_identity(model, alpha)):
             print(f"measurements: {path} (reused)")
             return table
     started = time.perf_counter()
@@ -209,6 +223,7 @@ def _table(model, paths, qualities, alpha, path: Path) -> dict:
 
 def _run(args) -> int:
     from tfgc.codec import rate_policy
+    from tfgc.codec.sr import check_quality
     from tfgc.data import list_images
     from tfgc.models.store import load_model, resolve_model
 
@@ -222,8 +237,6 @@ def _run(args) -> int:
     if not qualities or step < 1:
         raise TfgcError("--qualities FIRST LAST STEP: no quality in that range")
     for q in qualities:
-        from tfgc.codec.sr import check_quality
-
         check_quality(q, m.base_codec)
     if not 0 < args.targets[0] < args.targets[1]:
         raise TfgcError("--targets LOW HIGH: 0 < LOW < HIGH")
