@@ -68,7 +68,8 @@ def test_the_stored_actor_computes_what_keras_computes(photos):
     assert np.all(np.isfinite(inputs)) and inputs.shape == (len(rate_policy.FEATURES),)
 
 
-@pytest.mark.parametrize("damage", ["format", "features", "layers", "qualities", "std", "objective", "missing"])
+@pytest.mark.parametrize("damage", ["format", "features", "layers", "qualities", "std", "objective", "base",
+                                    "missing"])
 def test_a_damaged_policy_file_is_one_line(damage):
     layers = [(np.zeros((len(rate_policy.FEATURES), 4)), np.zeros(4)), (np.zeros((4, 2)), np.zeros(2))]
     data = rate_policy.RatePolicy("jpeg", 2, [10, 20, 30], np.zeros(len(rate_policy.FEATURES)),
@@ -86,6 +87,8 @@ def test_a_damaged_policy_file_is_one_line(damage):
         data["std"][0] = 0.0
     elif damage == "objective":
         data["objective"] = "most"
+    elif damage == "base":
+        data["base"] = "gif"
     else:
         del data["rate_weight"]
     with pytest.raises(ModelError) as error:

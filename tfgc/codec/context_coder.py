@@ -144,13 +144,10 @@ def decode(data: bytes, height: int, width: int, classes: int = 256) -> np.ndarr
             row[x] = west = symbol
         out[y] = row
         above = row
-    if position != end - _TRAILING:
+    if position != end:  # the encoder's flush writes exactly the bytes the decoder reads
         raise FormatError("label map stream does not end where its section does")
     return out
 
-
-# The encoder's flush writes this many bytes beyond those the decoder reads.
-_TRAILING = 0
 
 
 def _update(counts: List[int], symbol: int, n: int) -> None:

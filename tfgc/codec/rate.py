@@ -85,14 +85,19 @@ def by_policy(image, target_bpp: float, policy, strict: bool = False, max_pixels
     if not target_bpp > 0:
         raise TfgcError(f"the target rate must be > 0 bits per pixel, not {target_bpp:g}")
     pixels = load_image(image, max_pixels)
-    quality = policy.quality(sr.downsample(pixels, policy.scale), target_bpp)
-    result = sr.encode_sr(pixels, policy.scale, quality, policy.base)
+    low = sr.downsample(pixels, policy.scale)
+
+    def encoded(quality):
+        return sr.encode_downsampled(low, *pixels.shape[:2], policy.scale, quality, policy.base)
+
+    quality = policy.quality(low, target_bpp)
+    result = encoded(quality)
     encodes = 1
     if strict:
         for lower in sorted((q for q in policy.qualities if q < quality), reverse=True):
             if result.fits(target_bpp):
                 break
-            result = sr.encode_sr(pixels, policy.scale, lower, policy.base)
+            result = encoded(lower)
             encodes += 1
         if not result.fits(target_bpp):
             raise TfgcError(f"nothing fits {target_bpp:g} bpp: the smallest file is {result.bpp:.4f} bpp")

@@ -29,6 +29,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from tfgc.config import BASE_CODECS, SR_SCALES
 from tfgc.errors import ModelError
 
 POLICY_FILE = "rate_policy.json"
@@ -142,6 +143,9 @@ class RatePolicy:
                 raise ModelError(f"{where}: its normalization is not positive")
             if data["objective"] not in ("cap", "mean"):
                 raise ModelError(f"{where}: unknown objective {data['objective']!r}")
+            if data["base"] not in BASE_CODECS or data["scale"] not in SR_SCALES or not all(
+                    0 <= q <= 100 for q in qualities):
+                raise ModelError(f"{where}: its base codec, scale or qualities are not an sr model's")
             return cls(str(data["base"]), int(data["scale"]), qualities, mean, std, layers,
                        float(data["rate_weight"]), data["objective"], dict(data.get("metadata", {})))
         except ModelError:
@@ -178,8 +182,6 @@ def load(path) -> RatePolicy:
 
 def for_model(directory) -> Optional[RatePolicy]:
     """The rate policy stored beside a model (None when it has none)."""
-    if directory is None:
-        return None
     path = Path(directory) / POLICY_FILE
     return load(path) if path.is_file() else None
 

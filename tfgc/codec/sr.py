@@ -158,8 +158,13 @@ def encode_sr(image, scale: int = 4, quality: int = 75, base: str = "jpeg",
     check_quality(quality, base)
     base_codec(base)  # a missing plugin fails before the image is read
     pixels = load_image(image, max_pixels)
-    height, width = pixels.shape[:2]
-    stored = encode_base(downsample(pixels, scale), quality, base)
+    return encode_downsampled(downsample(pixels, scale), *pixels.shape[:2], scale, quality, base)
+
+
+def encode_downsampled(low: np.ndarray, height: int, width: int, scale: int, quality: int, base: str) -> EncodeResult:
+    """What encode_sr writes for a height x width image whose downsample(image, scale) is `low`: for callers that
+    code one image at several qualities, or look at its base image first, without downsampling it each time."""
+    stored = encode_base(low, quality, base)
     flags = 0
     packed = bitstream.pack_base_container(stored, base)
     if packed is not None and len(packed) < len(stored):
@@ -175,12 +180,16 @@ def at_rate(pixels: np.ndarray, target_bpp: float, base: str, scale: int) -> tup
     """(file, fits): the sr file of the highest quality whose file fits `target_bpp`, found by bisection on real
     file sizes (they grow with the quality, up to a few bytes of noise, which the neighbours' check absorbs); the
     lowest quality's file when none fits."""
+    check_base(base)
+    check_scale(scale)
+    base_codec(base)
+    small = downsample(pixels, scale)
     low, high = lowest_quality(base), 100
     files = {}
 
     def encoded(quality):
         if quality not in files:
-            files[quality] = encode_sr(pixels, scale, quality, base)
+            files[quality] = encode_downsampled(small, *pixels.shape[:2], scale, quality, base)
         return files[quality]
 
     if not encoded(low).fits(target_bpp):

@@ -46,9 +46,10 @@ def measure_table(model, paths: Sequence[str], qualities: Sequence[int], alpha: 
     progress = progress_bar(len(paths) * len(qualities), "file")
     for i, path in enumerate(paths):
         pixels = load_image(path)
-        features.append(image_features(sr.downsample(pixels, m.scale)))
+        low = sr.downsample(pixels, m.scale)
+        features.append(image_features(low))
         for j, quality in enumerate(qualities):
-            result = sr.encode_sr(pixels, m.scale, quality, m.base_codec)
+            result = sr.encode_downsampled(low, *pixels.shape[:2], m.scale, quality, m.base_codec)
             bpp[i, j] = result.bpp
             psnr[i, j] = metrics.psnr(pixels, api.decode(result.data, model, alpha))
             progress.add(1)
@@ -109,6 +110,7 @@ def train_policy(table: dict, target_range, objective: str = "cap", steps: int =
     import tensorflow as tf
 
     from tfgc.codec.rate_policy import FEATURES, LOG_STD_RANGE, mean_index, with_target
+    from tfgc.models.sr import gaussian_log_prob
 
     rng = np.random.default_rng(seed)
     tf.keras.utils.set_random_seed(seed)
@@ -146,7 +148,7 @@ def train_policy(table: dict, target_range, objective: str = "cap", steps: int =
                 reward = file_psnr - rate_weight * file_bpp / targets
             value = critic(inputs)[:, 0]
             advantage = reward - value
-            log_prob = -0.5 * tf.square((action - centre) / tf.exp(log_std)) - log_std
+            log_prob = gaussian_log_prob(action, centre, log_std)
             loss = tf.reduce_mean(-log_prob * tf.stop_gradient(advantage) + tf.square(advantage)
                                   - entropy_weight * log_std)
         variables = actor.trainable_variables + critic.trainable_variables
