@@ -76,6 +76,14 @@ def test_decompress_takes_bytes_tensors_and_paths(tiny_model, photos, tmp_path):
         np.testing.assert_array_equal(tfgc.decompress(given_data, tiny_model), expected)
 
 
+@pytest.mark.parametrize("path", ["\0", "photo\0.png"])
+def test_a_path_holding_a_null_byte_is_one_line(tiny_model, path):
+    for call in (lambda: tfgc.decompress(path, tiny_model), lambda: tfgc.compress(path, tiny_model)):
+        with pytest.raises(TfgcError, match="null byte") as refused:
+            call()
+        assert "\n" not in str(refused.value)
+
+
 @SETTINGS
 @given(data=st.one_of(st.binary(max_size=300), others, arrays), alpha=st.one_of(
     st.none(), st.floats(), st.text(max_size=3), st.integers()), flip=st.integers(0, 10_000))

@@ -60,6 +60,8 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)) and not hasattr(source, "read"):
         raise ImageError(f"an image must be {IMAGE_TYPES}; not {type(source).__name__}")
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
+    if isinstance(source, (str, os.PathLike)) and "\0" in os.fspath(source):
+        raise ImageError(f"cannot read {name!r}: a path cannot hold a null byte")
     try:
         opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
         with opened as image:
@@ -138,6 +140,8 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 def read_file(path) -> bytes:
     """A file's bytes, or a one-line TfgcError saying why they cannot be read."""
+    if "\0" in os.fspath(path):  # the OS cannot name such a file; Python says so with a ValueError
+        raise TfgcError(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
