@@ -21,6 +21,7 @@ from tfgc.__main__ import main
 from tfgc.codec import api, entropy, tiling
 from tfgc.config import preset
 from tfgc.errors import FormatError, ImageError
+from tfgc.models import geometry
 from tfgc.models.registry import build_model
 from tfgc.models.store import load_model
 
@@ -211,6 +212,7 @@ def _gdn_model(family):
 
 @pytest.mark.parametrize("family", ["gc", "sc", "sr"])
 def test_tiles_give_the_whole_image_transform(family, photos, monkeypatch):
+    monkeypatch.setattr(geometry, "SHAPE_STEP_PIXELS", 1)  # windows of any size (tests/test_memory.py: in steps)
     model = _gdn_model(family)
     image = photos["astronaut"][:150, :133]
     kwargs = {}

@@ -28,7 +28,7 @@ def analysis(model, pixels: np.ndarray, classes: Optional[np.ndarray] = None) ->
     tile = tiling.tile_cells(down)
     if not tiling.needs_tiles(geometry, grid, tile, pixels.shape[0] * pixels.shape[1]):
         return np.asarray(model.analysis(*[array for array, _ in inputs]))[0]
-    return tiling.run(model.analysis, inputs, grid, 1, geometry.analysis_halo, tile)[0]
+    return tiling.run(model.analysis, inputs, grid, 1, geometry.analysis_halo, tile, geometry.shape_step)[0]
 
 
 def synthesis(model, inputs, height: int, width: int, transform) -> np.ndarray:
@@ -43,7 +43,7 @@ def synthesis(model, inputs, height: int, width: int, transform) -> np.ndarray:
     if not tiling.needs_tiles(geometry, grid, tile, height * width):
         return np.asarray(transform(*[array for array, _ in inputs], height, width))[0]
     image = tiling.run(lambda *windows: transform(*windows, windows[0].shape[1] * scale, windows[0].shape[2] * scale),
-                       inputs, grid, scale, geometry.synthesis_halo, tile)
+                       inputs, grid, scale, geometry.synthesis_halo, tile, geometry.shape_step)
     return image[0, :height, :width]
 
 

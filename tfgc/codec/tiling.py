@@ -4,7 +4,9 @@ A convolutional transform's output at a point depends only on its input within t
 image larger than a tile is cut into tiles on its latent grid; each tile's transform runs on the tile plus a margin
 (the halo) at least as wide as the receptive field, and only the tile's own part of the output is kept. The result is
 the whole-image transform's, up to the rounding of convolutions on other shapes, and it depends on the image size
-alone: the same file always decodes to the same pixels.
+alone: the same file always decodes to the same pixels. Tiles, halos and window starts are whole shape steps of the
+model (tfgc.models.geometry.SHAPE_STEP_PIXELS), and windows at the image's end reach back rather than shrink, so
+every window of a large image has one shape: memory that TensorFlow keeps per shape stays bounded.
 
 Instance normalization is the exception: its statistics are those of the whole image, which no tile sees. Models
 with it (the paper-scale presets), and models with noise channels, run on whole images, up to WHOLE_IMAGE_PIXELS;
@@ -27,10 +29,19 @@ TILE_PIXELS = 1024
 WHOLE_IMAGE_PIXELS = 16_000_000
 
 
-def spans(length: int, tile: int, halo: int) -> List[Tuple[int, int, int, int]]:
-    """(start, end, window start, window end) of each tile along an axis of `length` cells."""
-    return [(start, min(start + tile, length), max(0, start - halo), min(length, start + tile + halo))
-            for start in range(0, length, tile)]
+def spans(length: int, tile: int, halo: int, step: int = 1) -> List[Tuple[int, int, int, int]]:
+    """(start, end, window start, window end) of each tile along an axis of `length` cells.
+
+    Tile, halo and window starts are whole multiples of the model's shape `step`, and every window but a short axis's
+    only one has the same length (windows at the end reach back further), so the transform, which pads its input to
+    whole steps, meets one window shape however large the image."""
+    tile, halo, padded = (-(-value // step) * step for value in (tile, halo, length))
+    window = min(padded, tile + 2 * halo)
+    result = []
+    for start in range(0, length, tile):
+        window_start = min(max(0, start - halo), padded - window)
+        result.append((start, min(start + tile, length), window_start, min(length, window_start + window)))
+    return result
 
 
 def tile_cells(pixels_per_cell: int) -> int:
@@ -39,13 +50,14 @@ def tile_cells(pixels_per_cell: int) -> int:
 
 
 def run(transform: Callable, inputs: Sequence[Tuple[np.ndarray, int]], grid: Tuple[int, int], scale: int,
-        halo: int, tile: int) -> np.ndarray:
+        halo: int, tile: int, step: int = 1) -> np.ndarray:
     """transform(*windows) over the grid in tiles of `tile` cells; returns the output of the whole grid,
     [B, gh*scale, gw*scale, ...].
 
     inputs: (array [B, gh*k, gw*k, ...], k) pairs, k the array's pixels per grid cell; `scale` is the output's.
+    `step`: the model's shape step (spans).
     """
-    rows, columns = (spans(length, tile, halo) for length in grid)
+    rows, columns = (spans(length, tile, halo, step) for length in grid)
     output = None
     for top, bottom, window_top, window_bottom in rows:
         for left, right, window_left, window_right in columns:

@@ -303,11 +303,18 @@ class GCModel(GANModel):
     # ---- the codec's transforms -----------------------------------------------------------------------------------
     def _analysis(self, image):
         """uint8 images [B, H, W, 3] -> symbols 0..L-1, int32 [B, ceil(H/16), ceil(W/16), C]."""
-        x = to_unit_range(pad_to_multiple(image, self.config.model.downsampling))
-        return self.quantizer.symbols(self.encoder(x, training=False))
+        geometry = self.geometry
+        x = to_unit_range(pad_to_multiple(image, geometry.downsampling * geometry.shape_step))
+        return self._cropped_to_cells(self.quantizer.symbols(self.encoder(x, training=False)), tf.shape(image))
+
+    def _cropped_to_cells(self, symbols, image_shape):
+        """The symbols of an image's own cells, where the encoder saw it padded to whole shape steps."""
+        down = self.config.model.downsampling
+        return symbols[:, :(image_shape[1] + down - 1) // down, :(image_shape[2] + down - 1) // down]
 
     def _synthesis(self, symbols, height, width, alpha):
         """Symbols -> uint8 images [B, height, width, 3]; alpha is read only by fidelity-controlled models."""
+        symbols = pad_to_multiple(symbols, self.geometry.shape_step)
         z = self._with_noise(self.quantizer.dequantize(symbols), training=False)
         return to_uint8(self._decode(z, alpha)[:, :height, :width, :])
 

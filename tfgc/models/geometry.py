@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+# The transforms of a local model see image sizes in steps of this many pixels: an input is edge-replicated up to the
+# next step and the output cropped. TensorFlow's oneDNN kernels keep a compiled primitive, with its scratch memory,
+# for every input shape they have run (up to 1024 per thread, never freed before), so a process coding images of
+# every size grew by megabytes per size; in steps, the shapes are few (and in tiles, the windows all alike).
+SHAPE_STEP_PIXELS = 128
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -19,6 +25,12 @@ class Geometry:
     # Why the transforms need the whole image at once ("instance normalization", "noise channels"), or None when
     # they are local and can run in tiles.
     whole_image: Optional[str] = None
+
+    @property
+    def shape_step(self) -> int:
+        """Cells (base pixels for sr) that the transforms pad their inputs to multiples of: SHAPE_STEP_PIXELS for a
+        local model; one for a whole-image model, whose normalization would count the padding."""
+        return 1 if self.whole_image is not None else max(1, SHAPE_STEP_PIXELS // self.downsampling)
 
     def to_dict(self) -> dict:
         return asdict(self)

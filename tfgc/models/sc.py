@@ -168,23 +168,28 @@ class SCModel(GCModel):
         return dict(super().batch_metrics(batch, outputs), preserved=tf.reduce_mean(outputs["mask"], axis=[1, 2]))
 
     # ---- the codec's transforms -----------------------------------------------------------------------------------
-    def _padded_classes(self, classes):
+    def _padded_map(self, values, multiple: int):
+        """A label map or mask [B, H, W] edge-replicated to sizes divisible by `multiple`."""
         # expand_dims/squeeze rather than [..., None] and [..., 0]: TFLite has no strided slice with new axes.
-        return tf.squeeze(pad_to_multiple(tf.expand_dims(classes, -1), self.config.model.downsampling), -1)
+        return tf.squeeze(pad_to_multiple(tf.expand_dims(values, -1), multiple), -1)
 
     def _analysis(self, image, classes):
         """uint8 images [B, H, W, 3] and classes [B, H, W] -> symbols [B, ceil(H/16), ceil(W/16), C] (all of them;
         the codec stores those the mask preserves)."""
-        down = self.config.model.downsampling
-        x = to_unit_range(pad_to_multiple(image, down))
-        onehot = self._onehot(self._padded_classes(classes))
-        return self.quantizer.symbols(self.encoder(tf.concat([tf.cast(x, self.compute_dtype), onehot], -1),
-                                                   training=False))
+        geometry = self.geometry
+        multiple = geometry.downsampling * geometry.shape_step
+        x = to_unit_range(pad_to_multiple(image, multiple))
+        onehot = self._onehot(self._padded_map(classes, multiple))
+        symbols = self.quantizer.symbols(self.encoder(tf.concat([tf.cast(x, self.compute_dtype), onehot], -1),
+                                                      training=False))
+        return self._cropped_to_cells(symbols, tf.shape(image))
 
     def _synthesis(self, symbols, classes, mask, height, width, alpha):
         """Symbols (any value where the mask is 0), classes [B, H, W] and the mask [B, h, w] -> uint8 images."""
-        quantized = self.quantizer.dequantize(symbols)
-        onehot = self._onehot(self._padded_classes(classes))
+        geometry = self.geometry
+        quantized = self.quantizer.dequantize(pad_to_multiple(symbols, geometry.shape_step))
+        mask = self._padded_map(mask, geometry.shape_step)
+        onehot = self._onehot(self._padded_map(classes, geometry.downsampling * geometry.shape_step))
         z = self._generator_input(quantized, tf.cast(mask, tf.float32), onehot, training=False)
         return to_uint8(self._decode(z, alpha)[:, :height, :width, :])
 

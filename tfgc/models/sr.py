@@ -64,7 +64,7 @@ from tfgc.models.fidelity import deployed_synthesis
 from tfgc.models.geometry import Geometry
 from tfgc.models.store import sr_fingerprint
 from tfgc.nn.discriminators import MultiScaleDiscriminator, VGGStyleDiscriminator
-from tfgc.nn.images import keras_images, to_uint8, to_unit_range, unit_interval, unit_range_psnr
+from tfgc.nn.images import keras_images, pad_to_multiple, to_uint8, to_unit_range, unit_interval, unit_range_psnr
 from tfgc.nn.interpolation import call_with_weights, interpolate
 from tfgc.nn.layers import (EagerSequential, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, SRResidualBlock,
                             SubPixelUpsample, prelu)
@@ -375,6 +375,7 @@ class SRModel(GANModel):
     def _synthesis(self, low, height, width, alpha):
         """Decoded bases uint8 [B, h, w, 3] -> uint8 images [B, height, width, 3] (r*h >= height, r*w >= width);
         alpha is read only by fidelity-controlled models."""
+        low = pad_to_multiple(low, self.geometry.shape_step)
         x_hat, _ = self.upscale(to_unit_range(low), alpha=alpha if self.mse_encoder is not None else None)
         return to_uint8(x_hat[:, :height, :width, :])
 

@@ -49,7 +49,9 @@ def unit_range_psnr(x, x_hat):
 
 
 def pad_to_multiple(image, multiple: int):
-    """Edge-replicate an image [B, H, W, 3] to sizes divisible by `multiple` (works for a 1x1 image too)."""
+    """Edge-replicate an image [B, H, W, C] to sizes divisible by `multiple` (works for a 1x1 image too)."""
+    if multiple == 1:
+        return image
     shape = tf.shape(image)
     height, width = shape[1], shape[2]
     padded_h = (height + multiple - 1) // multiple * multiple

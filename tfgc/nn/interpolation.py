@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfgc.nn.layers import InstanceNormalization, LanczosUpsample, PixelShuffle, ResidualBlock, Skip
+from tfgc.nn.layers import InstanceNormalization, LanczosUpsample, PixelShuffle, ResidualBlock, Skip, gdn_parameter
 
 
 def interpolate(first: Sequence[tf.Variable], second: Sequence[tf.Variable], alpha) -> list:
@@ -62,8 +62,8 @@ def _gdn(layer, x, weight):
     """tfc.GDN's computation (the configuration tfgc builds: alpha = epsilon = 1, not rectified) with the given
     values of its reparameterized beta and gamma variables."""
     _require_plain_gdn(layer)
-    beta = _gdn_parameter(layer.beta_parameter, weight, layer.compute_dtype)
-    gamma = _gdn_parameter(layer.gamma_parameter, weight, layer.compute_dtype)
+    beta = gdn_parameter(layer.beta_parameter, layer.compute_dtype, weight(layer.beta_parameter.variable))
+    gamma = gdn_parameter(layer.gamma_parameter, layer.compute_dtype, weight(layer.gamma_parameter.variable))
     rank = x.shape.rank
     norm_pool = tf.nn.convolution(abs(x), tf.reshape(gamma, (rank - 2) * [1] + gamma.shape), padding="VALID")
     norm_pool = tf.nn.bias_add(norm_pool, beta)
@@ -78,14 +78,6 @@ def _require_plain_gdn(layer) -> None:
             or float(layer.alpha_parameter) != 1 or float(layer.epsilon_parameter) != 1 \
             or layer.data_format != "channels_last":
         raise TypeError(f"decoder interpolation supports tfc.GDN with alpha = epsilon = 1 only, not {layer.name}")
-
-
-def _gdn_parameter(parameter, weight, dtype):
-    """A tfc.GDNParameter's value (a lower-bounded square) computed from `weight` of its variable."""
-    variable = tf.cast(weight(parameter.variable), dtype)
-    pedestal = tf.constant(parameter.offset**2, dtype=variable.dtype)
-    bound = tf.constant((parameter.minimum + parameter.offset**2)**.5, dtype=variable.dtype)
-    return tf.math.square(tfc.lower_bound(variable, bound)) - pedestal
 
 
 def _require_plain(layer) -> None:

@@ -1,0 +1,126 @@
+"""Memory over long runs: a process that decodes many files, of many sizes, loading models by path, stays flat."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import ops
+
+from tfgc.codec import api, tiling
+from tfgc.config import preset
+from tfgc.models import geometry
+from tfgc.models.registry import build_model
+from tfgc.models.store import load_model, save_model
+from tfgc.nn.layers import lower_bound
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _gradient_registrations() -> int:
+    return len(ops._gradient_registry._registry)
+
+
+@pytest.fixture(scope="module")
+def gdn_directory(tmp_path_factory):
+    tf.keras.utils.set_random_seed(5)
+    directory = tmp_path_factory.mktemp("memory") / "gdn"
+    save_model(build_model(preset("gc-tiny").replace(normalization="gdn", fidelity_control=True),
+                           for_training=False), directory)
+    return directory
+
+
+def test_decoding_by_path_registers_no_gradients(gdn_directory, photos):
+    """tensorflow-compression's lower_bound (GDN's parameters) is a tf.custom_gradient: traced, it registered its
+    gradient for the life of the process, and with it the traced graph of every model loaded to decode."""
+    data = api.compress(photos["astronaut"][:40, :56], gdn_directory)
+    api.decode(data, gdn_directory, alpha=0.5)
+    before = _gradient_registrations()
+    for _ in range(3):
+        api.decode(api.compress(photos["astronaut"][:40, :56], gdn_directory), gdn_directory, alpha=0.5)
+    assert _gradient_registrations() == before
+
+
+def test_lower_bound_keeps_its_gradient_where_one_is_taken():
+    """Training still gets tfc's gradient (identity when it moves the value towards the bound), not tf.maximum's."""
+    variable = tf.Variable([0.0, 2.0])
+
+    @tf.function
+    def gradient():
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(lower_bound(variable, 1.0))
+        return tape.gradient(loss, variable)
+
+    np.testing.assert_array_equal(gradient().numpy(), [-1.0, -1.0])  # tf.maximum's would be [0, -1]
+
+    @tf.function
+    def value():
+        return lower_bound(variable, 1.0)
+
+    before = _gradient_registrations()
+    np.testing.assert_array_equal(value().numpy(), [1.0, 2.0])
+    assert _gradient_registrations() == before
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 63, 64, 65, 100, 129, 300, 1000])
+def test_tile_windows_are_alike_and_see_their_halo(length):
+    tile, halo, step = 16, 5, 8
+    spans = tiling.spans(length, tile, halo, step)
+    assert [start for start, *_ in spans] == list(range(0, length, tile))
+    assert spans[-1][1] == length
+    padded = -(-length // step) * step
+    window_lengths = set()
+    for start, end, window_start, window_end in spans:
+        assert window_start % step == 0
+        assert window_start <= max(0, start - halo) and window_end >= min(length, end + halo)
+        # the transform pads a window to whole steps: that is the shape it meets
+        window_lengths.add(-(-(window_end - window_start) // step) * step)
+    assert window_lengths == ({padded} if padded <= tile + 2 * 8 else {tile + 2 * 8})
+
+
+def test_tiles_with_shape_steps_give_the_whole_image_transform(photos, monkeypatch):
+    """With the default shape step, a large image in tiles (every window alike) codes to the bytes of the whole image
+    in one piece, and decodes to its pixels within one level."""
+    tf.keras.utils.set_random_seed(3)
+    model = build_model(preset("gc-tiny").replace(normalization="gdn"), for_training=False)
+    assert model.geometry.shape_step == geometry.SHAPE_STEP_PIXELS // model.geometry.downsampling
+    image = np.tile(photos["astronaut"], (2, 2, 1))[:700, :590]
+    whole = api.encode(image, model)
+    whole_image = api.decode(whole.data, model)
+    monkeypatch.setattr(tiling, "TILE_PIXELS", geometry.SHAPE_STEP_PIXELS)
+    windows = []
+    original = tiling.spans
+    monkeypatch.setattr(tiling, "spans", lambda *a: windows.append(original(*a)) or windows[-1])
+    tiled = api.encode(image, model)
+    tiled_image = api.decode(tiled.data, model)
+    assert len(windows) == 4 and all(len(spans) > 1 for spans in windows)
+    assert tiled.data == whole.data
+    assert np.abs(tiled_image.astype(int) - whole_image.astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
+@pytest.mark.slow
+def test_a_few_hundred_decodes_keep_memory_flat(gdn_directory, photos):
+    """Files of 200 sizes through one loaded model, and 60 loads by path: the process grew by megabytes per size
+    (a oneDNN primitive per shape) and per load (the traced graph kept by its gradient registrations)."""
+    rng = np.random.default_rng(0)
+    model = load_model(gdn_directory)
+    image = np.tile(photos["astronaut"], (2, 2, 1))
+    step = geometry.SHAPE_STEP_PIXELS
+    for height in range(step // 2, 700 + step, step):  # warm-up: every shape the sizes below can take
+        for width in range(step // 2, 700 + step, step):
+            api.decode(api.compress(image[:height, :width], model), model)
+    for _ in range(10):
+        api.decode(api.compress(image[:40, :56], model), gdn_directory)
+    before = _resident_mib()
+    for _ in range(200):
+        height, width = int(rng.integers(16, 700)), int(rng.integers(16, 700))
+        api.decode(api.compress(image[:height, :width], model), model)
+    data = api.compress(image[:40, :56], model)
+    for _ in range(60):
+        api.decode(data, gdn_directory)
+    growth = _resident_mib() - before
+    assert growth < 100, growth  # 497 MiB before (190 from the sizes, 307 from the loads)
