@@ -46,7 +46,7 @@ def hostile(data: bytes, rng: random.Random):
 
 
 def make_files(model, family: str, count: int, sides, rng: random.Random, photos):
-    """`count` valid files of random sizes (an sc file with a label map of two regions, half of its cells kept)."""
+    """`count` valid files of random sizes (an sc file with a label map of two regions, every cell kept)."""
     import numpy as np
 
     from tfgc.codec import api
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     from tfgc.data import bundled_images
     from tfgc.errors import TfgcError
     from tfgc.models.store import load_model
+    from tfgc.reports.writer import environment
 
     rng = random.Random(args.seed)
     photos = [load_image(path) for path in bundled_images()]
@@ -138,7 +139,8 @@ def main(argv=None) -> int:
     end = samples[-1]["rss_mib"]
     result = {
         "command": "python scripts/soak.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "models": [str(d) for d, _ in models], "decodes": args.decodes, "loads": args.loads,
+        "models": [str(d) if args.model or d.name != "sc" else "sc-tiny (fixed random weights)" for d, _ in models],
+        "environment": environment(), "decodes": args.decodes, "loads": args.loads,
         "rss_after_warm_up_mib": warm, "rss_after_decodes_mib": loaded_end, "rss_end_mib": end,
         "growth_after_warm_up_percent": round(100 * (loaded_end - warm) / warm, 1),
         "rss_after_load_warm_up_mib": loads_warm,

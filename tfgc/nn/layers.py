@@ -97,7 +97,9 @@ def lower_bound(values, bound) -> tf.Tensor:
     tfc's is a `tf.custom_gradient`, which in a traced function registers its gradient in TensorFlow's global registry
     for the life of the process, and with it the traced graph: every model loaded to decode grew the process by about
     45 MiB (gc-small-c8), freed never. The codec's functions take no gradient, and no tape records while they are
-    traced, so they compute the same values through tf.maximum and register nothing.
+    traced, so they compute the same values through tf.maximum and register nothing. The choice is made when a function
+    is traced: one traced without a tape and differentiated later would get tf.maximum's gradient (tfgc's training
+    traces its steps with their tapes open).
     """
     import tensorflow_compression as tfc
     from tensorflow.python.eager import record
