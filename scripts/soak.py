@@ -3,14 +3,15 @@ models, then many decodes that load their model by path, the resident set size s
 
     python scripts/soak.py --decodes 10000 --loads 200 --out soak.json --plot soak.png
 
-Models: --model DIR ... (default: the shipped gc-small-c8, heic-x2 and rlsrgan-small-x4 from saved_models/, and a
-tiny sc model with fixed random weights, as no sc model ships). For each model, valid files are made of crops of
-random sizes (--min-side to --max-side pixels) of the bundled photographs, and hostile ones from them: truncated,
-bit-flipped behind a fixed checksum, and with forged image sizes. Decodes take the files in a random order, mixed
-across models. Refusals (tfgc's one-line errors) are expected; anything else stops the run. The growth after warm-up
-(the first --warm-up decodes, which meet each model's shapes for the first time) is the figure that matters: a leak
-shows as a steady rise, a cache as a plateau. The decodes by path are measured the same way after their own warm-up
-(--load-warm-up: the first loads of each model).
+Models: --model DIR ... (default: the shipped gc-small-c8, heic-x2 and rlsrgan-small-x4 from saved_models/, and a tiny
+sc model with GDN and fixed random weights, as no sc model ships). For each model, valid files are made of crops of
+random sizes (--min-side to --max-side pixels) of the bundled photographs, --large of them larger than a tile (1,100 to
+1,600 pixels a side), and hostile ones from them: truncated, bit-flipped behind a fixed checksum, and with forged image
+sizes. Decodes take the files in a random order, mixed across models; every --fresh-every decodes, one more valid file
+of a new random size is made and decoded, so new sizes keep coming after the warm-up. Refusals (tfgc's one-line
+errors) are expected; anything else stops the run. The growth after warm-up (the first --warm-up decodes, which meet
+each model's shapes for the first time) is the figure that matters: a leak shows as a steady rise, a cache as a plateau.
+The decodes by path are measured the same way after their own warm-up (--load-warm-up: the first loads of each model).
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ def hostile(data: bytes, rng: random.Random):
     return kind, fuzz.with_crc(fuzz.flip(data, bit))
 
 
-def make_files(model, family: str, count: int, sides, rng: random.Random, photos):
-    """`count` valid files of random sizes (an sc file with a label map of two regions, every cell kept)."""
+def make_files(model, family: str, sizes, rng: random.Random, photos):
+    """Valid files of the given (height, width) sizes (an sc file with a label map of two regions, every cell
+    kept)."""
     import numpy as np
 
     from tfgc.codec import api
 
     files = []
-    for _ in range(count):
-        height, width = rng.randint(*sides), rng.randint(*sides)
+    for height, width in sizes:
         photo = photos[rng.randrange(len(photos))]
         image = np.tile(photo, (-(-height // photo.shape[0]), -(-width // photo.shape[1]), 1))[:height, :width]
         if family == "sc":
@@ -71,6 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--decodes", type=int, default=10000)
     p.add_argument("--loads", type=int, default=200, help="decodes that load their model by path")
     p.add_argument("--files", type=int, default=40, help="valid files per model")
+    p.add_argument("--large", type=int, default=2, help="of those, files larger than a tile")
+    p.add_argument("--fresh-every", type=int, default=20, help="decodes between files of new sizes (0: none)")
     p.add_argument("--min-side", type=int, default=16)
     p.add_argument("--max-side", type=int, default=768)
     p.add_argument("--warm-up", type=int, default=1000, help="decodes before the growth is measured")
@@ -84,12 +87,13 @@ def main(argv=None) -> int:
     if args.warm_up >= args.decodes or (args.loads and args.load_warm_up >= args.loads):
         raise SystemExit("--warm-up must be below --decodes and --load-warm-up below --loads")
 
-    from tfgc import fuzz
     from tfgc.codec import api
+    from tfgc.config import preset
     from tfgc.codec.io import load_image
     from tfgc.data import bundled_images
     from tfgc.errors import TfgcError
-    from tfgc.models.store import load_model
+    from tfgc.models.registry import build_model
+    from tfgc.models.store import load_model, save_model
     from tfgc.reports.writer import environment
 
     rng = random.Random(args.seed)
@@ -97,14 +101,24 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tfgc-soak-") as work:
         directories = [Path(d) for d in args.model] if args.model else \
             [Path("saved_models") / name for name in ("gc-small-c8", "heic-x2", "rlsrgan-small-x4")] + \
-            [Path(work) / "models" / "sc"]
-        if not args.model:
-            fuzz.seed_models(Path(work) / "models")  # tiny models of each family; the sc one is used
+            [Path(work) / "sc"]
+        if not args.model:  # an sc model that works in tiles, as the shipped gc and sr ones do
+            import tensorflow as tf
+
+            tf.keras.utils.set_random_seed(0)
+            save_model(build_model(preset("sc-tiny").replace(normalization="gdn"), for_training=False),
+                       Path(work) / "sc")
+
+        def sizes(count, large=0):
+            return [(rng.randint(1100, 1600), rng.randint(1100, 1600)) if i < large else
+                    (rng.randint(args.min_side, args.max_side), rng.randint(args.min_side, args.max_side))
+                    for i in range(count)]
+
         models, pool = [], []
         for directory in directories:
             model = load_model(directory)
             models.append((directory, model))
-            valid = make_files(model, model.family, args.files, (args.min_side, args.max_side), rng, photos)
+            valid = make_files(model, model.family, sizes(args.files, args.large), rng, photos)
             pool += [(len(models) - 1, "valid", data) for data in valid]
             pool += [(len(models) - 1, *hostile(data, rng)) for data in valid]
             print(f"{directory} ({model.family}): {len(valid)} valid files and as many hostile", flush=True)
@@ -115,6 +129,8 @@ def main(argv=None) -> int:
             by_path = index >= args.decodes
             which, kind, data = pool[rng.randrange(len(pool))]
             directory, model = models[which]
+            if args.fresh_every and index % args.fresh_every == args.fresh_every - 1:
+                kind, data = "valid, new size", make_files(model, model.family, sizes(1), rng, photos)[0]
             try:
                 api.decode(data, directory if by_path else model)
                 outcome = "decoded"
@@ -139,7 +155,8 @@ def main(argv=None) -> int:
     end = samples[-1]["rss_mib"]
     result = {
         "command": "python scripts/soak.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "models": [str(d) if args.model or d.name != "sc" else "sc-tiny (fixed random weights)" for d, _ in models],
+        "models": [str(d) if args.model or d.name != "sc" else "sc-tiny with GDN (fixed random weights)"
+                   for d, _ in models],
         "environment": environment(), "decodes": args.decodes, "loads": args.loads,
         "rss_after_warm_up_mib": warm, "rss_after_decodes_mib": loaded_end, "rss_end_mib": end,
         "growth_after_warm_up_percent": round(100 * (loaded_end - warm) / warm, 1),
