@@ -37,7 +37,8 @@ def measured(args) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", nargs="+", required=True, help="model directories (gc, sc needs labels: not here; sr)")
+    p.add_argument("--model", nargs="+", required=True,
+                   help="model folders or installed names (gc, sc needs labels: not here; sr)")
     p.add_argument("--width", type=int, default=6000)
     p.add_argument("--height", type=int, default=4000)
     p.add_argument("--out", help="write the results as JSON here")
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from tfgc.data import bundled_images
+    from tfgc.models.store import read_manifest
 
     with tempfile.TemporaryDirectory(prefix="tfgc-large-") as folder:
         folder = Path(folder)
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
         pixels = args.width * args.height
         rows = []
         for model in args.model:
-            manifest = json.loads((Path(model) / "manifest.json").read_text())
+            manifest = read_manifest(model)  # a folder, a folder of versions or an installed name
             codec = ["--codec", "sr"] if manifest["family"] == "sr" else []
             compressed, decoded = folder / "large.tfgc", folder / "decoded.png"
             for path in (compressed, decoded):
