@@ -83,34 +83,6 @@ def test_tile_windows_are_alike_and_see_their_halo(length, tile, halo, step):
     assert window_lengths == ({padded} if padded <= window else {window})
 
 
-@pytest.mark.parametrize("family", ["gc", "sc", "sr"])
-def test_tiles_with_shape_steps_give_the_whole_image_transform(family, photos, monkeypatch):
-    """With the default shape step, a large image in tiles (every window alike) codes to the bytes of the whole image
-    in one piece, and decodes to its pixels within one level."""
-    tf.keras.utils.set_random_seed(3)
-    config = {"gc": preset("gc-tiny").replace(normalization="gdn"),
-              "sc": preset("sc-tiny").replace(normalization="gdn"), "sr": preset("rlsrgan-tiny")}[family]
-    model = build_model(config, for_training=False)
-    assert model.geometry.shape_step == geometry.SHAPE_STEP_PIXELS // model.geometry.downsampling
-    image = np.tile(photos["astronaut"], (2, 2, 1))[:700, :590]
-    kwargs = {}
-    if family == "sc":
-        labels = np.full(image.shape[:2], 7, np.uint8)
-        labels[300:, 200:] = 26
-        kwargs = {"semantics": labels, "preserve": "all"}
-    whole = api.encode(image, model, **kwargs)
-    whole_image = api.decode(whole.data, model)
-    monkeypatch.setattr(tiling, "TILE_PIXELS", geometry.SHAPE_STEP_PIXELS)
-    windows = []
-    original = tiling.spans
-    monkeypatch.setattr(tiling, "spans", lambda *a: windows.append(original(*a)) or windows[-1])
-    tiled = api.encode(image, model, **kwargs)
-    tiled_image = api.decode(tiled.data, model)
-    assert len(windows) == (2 if family == "sr" else 4) and all(len(spans) > 1 for spans in windows)
-    assert tiled.data == whole.data
-    assert np.abs(tiled_image.astype(int) - whole_image.astype(int)).max() <= 1
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
 @pytest.mark.slow
 def test_a_few_hundred_decodes_keep_memory_flat(gdn_directory, photos):

@@ -210,28 +210,49 @@ def _gdn_model(family):
     return build_model(config.replace(normalization="gdn") if family != "sr" else config, for_training=False)
 
 
-@pytest.mark.parametrize("family", ["gc", "sc", "sr"])
-def test_tiles_give_the_whole_image_transform(family, photos, monkeypatch):
-    monkeypatch.setattr(geometry, "SHAPE_STEP_PIXELS", 1)  # windows of any size (tests/test_memory.py: in steps)
-    model = _gdn_model(family)
-    image = photos["astronaut"][:150, :133]
+def _whole_and_tiled(family, model, image, monkeypatch, tile_pixels: int, spied: str):
+    """(whole file, its image, tiled file, its image, [what tiling.`spied` returned per call]): `image` coded and
+    decoded in one piece, then with tiles of `tile_pixels` (an sc file with a label map of two regions)."""
     kwargs = {}
     if family == "sc":
         labels = np.full(image.shape[:2], 7, np.uint8)
-        labels[60:, 40:] = 26
+        labels[image.shape[0] * 2 // 5:, image.shape[1] // 3:] = 26
         kwargs = {"semantics": labels, "preserve": "all"}
     whole = api.encode(image, model, **kwargs)
     whole_image = api.decode(whole.data, model)
-    monkeypatch.setattr(tiling, "TILE_PIXELS", 48)  # 3 latent cells; 12 pixels of the stored image for sr
-    calls = []
-    original = tiling.run
-    monkeypatch.setattr(tiling, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(tiling, "TILE_PIXELS", tile_pixels)
+    results = []
+    original = getattr(tiling, spied)
+    monkeypatch.setattr(tiling, spied, lambda *a, **k: results.append(original(*a, **k)) or results[-1])
     tiled = api.encode(image, model, **kwargs)
-    tiled_image = api.decode(tiled.data, model)
-    assert calls  # the tiled path ran
+    return whole, whole_image, tiled, api.decode(tiled.data, model), results
+
+
+@pytest.mark.parametrize("family", ["gc", "sc", "sr"])
+def test_tiles_give_the_whole_image_transform(family, photos, monkeypatch):
+    monkeypatch.setattr(geometry, "SHAPE_STEP_PIXELS", 1)  # windows of any size (below: in steps)
+    model = _gdn_model(family)
+    # 3 latent cells; 12 pixels of the stored image for sr
+    whole, whole_image, tiled, tiled_image, runs = _whole_and_tiled(family, model, photos["astronaut"][:150, :133],
+                                                                    monkeypatch, 48, "run")
+    assert runs  # the tiled path ran
     if family != "sr":
         assert tiled.data == whole.data
     assert tiled_image.shape == whole_image.shape
+    assert np.abs(tiled_image.astype(int) - whole_image.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("family", ["gc", "sc", "sr"])
+def test_tiles_with_shape_steps_give_the_whole_image_transform(family, photos, monkeypatch):
+    """With the default shape step, a large image in tiles (every window alike: tests/test_memory.py) codes to the
+    bytes of the whole image in one piece, and decodes to its pixels within one level."""
+    model = _gdn_model(family)
+    assert model.geometry.shape_step == geometry.SHAPE_STEP_PIXELS // model.geometry.downsampling
+    image = np.tile(photos["astronaut"], (2, 2, 1))[:700, :590]
+    whole, whole_image, tiled, tiled_image, windows = _whole_and_tiled(family, model, image, monkeypatch,
+                                                                       geometry.SHAPE_STEP_PIXELS, "spans")
+    assert len(windows) == (2 if family == "sr" else 4) and all(len(spans) > 1 for spans in windows)
+    assert tiled.data == whole.data
     assert np.abs(tiled_image.astype(int) - whole_image.astype(int)).max() <= 1
 
 
