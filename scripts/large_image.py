@@ -3,10 +3,11 @@
 
     python scripts/large_image.py --model runs/gc-small/model [--model ...] [--width 6000 --height 4000]
 
-The image is a bundled photograph resized (bicubic) to the size, saved as PNG. Peak memory is the process's maximum
-resident set size (wait4's ru_maxrss), TensorFlow's own footprint included; for scale, the baseline is `python -m tfgc
-info` on the compressed file, which starts Python, tfgc and TensorFlow and reads the file but transforms nothing. The
-decoded PNG is checked to have the original's size.
+The image is a bundled photograph resized (bicubic) to the size, saved as PNG; an sc model also gets a street-like
+label map of that size (Cityscapes ids: sky, buildings, road and a band of cars) and preserves the cars. Peak memory
+is the process's maximum resident set size (wait4's ru_maxrss), TensorFlow's own footprint included; for scale, the
+baseline is `python -m tfgc info` on the compressed file, which starts Python, tfgc and TensorFlow and reads the
+file but transforms nothing. The decoded PNG is checked to have the original's size.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 
 
 def measured(args) -> dict:
-    """Run `python -m tfgc ARGS` and return its exit code, wall seconds and peak RSS in MiB."""
+    """Run `python -m tfgc ARGS` and return its exit code, wall seconds and peak RSS in MiB; a refusal (exit 1)
+    with its line of stderr; anything else that fails (a signal, an abort, a traceback) ends the script."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "tfgc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -30,15 +32,32 @@ def measured(args) -> dict:
     seconds = time.perf_counter() - started
     stdout, stderr = process.stdout.read().decode(), process.stderr.read().decode()
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    lines = stderr.strip().splitlines()
+    if code not in (0, 1) or (code == 1 and len(lines) != 1):
         raise SystemExit(f"python -m tfgc {' '.join(args)} failed ({code}): {stderr.strip()}")
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024), "stdout": stdout.strip()}
+    result = {"seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024), "stdout": stdout.strip()}
+    if code:
+        result["refused"] = lines[0]
+    return result
+
+
+def _street_labels(folder: Path, width: int, height: int) -> Path:
+    """A Cityscapes label-id map of the image's size: sky, buildings, a band of cars, road."""
+    import numpy as np
+    from PIL import Image
+
+    path = folder / "labels.png"
+    if not path.exists():
+        rows = np.empty(height, np.uint8)
+        for start, label in ((0, 23), (0.3, 11), (0.6, 26), (0.7, 7)):  # sky, building, car, road
+            rows[int(start * height):] = label
+        Image.fromarray(np.repeat(rows[:, None], width, axis=1), "L").save(path)
+    return path
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", nargs="+", required=True,
-                   help="model folders or installed names (gc, sc needs labels: not here; sr)")
+    p.add_argument("--model", nargs="+", required=True, help="model folders or installed names (gc, sc, sr)")
     p.add_argument("--width", type=int, default=6000)
     p.add_argument("--height", type=int, default=4000)
     p.add_argument("--out", help="write the results as JSON here")
@@ -57,21 +76,30 @@ def main(argv=None) -> int:
         rows = []
         for model in args.model:
             manifest = read_manifest(model)  # a folder, a folder of versions or an installed name
-            codec = ["--codec", "sr"] if manifest["family"] == "sr" else []
+            codec = {"sr": ["--codec", "sr"],
+                     "sc": ["--semantics", str(_street_labels(folder, args.width, args.height)),
+                            "--preserve-classes", "car"]}.get(manifest["family"], [])
             compressed, decoded = folder / "large.tfgc", folder / "decoded.png"
             for path in (compressed, decoded):
                 path.unlink(missing_ok=True)
             compress = measured(["compress", str(source), str(compressed), "--model", str(model), *codec, "--quiet"])
+            row = {"model": str(model), "family": manifest["family"], "preset": manifest.get("preset"),
+                   "pixels": pixels, "compress": compress}
+            rows.append(row)
+            if "refused" in compress:
+                print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP refused "
+                      f"in {compress['seconds']} s, peak {compress['peak_rss_mib']} MiB: {compress['refused']}",
+                      flush=True)
+                continue
             baseline = measured(["info", str(compressed)])
             decompress = measured(["decompress", str(compressed), str(decoded), "--model", str(model), "--quiet"])
+            if "refused" in decompress:
+                raise SystemExit(f"{model}: compressed, then refused to decompress: {decompress['refused']}")
             with Image.open(decoded) as image:
                 if image.size != (args.width, args.height):
                     raise SystemExit(f"decoded {image.size}, expected {(args.width, args.height)}")
-            row = {"model": str(model), "family": manifest["family"], "preset": manifest.get("preset"),
-                   "pixels": pixels, "bytes": compressed.stat().st_size,
-                   "bpp": 8 * compressed.stat().st_size / pixels, "compress": compress, "decompress": decompress,
-                   "baseline": baseline}
-            rows.append(row)
+            row.update({"bytes": compressed.stat().st_size, "bpp": 8 * compressed.stat().st_size / pixels,
+                        "decompress": decompress, "baseline": baseline})
             print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
                   f"{row['bytes']} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
                   f"{compress['peak_rss_mib']} MiB; decompress {decompress['seconds']} s, peak "

@@ -83,6 +83,18 @@ def test_tile_windows_are_alike_and_see_their_halo(length, tile, halo, step):
     assert window_lengths == ({padded} if padded <= window else {window})
 
 
+def test_geometry_records_the_step_its_graphs_were_built_with():
+    gdn = build_model(preset("gc-tiny").replace(normalization="gdn")).geometry
+    assert gdn.shape_step == geometry.SHAPE_STEP_PIXELS // gdn.downsampling
+    recorded = gdn.to_dict()
+    assert recorded["step_pixels"] == geometry.SHAPE_STEP_PIXELS
+    assert geometry.Geometry.from_dict(recorded) == gdn
+    assert geometry.Geometry.from_dict(dict(recorded, step_pixels=256)).shape_step == 256 // gdn.downsampling
+    # exports from before the steps record none: their graphs take any size
+    older = {key: value for key, value in recorded.items() if key != "step_pixels"}
+    assert geometry.Geometry.from_dict(older).shape_step == 1
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
 @pytest.mark.slow
 def test_a_few_hundred_decodes_keep_memory_flat(gdn_directory, photos):

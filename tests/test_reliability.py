@@ -49,6 +49,8 @@ def test_fuzzed_files_end_in_format_errors_or_valid_images(fuzz_models):
     assert {"api refused", "api decoded", "cli refused"} <= outcomes
     # Bit flips behind a fixed checksum reach the payload decoders, and some still decode.
     assert summary["categories"]["header bit flip, checksum fixed"].get("api decoded", 0) > 0
+    # Sizes up to tfgc's real pixel cap, forged on files of a few dozen bytes, are decoded under that cap: refused
+    assert summary["categories"]["image size up to the pixel cap"].get("api refused", 0) > 10
 
 
 def test_the_fuzzer_catches_a_decoder_that_crashes(fuzz_models, monkeypatch):

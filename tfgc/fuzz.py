@@ -7,7 +7,8 @@ small photograph, mutated systematically (a truncation at every offset, every bi
 version, every family code) and at random through hypothesis (random bytes, bit flips in header and payload, forged
 fingerprints, image sizes and sc section lengths). Mutations that change the checksummed part are also tried with the
 checksum recomputed, so the parsers behind the checksum see them. Decoding runs with --max-pixels (default 2**20) as the
-pixel limit, so a forged image size costs at most a decode of that size.
+pixel limit, so a forged image size costs at most a decode of that size; one category of forged sizes ("image size up
+to the pixel cap") is decoded with tfgc's real limit (tfgc.codec.bitstream.MAX_IMAGE_PIXELS), every size it admits.
 
     python -m tfgc.fuzz --examples 10000 --out fuzz.json        # the long run (a few minutes on 2 cores)
 
@@ -152,6 +153,13 @@ def strategies(seeds: Dict[str, bytes]):
         return "image size", family, with_crc(struct.pack(">II", height, width).join(
             [seeds[family][:15], seeds[family][23:]]))
 
+    def sized_to_cap(family, size):
+        height, width = size
+        return ("image size up to the pixel cap", family, sized(family, height, width)[2], bitstream.MAX_IMAGE_PIXELS)
+
+    sizes_to_cap = st.integers(1, 2**16).flatmap(
+        lambda height: st.tuples(st.just(height), st.integers(1, bitstream.MAX_IMAGE_PIXELS // height)))
+
     def fingerprint(family, value):
         return "fingerprint", family, set_header(seeds[family], 7, ">8s", value)
 
@@ -175,6 +183,7 @@ def strategies(seeds: Dict[str, bytes]):
         st.builds(payload_flips, families, st.lists(st.integers(0, 10**6), min_size=1, max_size=8), st.booleans()),
         st.builds(sized, families, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
         st.builds(sized, families, st.integers(1, 3000), st.integers(1, 3000)),
+        st.builds(sized_to_cap, families, sizes_to_cap),
         st.builds(fingerprint, families, st.binary(min_size=8, max_size=8)),
         st.builds(spliced, families, st.integers(0, 10**6), st.binary(min_size=1, max_size=64)),
         st.builds(section_length, st.booleans(), st.integers(0, 2**32 - 1)),
@@ -255,12 +264,14 @@ class Fuzzer:
         self.seen = 0
         self.slowest = 0.0
 
-    def check(self, category: str, family: str, data: bytes) -> None:
-        """One input; raises FuzzFailure (after recording it) if it is mishandled."""
+    def check(self, category: str, family: str, data: bytes, max_pixels: Optional[int] = None) -> None:
+        """One input, decoded with `max_pixels` (default: the fuzzer's); raises FuzzFailure (after recording it) if it
+        is mishandled."""
         self.seen += 1
-        paths = [("api", lambda: decode_api(data, self.models[family], self.max_pixels))]
+        limit = max_pixels or self.max_pixels
+        paths = [("api", lambda: decode_api(data, self.models[family], limit))]
         if self.seen % self.cli_every == 0:
-            paths.append(("cli", lambda: decode_cli(data, self.model_dirs[family], self.max_pixels, self.work)))
+            paths.append(("cli", lambda: decode_cli(data, self.model_dirs[family], limit, self.work)))
         for path, run in paths:
             started = time.perf_counter()
             try:

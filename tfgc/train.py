@@ -10,6 +10,9 @@ again (Keras' BackupAndRestore):
     OUT/logs/          TensorBoard: losses, bpp, PSNR, validation reconstructions
     OUT/model/         the exported model (for `python -m tfgc compress --model OUT/model`)
     OUT/snapshots/     with --snapshot-minutes: the model exported every so many minutes of training (step-N/)
+
+In multi-worker training (--strategy multiworker, the machines named in TF_CONFIG) OUT must be a folder every worker
+sees (a shared filesystem): the chief writes all of it, and every worker resumes from OUT/backup/chief.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import List, Optional, Tuple
 
 from tfgc.config import NORMALIZATIONS, PRESETS, Config, preset
 from tfgc.errors import ConfigError, TfgcError
+from tfgc.training.workers import chief_in_environment, discard_scratch, write_folder, writes_files
 from tfgc.utils import HelpFormatter, program_name, run_command, version_text
 
 DEFAULT_PRESET = "gc-small"
@@ -348,6 +352,8 @@ def _run_folder(args, config: Config) -> Path:
             if not args.force:
                 raise ConfigError(f"{out} holds a run with another config ({reason}); use another --out, or --force "
                                   "to start over there")
+            if config.train.strategy == "multiworker" and not chief_in_environment():
+                return out  # the chief clears the folder for every worker
             import shutil
 
             for sub in ("backup", "checkpoints"):
@@ -361,12 +367,13 @@ def _build(config: Config, out: Path):
 
     from tfgc.models.registry import build_model
 
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "config.json")
     t = config.train
     tf.keras.utils.set_random_seed(t.seed)
     set_precision(t.mixed_precision)
     strategy = make_strategy(t.strategy)
+    if writes_files(strategy):
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / "config.json")
     with strategy.scope():
         model = build_model(config)
         if t.init_from:
@@ -386,6 +393,18 @@ def _datasets(family, config: Config, paths, val_paths, args):
     cache = Path(args.base_cache) if getattr(args, "base_cache", None) else None
     train_ds, val_ds = family.training_data(config, paths, val_paths, cache)
     return train_ds.with_options(options), val_ds.with_options(options)
+
+
+def _lost_peer(error) -> str:
+    """Which worker TensorFlow's error of a lost peer names, and why ("Task /job:worker/replica:0/task:1 heartbeat
+    timeout"), out of a message of many lines."""
+    import re
+
+    found = re.search(r"Task /job:\S+ [^.\n]*", str(error))
+    if found:
+        return found.group(0)
+    lines = [line for line in str(error).splitlines() if line.strip() and "Graph execution error" not in line]
+    return lines[0].strip() if lines else type(error).__name__
 
 
 def _fit(model, config: Config, out: Path, train_ds, val_ds, validation_batch,
@@ -410,8 +429,12 @@ def _fit(model, config: Config, out: Path, train_ds, val_ds, validation_batch,
         clock.earlier, clock.started = trained, time.monotonic()
         session_start.resumed_from = current_step(model)
     else:
-        model.fit(train_ds, epochs=math.ceil(t.steps / t.steps_per_epoch), steps_per_epoch=t.steps_per_epoch,
-                  validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+        try:
+            model.fit(train_ds, epochs=math.ceil(t.steps / t.steps_per_epoch), steps_per_epoch=t.steps_per_epoch,
+                      validation_data=val_ds, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+        except tf.errors.UnavailableError as e:  # only multi-worker training has peers to lose
+            raise TfgcError(f"training stopped: another worker stopped answering ({_lost_peer(e)}); run the same "
+                            f"command on every worker to resume from the last backup in {out / 'backup'}") from None
     elapsed = clock.seconds()
     steps = current_step(model)
     guard = next(c for c in callbacks if isinstance(c, NonFiniteSteps))
@@ -433,7 +456,7 @@ def _export(model, config: Config, out: Path, args, clock: "TrainingClock", resu
     from tfgc.training.callbacks import current_step
 
     t = config.train
-    return save_model(model, out / "model", force=True, extra={
+    return save_model(model, write_folder(out, model.distribute_strategy) / "model", force=True, extra={
         "steps": current_step(model), "resumed_from_step": resumed_from, "train_seconds": round(clock.total(), 1),
         "train_seconds_this_session": round(elapsed, 1),
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
@@ -447,6 +470,8 @@ def run(args) -> int:
     from tfgc.codec.family import codec_for
 
     config = resolve_config(args)
+    if config.train.strategy == "multiworker":
+        chief_in_environment()  # a malformed TF_CONFIG: one line now, rather than TensorFlow's traceback later
     out = _run_folder(args, config)
     family = codec_for(config.model.family)
     paths, val_paths = family.training_paths(config, args.data, args.val_data)
@@ -464,6 +489,11 @@ def run(args) -> int:
     from tfgc.training.callbacks import current_step  # TensorFlow: only once the arguments are known to be good
 
     steps = current_step(model)
+    if not writes_files(strategy):
+        discard_scratch(out, strategy)
+        print(f"\nWorker {strategy.cluster_resolver.task_id} trained {config.preset} to step {steps}; the chief "
+              f"exported the model to {out / 'model'}")
+        return 0
     print(f"\nTrained {config.preset} to step {steps} ({elapsed / 60:.1f} min this session, "
           f"{clock.total() / 60:.1f} in total). Exported {model_dir}")
     print("Next:")

@@ -25,17 +25,21 @@ class Geometry:
     # Why the transforms need the whole image at once ("instance normalization", "noise channels"), or None when
     # they are local and can run in tiles.
     whole_image: Optional[str] = None
+    # The step the model's transforms were built with (SHAPE_STEP_PIXELS when it was made), recorded in exports,
+    # whose graphs keep it whatever the constant becomes.
+    step_pixels: int = SHAPE_STEP_PIXELS
 
     @property
     def shape_step(self) -> int:
-        """Cells (base pixels for sr) that the transforms pad their inputs to multiples of: SHAPE_STEP_PIXELS for a
-        local model; one for a whole-image model, whose normalization would count the padding."""
-        return 1 if self.whole_image is not None else max(1, SHAPE_STEP_PIXELS // self.downsampling)
+        """Cells (base pixels for sr) that the transforms pad their inputs to multiples of: `step_pixels` for a local
+        model; one for a whole-image model, whose normalization would count the padding."""
+        return 1 if self.whole_image is not None else max(1, self.step_pixels // self.downsampling)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Geometry":
+        # An export without the field was made before the transforms padded to steps: its graphs take any size.
         return cls(int(data["downsampling"]), int(data["analysis_halo"]), int(data["synthesis_halo"]),
-                   data.get("whole_image"))
+                   data.get("whole_image"), int(data.get("step_pixels", 1)))

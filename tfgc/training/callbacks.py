@@ -14,6 +14,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tfgc.nn.images import to_uint8
+from tfgc.training.workers import discard_scratch, write_folder, writes_files
 
 
 def current_step(model) -> int:
@@ -34,27 +35,35 @@ def _optimizers(model) -> dict:
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """The model and its optimizers into `folder` at the end of every epoch, the last three kept."""
+    """The model and its optimizers into `folder` at the end of every epoch, the last three kept (by the chief of
+    multi-worker training; tfgc.training.workers)."""
 
     def __init__(self, model, folder: Path):
         super().__init__()
+        self.folder, self.strategy = folder, model.distribute_strategy
         self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, **_optimizers(model)),
-                                                  str(folder), max_to_keep=3)
+                                                  str(write_folder(folder, self.strategy)), max_to_keep=3)
 
     def on_epoch_end(self, epoch, logs=None):
         self.manager.save(checkpoint_number=current_step(self.model))
+        discard_scratch(self.folder, self.strategy)
 
 
 class ReconstructionImages(tf.keras.callbacks.Callback):
-    """The validation batch beside its reconstruction, for TensorBoard, at the end of every epoch."""
+    """The validation batch beside its reconstruction, for TensorBoard, at the end of every epoch (by the chief of
+    multi-worker training alone: nothing here is synchronized across workers)."""
 
     def __init__(self, validation_batch, folder: Path, max_outputs: int):
         super().__init__()
-        self.batch, self.max_outputs = validation_batch, max_outputs
-        self.writer = tf.summary.create_file_writer(str(folder))
+        self.batch, self.folder, self.max_outputs = validation_batch, folder, max_outputs
+        self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
+        if not writes_files(model.distribute_strategy):
+            return
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(str(self.folder))
         reconstruction = model.generate(self.batch, training=False)["x_hat"]  # the training batch's form
         pair = tf.concat([tf.cast(model.images_of(self.batch), tf.uint8), to_uint8(reconstruction)], axis=2)
         with self.writer.as_default():
@@ -152,7 +161,7 @@ class CosineLearningRate(tf.keras.callbacks.Callback):
 
 class Snapshots(tf.keras.callbacks.Callback):
     """The model exported to `folder`/step-N every `minutes` of the run's total training time, so a resumed run
-    keeps the spacing (the exports' own time is not counted)."""
+    keeps the spacing (the exports' own time is not counted); by the chief of multi-worker training."""
 
     def __init__(self, clock, minutes: float, folder: Path):
         super().__init__()
@@ -170,7 +179,8 @@ class Snapshots(tf.keras.callbacks.Callback):
         with self.clock.pause():
             from tfgc.models.store import save_model
 
-            step = current_step(self.model)
-            save_model(self.model, self.folder / f"step-{step:07d}", force=True, extra={
+            step, strategy = current_step(self.model), self.model.distribute_strategy
+            save_model(self.model, write_folder(self.folder, strategy) / f"step-{step:07d}", force=True, extra={
                 "steps": step, "train_seconds": round(self.clock.total(), 1),
                 "train_seconds_this_session": round(self.clock.seconds(), 1)})
+            discard_scratch(self.folder, strategy)
