@@ -293,9 +293,10 @@ def cmd_models(args) -> int:
 
 
 def _read_file(path: str) -> bytes:
+    from tfgc.codec.bitstream import MAX_FILE_BYTES
     from tfgc.codec.io import read_file
 
-    return read_file(path)
+    return read_file(path, MAX_FILE_BYTES)
 
 
 def _max_pixels_argument(parser) -> None:

@@ -20,7 +20,8 @@ def refuse_existing(path, force: bool) -> None:
 
 def check_output(path, force: bool) -> None:
     """Refuse, before any work, an output that write_atomic would refuse at the end: an existing file without
-    `force`, a directory, or a path whose folder does not exist."""
+    `force`, a directory, a path whose folder does not exist, or a folder where no file can be made (no permission,
+    a read-only filesystem): a file is made there and removed, as the OS's answer is the only sure one."""
     refuse_existing(path, force)
     path = Path(path)
     if path.is_dir():
@@ -28,6 +29,17 @@ def check_output(path, force: bool) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise TfgcError(f"cannot write {path}: folder {directory} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise cannot_write(path, e) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def cannot_write(path, error: OSError) -> TfgcError:
+    """The one-line error of a failed write (permission, read-only filesystem, full disk, ...)."""
+    return TfgcError(f"cannot write {path}: {error.strerror or first_line(error)}")
 
 
 def first_line(error: BaseException) -> str:
@@ -43,7 +55,10 @@ def write_atomic(path, data: bytes, force: bool = False) -> None:
     path = Path(path)
     check_output(path, force)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise cannot_write(path, e) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result should be like any other file
         with os.fdopen(fd, "wb") as f:
@@ -51,11 +66,13 @@ def write_atomic(path, data: bytes, force: bool = False) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise cannot_write(path, e) from None
         raise
 
 
@@ -64,8 +81,11 @@ def write_directory(destination, write, force: bool = False) -> Path:
     the old folder or the complete new one, never half of either. Refuses to replace it unless `force`."""
     destination = Path(destination)
     refuse_existing(destination, force)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    except OSError as e:
+        raise cannot_write(destination, e) from None
     try:
         staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; the result should be like any other folder
         write(staging)
@@ -73,12 +93,18 @@ def write_directory(destination, write, force: bool = False) -> Path:
             old = destination.with_name(f".{destination.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(destination, old)
-            os.replace(staging, destination)
+            try:
+                os.replace(staging, destination)
+            except OSError:
+                os.replace(old, destination)  # the old folder back in place: nothing the user had is lost
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, destination)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise cannot_write(destination, e) from None
         raise
     return destination
 

@@ -54,7 +54,7 @@ def file_bytes(data) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, (str, os.PathLike)):
-        return read_file(data)
+        return read_file(data, bitstream.MAX_FILE_BYTES)
     raise FormatError(f"a .tfgc file must be given as bytes or as a path, not {type(data).__name__}")
 
 

@@ -81,6 +81,8 @@ KNOWN_FLAGS = FLAG_UNIFORM_TABLE | FLAG_PACKED_BASE
 FAMILY_FLAGS = {"gc": FLAG_UNIFORM_TABLE, "sc": FLAG_UNIFORM_TABLE, "sr": FLAG_PACKED_BASE}
 # Like Pillow's Image.MAX_IMAGE_PIXELS: the largest image a file may declare. Raise it to decode larger images.
 MAX_IMAGE_PIXELS = 178_956_970
+# The largest .tfgc file read from a path (MAX_IMAGE_PIXELS at 12 bits a pixel; tfgc's files hold a hundredth of that).
+MAX_FILE_BYTES = 256 * 2**20
 
 _HEADER = struct.Struct(">4sBBB8sIII")
 _CRC = struct.Struct(">I")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -15,6 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tfgc.errors import ImageError, TfgcError
 from tfgc.utils import first_line, write_atomic
 
+# The largest image file read: MAX_IMAGE_PIXELS of 16-bit RGBA, uncompressed, is 1.4 GB.
+MAX_IMAGE_FILE_BYTES = 2 * 2**30
 # What Pillow and its plugins raise on damaged or hostile image data (pillow-jxl-plugin raises RuntimeError; Pillow's
 # decoders also EOFError, struct.error and zlib.error): each becomes tfgc's own one-line error where images are read.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, RuntimeError, EOFError, struct.error, zlib.error,
@@ -60,8 +63,8 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)) and not hasattr(source, "read"):
         raise ImageError(f"an image must be {IMAGE_TYPES}; not {type(source).__name__}")
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
-    if isinstance(source, (str, os.PathLike)) and "\0" in os.fspath(source):
-        raise ImageError(f"cannot read {name!r}: a path cannot hold a null byte")
+    if isinstance(source, (str, os.PathLike)):
+        _check_image_file(source)
     try:
         opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
         with opened as image:
@@ -78,6 +81,23 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
         raise ImageError(f"cannot read {name}: {e}") from None
     except DECODE_ERRORS as e:
         raise ImageError(f"cannot read {name}: {first_line(e)} (truncated or corrupt?)") from None
+
+
+def _check_image_file(path) -> None:
+    """Refuse, before Pillow opens it, a path that is no regular file (a FIFO would block, a device never end) or
+    that is larger than MAX_IMAGE_FILE_BYTES."""
+    if "\0" in os.fspath(path):
+        raise ImageError(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError(f"cannot read {path}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"cannot read {path}: {e.strerror or e}") from None
+    check_regular(info.st_mode, path, ImageError)
+    if info.st_size > MAX_IMAGE_FILE_BYTES:
+        raise ImageError(f"cannot read {path}: {info.st_size} bytes, more than the {MAX_IMAGE_FILE_BYTES} tfgc "
+                         "reads of an image file (tfgc.codec.io.MAX_IMAGE_FILE_BYTES)")
 
 
 def _check_size(size, max_pixels: Optional[int], name: str) -> None:
@@ -138,18 +158,40 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     raise ImageError(f"image arrays must be uint8, integers 0..255 or floats in [0, 1], not {array.dtype}")
 
 
-def read_file(path) -> bytes:
-    """A file's bytes, or a one-line TfgcError saying why they cannot be read."""
+def read_file(path, max_bytes: Optional[int] = None, error=TfgcError) -> bytes:
+    """A regular file's bytes, at most `max_bytes` of them, or a one-line `error` saying why they cannot be read.
+    A FIFO, a device or a socket is refused without waiting on it (it could block forever, or never end)."""
     if "\0" in os.fspath(path):  # the OS cannot name such a file; Python says so with a ValueError
-        raise TfgcError(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
+        raise error(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
     try:
-        return Path(path).read_bytes()
+        # O_NONBLOCK: opening a FIFO without a writer returns at once, so it can be refused
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            check_regular(os.fstat(fd).st_mode, path, error)
+            size = os.fstat(fd).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise error(f"cannot read {path}: {size} bytes, more than the {max_bytes} tfgc reads of such a file")
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except FileNotFoundError:
-        raise TfgcError(f"cannot read {path}: no such file") from None
+        raise error(f"cannot read {path}: no such file") from None
     except IsADirectoryError:
-        raise TfgcError(f"cannot read {path}: it is a directory") from None
+        raise error(f"cannot read {path}: it is a directory") from None
     except OSError as e:
-        raise TfgcError(f"cannot read {path}: {e.strerror or e}") from None
+        raise error(f"cannot read {path}: {e.strerror or e}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise error(f"cannot read {path}: more than the {max_bytes} bytes tfgc reads of such a file")
+    return data
+
+
+def check_regular(mode: int, path, error=TfgcError) -> None:
+    """A one-line `error` unless `mode` (a stat's st_mode) is a regular file's."""
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise error(f"cannot read {path}: it is a directory")
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise error(f"cannot read {path}: it is {kind}, not a regular file")
 
 
 def output_format(path) -> str:
