@@ -132,3 +132,135 @@ def test_a_tfgc_file_larger_than_any_tfgc_writes_is_refused_before_it_is_read(tm
     assert main(["info", str(path)]) == 1
     assert _one_error_line(capsys) == f"tfgc: error: cannot read {path}: 2004 bytes, more than the 1000 tfgc reads " \
                                       "of such a file"
+
+
+def _damaged_images(folder, photo) -> dict:
+    """The four kinds of damage that passed a header check and failed training minutes in, each a file in `folder`,
+    by name: what the check must say of it."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(photo)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    jpeg = buffer.getvalue()
+    (folder / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    corrupted = bytearray(jpeg)
+    scan = jpeg.index(b"\xff\xda") + 300
+    for offset in range(0, 3000, 97):  # markers strewn through the entropy-coded data
+        corrupted[scan + offset:scan + offset + 2] = b"\xff\xc8"
+    (folder / "corrupted.jpg").write_bytes(bytes(corrupted))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    png = bytearray(buffer.getvalue())
+    chunk = png.index(b"IDAT")
+    length = struct.unpack(">I", png[chunk - 4:chunk])[0]
+    png[chunk + 104:chunk + 604] = np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes()
+    png[chunk + 4 + length:chunk + 8 + length] = struct.pack(">I", zlib.crc32(bytes(png[chunk:chunk + 4 + length])))
+    (folder / "garbage-idat.png").write_bytes(bytes(png))  # a valid chunk CRC over deflate data that does not inflate
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP")
+    (folder / "webp.jpg").write_bytes(buffer.getvalue())
+    return {"truncated.jpg": "jpeg::Uncompress failed", "corrupted.jpg": "jpeg::Uncompress failed",
+            "garbage-idat.png": "Invalid PNG data", "webp.jpg": "Unknown image file format"}
+
+
+@pytest.fixture
+def damaged_folder(photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFGC_CHECK_CACHE", str(tmp_path / "checked.json"))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    save_image(photos["chelsea"][:96, :96], folder / "good.png")
+    save_image(photos["coffee"][:96, :96], folder / "good2.png")
+    return folder, _damaged_images(folder, photos["astronaut"][:128, :128])
+
+
+@pytest.mark.parametrize("name", ["truncated.jpg", "corrupted.jpg", "garbage-idat.png", "webp.jpg"])
+def test_a_damaged_training_image_is_refused_before_training_with_its_path(damaged_folder, tmp_path, capsys, name):
+    from tfgc import train
+
+    folder, expected = damaged_folder
+    for other in expected:
+        if other != name:
+            (folder / other).unlink()
+    assert train.main(["--preset", "gc-tiny", "--data", str(folder), "--out", str(tmp_path / "run")]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"tfgc.train: error: training image {folder / name}: does not decode ({expected[name]}")
+    assert line.endswith("remove it, or pass --skip-bad-images to train without it")
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_the_check_is_kept_so_a_rerun_decodes_only_what_changed(damaged_folder, tmp_path, monkeypatch):
+    from tfgc.data import check
+
+    folder, expected = damaged_folder
+    paths = sorted(str(p) for p in folder.iterdir())
+    decoded = []
+    real_problem = check._problem
+    monkeypatch.setattr(check, "_problem", lambda path: decoded.append(path) or real_problem(path))
+    good, bad = check.check_images(paths, skip_bad=True)
+    assert len(decoded) == len(paths) == 6
+    assert sorted(os.path.basename(p) for p in good) == ["good.png", "good2.png"]
+    assert {os.path.basename(item["path"]) for item in bad} == set(expected)
+    decoded.clear()
+    assert check.check_images(paths, skip_bad=True) == (good, bad) and decoded == []
+    (folder / "good.png").write_bytes((folder / "good.png").read_bytes() + b"\0")  # changed: checked again
+    check.check_images(paths, skip_bad=True)
+    assert decoded == [str(folder / "good.png")]
+
+
+def test_an_image_larger_than_training_takes_is_refused_from_its_header(damaged_folder, monkeypatch):
+    from tfgc.data import check
+
+    folder, _ = damaged_folder
+    monkeypatch.setattr(check, "TRAINING_MAX_PIXELS", 96 * 96 - 1)
+    with pytest.raises(check.DataError, match=r"good.png: 96x96 pixels, more than the 9215 training takes"):
+        check.check_images([str(folder / "good.png")])
+
+
+@pytest.mark.slow
+def test_skip_bad_images_trains_without_them_and_says_so_in_the_manifest(damaged_folder, tmp_path, capsys):
+    import json
+
+    from tfgc import train
+
+    folder, expected = damaged_folder
+    out = tmp_path / "run"
+    assert train.main(["--preset", "gc-tiny", "--data", str(folder), "--out", str(out), "--skip-bad-images"]) == 0
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["training_images"] == 2
+    assert {os.path.basename(item["path"]): item["reason"].split(" (")[1][:len(expected[name])]
+            for item in manifest["skipped_images"] for name in [os.path.basename(item["path"])]} == expected
+    assert capsys.readouterr().out.count("tfgc.train: skipping ") == 4
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG", "WEBP"])
+def test_an_animation_is_refused_rather_than_cut_to_its_first_frame(photos, tmp_path, image_format):
+    from PIL import Image
+
+    from tfgc.codec.io import load_image
+    from tfgc.errors import ImageError
+
+    frames = [Image.fromarray(photos["chelsea"][:32, :32]), Image.fromarray(photos["coffee"][:32, :32])]
+    path = tmp_path / f"animation.{image_format.lower()}"
+    frames[0].save(path, format=image_format, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(ImageError, match="an animation of 2 frames; tfgc compresses still images"):
+        load_image(path)
+    frames[0].save(path, format=image_format)  # one frame: a picture
+    assert load_image(path).shape == (32, 32, 3)
+
+
+def test_pillows_bomb_warning_is_left_to_tfgcs_own_limit(tmp_path, monkeypatch, recwarn):
+    from PIL import Image
+
+    from tfgc.codec.io import load_image
+
+    path = tmp_path / "large.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 - 1)  # Pillow warns above this, errs above twice it
+    assert load_image(path).shape == (64, 64, 3)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -118,3 +118,19 @@ def test_a_few_hundred_decodes_keep_memory_flat(gdn_directory, photos):
         api.decode(data, gdn_directory)
     growth = _resident_mib() - before
     assert growth < 150, growth  # 497 MiB before (190 from the sizes, 307 from the loads), about 30 now
+
+
+def test_a_whole_image_model_refuses_an_image_the_memory_cannot_hold(monkeypatch, photos):
+    """Out of memory, TensorFlow's kernels abort the process: a whole-image (instance norm) model refuses first."""
+    model = build_model(preset("gc-tiny"))  # instance norm
+    bytes_per_pixel = model.geometry.whole_image_bytes_per_pixel
+    assert model.geometry.whole_image == "instance normalization" and bytes_per_pixel > 0
+    image = photos["chelsea"][:64, :64]
+    monkeypatch.setattr(tiling, "tile_cells", lambda pixels_per_cell: 1)  # every image "large" for this test
+    monkeypatch.setattr(tiling, "available_memory", lambda: 64 * 64 * bytes_per_pixel - 1)
+    with pytest.raises(tiling.ImageError, match=r"an image of 4096 pixels needs about 0.0 GiB for this model \(its "
+                                                r"instance normalization needs the whole image at once\)"):
+        api.compress(image, model)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 64 * 64 * bytes_per_pixel)
+    assert api.decompress(api.compress(image, model), model).shape == (64, 64, 3)
+    assert build_model(preset("gc-tiny").replace(normalization="gdn")).geometry.whole_image_bytes_per_pixel == 0

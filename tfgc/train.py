@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from tfgc.config import NORMALIZATIONS, PRESETS, Config, preset
-from tfgc.errors import ConfigError, TfgcError
+from tfgc.errors import ConfigError, DataError, TfgcError
 from tfgc.training.workers import chief_in_environment, discard_scratch, write_folder, writes_files
 from tfgc.utils import HelpFormatter, program_name, run_command, version_text
 
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 2: the stage-1 model (its folder, e.g. runs/stage1/model, or an installed name)")
     g.add_argument("--force", action="store_true",
                    help="start over in --out even if it holds a run with a different config (deletes its backup)")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="train without the images that do not decode or are too large (each is named, and listed in "
+                        "the model's manifest) rather than refusing to start")
     g = p.add_argument_group("model (override the preset)")
     g.add_argument("--width", type=int, help="base width w: encoder w..16w, generator 16w..w (paper: 60)")
     g.add_argument("--normalization", choices=NORMALIZATIONS,
@@ -361,16 +364,41 @@ def _run_folder(args, config: Config) -> Path:
     return out
 
 
-def _build(config: Config, out: Path):
-    """(model, strategy): the model built and compiled under the run's strategy and precision."""
-    import tensorflow as tf
+def _usable(paths: list, val_paths: list, skip_bad: bool):
+    """(training examples, validation examples, [{"path", "reason"}] of the images left out): each example's image
+    (a path, or the first of a tuple such as sc's image and label map) decoded once before training
+    (tfgc.data.check)."""
+    from tfgc.data.check import check_images
 
-    from tfgc.models.registry import build_model
+    def image(example):
+        return example if isinstance(example, str) else example[0]
+
+    images = list(dict.fromkeys(image(e) for e in paths + val_paths))
+    good, skipped = check_images(images, skip_bad)
+    good = set(good)
+    kept = [e for e in paths if image(e) in good]
+    kept_val = [e for e in val_paths if image(e) in good]
+    if not kept_val:
+        raise DataError("none of the validation images can be used")
+    return kept, kept_val, skipped
+
+
+def _start(config: Config):
+    """The run's strategy, under its seed and precision: before any TensorFlow op, which MultiWorkerMirroredStrategy
+    requires."""
+    import tensorflow as tf
 
     t = config.train
     tf.keras.utils.set_random_seed(t.seed)
     set_precision(t.mixed_precision)
-    strategy = make_strategy(t.strategy)
+    return make_strategy(t.strategy)
+
+
+def _build(config: Config, out: Path, strategy):
+    """The model built and compiled under the run's strategy and precision."""
+    from tfgc.models.registry import build_model
+
+    t = config.train
     if writes_files(strategy):
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")
@@ -381,7 +409,7 @@ def _build(config: Config, out: Path):
 
             initialize_from(model, t.init_from)
         compile_model(model, config)
-    return model, strategy
+    return model
 
 
 def _datasets(family, config: Config, paths, val_paths, args):
@@ -449,7 +477,7 @@ def _fit(model, config: Config, out: Path, train_ds, val_ds, validation_batch,
 
 
 def _export(model, config: Config, out: Path, args, clock: "TrainingClock", resumed_from, elapsed: float,
-            training_images: int):
+            training_images: int, skipped: list):
     """The trained model as OUT/model, its manifest saying how it was made."""
     from tfgc.models.store import save_model
     from tfgc.reports.writer import environment
@@ -462,6 +490,7 @@ def _export(model, config: Config, out: Path, args, clock: "TrainingClock", resu
         "command": "python -m tfgc.train " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         **{key: value for key, value in environment().items() if key in ("commit", "machine", "python")},
         "data": [str(p) for p in (args.data or ["(bundled images)"])], "training_images": training_images,
+        **({"skipped_images": skipped} if skipped else {}),
         **({"stage1": _stage1_summary(t.init_from)} if t.init_from else {}),
     })
 
@@ -475,7 +504,9 @@ def run(args) -> int:
     out = _run_folder(args, config)
     family = codec_for(config.model.family)
     paths, val_paths = family.training_paths(config, args.data, args.val_data)
-    model, strategy = _build(config, out)
+    strategy = _start(config)
+    paths, val_paths, skipped = _usable(paths, val_paths, args.skip_bad_images)
+    model = _build(config, out, strategy)
     train_ds, val_ds = _datasets(family, config, paths, val_paths[:config.train.validation_images], args)
     validation_batch = next(iter(val_ds))  # the images TensorBoard shows; a broken validation set fails here
     t = config.train
@@ -485,7 +516,7 @@ def run(args) -> int:
           f"precision {t.mixed_precision}; run directory {out}")
     clock = TrainingClock()
     resumed_from, elapsed = _fit(model, config, out, train_ds, val_ds, validation_batch, clock)
-    model_dir = _export(model, config, out, args, clock, resumed_from, elapsed, len(paths))
+    model_dir = _export(model, config, out, args, clock, resumed_from, elapsed, len(paths), skipped)
     from tfgc.training.callbacks import current_step  # TensorFlow: only once the arguments are known to be good
 
     steps = current_step(model)

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tfgc.errors import OutputExistsError, TfgcError
@@ -109,6 +110,26 @@ def write_directory(destination, write, force: bool = False) -> Path:
     return destination
 
 
+def available_memory():
+    """Bytes of memory this process can still take (Linux: MemAvailable, lowered by a cgroup's limit), or None where
+    that is not known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v2: a container's limit, less what it uses
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -164,3 +185,27 @@ def run_command(prog: str, command, interrupted: str = "interrupted") -> int:
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
+
+
+class _LogProgress:
+    """Progress for logs (not a terminal): a line at every tenth of the work, with the time so far."""
+
+    def __init__(self, total: int, unit: str):
+        self.total, self.done, self.started, self.unit = total, 0, time.monotonic(), unit
+        self.step = max(1, total // 10)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.done % self.step == 0 or self.done == self.total:
+            print(f"{self.done}/{self.total} {self.unit}s, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
+                  flush=True)
+
+
+def progress_bar(total: int, unit: str):
+    """Progress over `total` pieces of work, each a `unit` (image, file, decode): Keras' bar on a terminal, a line
+    at every tenth in a log."""
+    if not sys.stderr.isatty():
+        return _LogProgress(total, unit)
+    import tensorflow as tf
+
+    return tf.keras.utils.Progbar(total, unit_name=unit)

@@ -6,6 +6,7 @@ import io
 import os
 import stat
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Optional
@@ -66,11 +67,19 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
     if isinstance(source, (str, os.PathLike)):
         _check_image_file(source)
     try:
-        opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
-        with opened as image:
-            _check_size(image.size, max_pixels, name)
-            image.load()
-            return to_rgb_array(image)
+        with warnings.catch_warnings():
+            # Pillow's bomb warning (above 89 megapixels): tfgc's own pixel limit, checked below, decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else Image.open(source)
+            with opened as image:
+                _check_size(image.size, max_pixels, name)
+                # An animation has no one picture to compress. (A camera's MPO JPEG or a multi-page TIFF has
+                # frames too: its first is the picture.)
+                if image.format in ("GIF", "PNG", "WEBP") and getattr(image, "n_frames", 1) > 1:
+                    raise ImageError(f"cannot read {name}: an animation of {image.n_frames} frames; tfgc compresses "
+                                     "still images (save the frame you want as PNG)")
+                image.load()
+                return to_rgb_array(image)
     except FileNotFoundError:
         raise ImageError(f"cannot read {name}: no such file") from None
     except IsADirectoryError:

@@ -21,6 +21,7 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 
 from tfgc.errors import ImageError
+from tfgc.utils import available_memory
 
 # Tile side in image pixels (GC, SC: 64 latent cells; SR at x4: 256 pixels of the stored image).
 TILE_PIXELS = 1024
@@ -84,6 +85,12 @@ def needs_tiles(geometry, grid: Tuple[int, int], tile: int, pixels: int) -> bool
                          f"the whole image at once, and tfgc transforms at most {WHOLE_IMAGE_PIXELS} pixels so "
                          "(tfgc.codec.tiling.WHOLE_IMAGE_PIXELS); models with GDN or no normalization, and without "
                          "noise channels, work in tiles at any size")
+    needed, available = pixels * geometry.whole_image_bytes_per_pixel, available_memory()
+    if available is not None and needed > available:
+        # Out of memory, TensorFlow's kernels abort the process (std::bad_alloc): refuse before they start.
+        raise ImageError(f"an image of {pixels} pixels needs about {needed / 2**30:.1f} GiB for this model (its "
+                         f"{geometry.whole_image} needs the whole image at once) and {available / 2**30:.1f} GiB "
+                         "are available; models with GDN or no normalization work in tiles in far less")
     return False
 
 

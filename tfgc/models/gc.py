@@ -123,11 +123,22 @@ class GCModel(GANModel):
         # The generator: c3s1, two 3x3 convs per residual block, four upsampling layers, c7s1: at most
         # 2 * blocks + 3 cells; one spare.
         synthesis_halo = 2 * m.residual_blocks + 4 + cls.conditioning_halo()
-        return Geometry(m.downsampling, cls.ANALYSIS_HALO, synthesis_halo, whole_image)
+        # float32 activations alive at once at full resolution: about 3.5 layers of the base width beside the
+        # conditioning's input. Measured peaks of whole-image transforms (instance norm), bytes per pixel above the
+        # process's start: gc-small 200, sc-small 280 (compress; 220 decode), gc-paper-c8 571; this gives 236, 380,
+        # 852 (scripts/large_image.py and direct decodes of 4 and 16 megapixels).
+        bytes_per_pixel = 4 * (int(3.5 * m.width) + cls.conditioning_channels(config) + m.noise_channels + 3)
+        return Geometry(m.downsampling, cls.ANALYSIS_HALO, synthesis_halo, whole_image,
+                        bytes_per_pixel if whole_image else 0)
 
     @classmethod
     def conditioning_halo(cls) -> int:
         """Cells the generator's conditioning adds to its receptive field (SC: the label map's encoder)."""
+        return 0
+
+    @classmethod
+    def conditioning_channels(cls, config: Config) -> int:
+        """Channels of the conditioning at full resolution (SC: the one-hot label map and its features)."""
         return 0
 
     @property

@@ -25,6 +25,9 @@ class Geometry:
     # Why the transforms need the whole image at once ("instance normalization", "noise channels"), or None when
     # they are local and can run in tiles.
     whole_image: Optional[str] = None
+    # About how many bytes a whole-image transform takes per image pixel at its peak (0: unknown, or a tiled model),
+    # so that an image too large for the memory there is refused before the transform allocates it.
+    whole_image_bytes_per_pixel: int = 0
     # The step the model's transforms were built with (SHAPE_STEP_PIXELS when it was made), recorded in exports,
     # whose graphs keep it whatever the constant becomes.
     step_pixels: int = SHAPE_STEP_PIXELS
@@ -42,4 +45,5 @@ class Geometry:
     def from_dict(cls, data: dict) -> "Geometry":
         # An export without the field was made before the transforms padded to steps: its graphs take any size.
         return cls(int(data["downsampling"]), int(data["analysis_halo"]), int(data["synthesis_halo"]),
-                   data.get("whole_image"), int(data.get("step_pixels", 1)))
+                   data.get("whole_image"), int(data.get("whole_image_bytes_per_pixel", 0)),
+                   int(data.get("step_pixels", 1)))

@@ -84,6 +84,10 @@ class SCModel(GCModel):
     def conditioning_halo(cls) -> int:
         return cls.ANALYSIS_HALO  # the semantic features come from an encoder like the image's
 
+    @classmethod
+    def conditioning_channels(cls, config) -> int:
+        return config.model.classes + config.model.semantic_channels
+
     def _create_conditioning(self):
         m = self.config.model
         self.semantic_features = SemanticFeatures(m.width, m.semantic_channels, m.normalization)

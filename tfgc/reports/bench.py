@@ -16,9 +16,9 @@ from tfgc.errors import TfgcError
 from tfgc.reports.html import nearest_rate, PageImage, Version, write_page
 from tfgc.reports.measure import (crop_image_name, encode_images, evaluate_model, inception_or_none, load_images,
                                   load_tfds, measure, measure_decodes, Measurement, summarize, unique_model_labels)
-from tfgc.reports.writer import (command_line, describe_machine, environment, finish_rd_plot, plot_panels, progress_bar,
-                                 pyplot, Report, require_matplotlib, results_links)
-from tfgc.utils import first_line, refuse_existing
+from tfgc.reports.writer import (command_line, describe_machine, environment, finish_rd_plot, plot_panels, pyplot,
+                                Report, require_matplotlib, results_links)
+from tfgc.utils import first_line, progress_bar, refuse_existing
 
 
 TARGET_BPPS = (0.05, 0.1, 0.2, 0.4)

@@ -8,8 +8,9 @@ from typing import Dict, List
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import (crop_image_name, load_images, load_tfds, measure, Measurement, summarize,
                                  unique_model_labels)
-from tfgc.reports.writer import (environment, plot_panels, progress_bar, provenance, pyplot, Report, require_matplotlib,
-                                 results_links, save_figure, training_summary)
+from tfgc.reports.writer import (environment, plot_panels, provenance, pyplot, Report, require_matplotlib,
+                                results_links, save_figure, training_summary)
+from tfgc.utils import progress_bar
 
 
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -15,8 +15,9 @@ import numpy as np
 
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import Measurement, load_images, load_tfds, measure, summarize
-from tfgc.reports.writer import (environment, finish_rd_plot, progress_bar, provenance, pyplot, Report,
-                                 require_matplotlib, results_links)
+from tfgc.reports.writer import (environment, finish_rd_plot, provenance, pyplot, Report, require_matplotlib,
+                                results_links)
+from tfgc.utils import progress_bar
 
 DEFAULT_TARGETS = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 OBJECTIVE_TEXT = {"cap": "each file at most the target, as large as it can be, as the search aims",

@@ -15,8 +15,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.reports.writer import (environment, progress_bar, provenance, pyplot, Report, require_matplotlib,
-                                 results_links, save_figure, training_summary)
+from tfgc.reports.writer import (environment, provenance, pyplot, Report, require_matplotlib, results_links,
+                                save_figure, training_summary)
+from tfgc.utils import progress_bar
 
 DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PARTS = ("latents", "mask", "label_map", "overhead")

@@ -10,7 +10,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -72,30 +71,6 @@ def write_csv(path, rows: Sequence, force: bool = True) -> None:
     writer.writeheader()
     writer.writerows(dicts)
     write_atomic(path, buffer.getvalue().encode(), force=force)
-
-
-class _LogProgress:
-    """Progress for logs (not a terminal): a line at every tenth of the work, with the time so far."""
-
-    def __init__(self, total: int, unit: str):
-        self.total, self.done, self.started, self.unit = total, 0, time.monotonic(), unit
-        self.step = max(1, total // 10)
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.done % self.step == 0 or self.done == self.total:
-            print(f"{self.done}/{self.total} {self.unit}s, {time.monotonic() - self.started:.0f} s", file=sys.stderr,
-                  flush=True)
-
-
-def progress_bar(total: int, unit: str):
-    """Progress over `total` pieces of work, each a `unit` (image, file, decode): Keras' bar on a terminal, a line
-    at every tenth in a log."""
-    if not sys.stderr.isatty():
-        return _LogProgress(total, unit)
-    import tensorflow as tf
-
-    return tf.keras.utils.Progbar(total, unit_name=unit)
 
 
 def report_destination(args, rewrite: bool = False):

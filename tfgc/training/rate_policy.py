@@ -37,7 +37,7 @@ def measure_table(model, paths: Sequence[str], qualities: Sequence[int], alpha: 
     from tfgc.codec import api, sr
     from tfgc.codec.io import load_image
     from tfgc.codec.rate_policy import image_features
-    from tfgc.reports.writer import progress_bar
+    from tfgc.utils import progress_bar
 
     m = model.config.model
     bpp = np.zeros((len(paths), len(qualities)))
