@@ -42,7 +42,7 @@ def parse_model_argument(text: str):
 def kodak_figures(model, images, label: str) -> dict:
     """Mean figures over `images`, one real file per image; per alpha for a fidelity-controlled model."""
     from tfgc.reports.measure import evaluate_model, summarize
-    from tfgc.reports.writer import progress_bar
+    from tfgc.utils import progress_bar
 
     alphas = CARD_ALPHAS if model.config.model.fidelity_control else (None,)
     progress = progress_bar(len(images) * len(alphas), "decode")
@@ -58,7 +58,7 @@ def quality_sweep(model, images, label: str) -> dict:
     Lanczos upscale of the same files, {"q20": {"alpha 0": ..., "lanczos": ...}}; {} for other models."""
     from tfgc.codec import api
     from tfgc.reports.measure import encode_images, measure_decodes, summarize
-    from tfgc.reports.writer import progress_bar
+    from tfgc.utils import progress_bar
 
     if model.family != "sr" or not model.config.train.base_qualities:
         return {}

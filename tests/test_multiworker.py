@@ -81,9 +81,11 @@ def test_two_workers_train_alike_write_once_and_resume_after_losing_one(tmp_path
         _stop(workers)
     chief_log = (tmp_path / "first-0.log").read_text()
     assert chief_code == 1
-    assert chief_log.rstrip().splitlines()[-1].startswith(
-        "tfgc.train: error: training stopped: another worker stopped answering (Task /job:worker/replica:0/task:1")
-    assert "Traceback" not in chief_log
+    # TensorFlow says it in several ways (a heartbeat timeout, a closed socket), the line always the same way
+    last = chief_log.rstrip().splitlines()[-1]
+    assert last.startswith("tfgc.train: error: training stopped: another worker stopped answering (")
+    assert last.endswith(f"run the same command on every worker to resume from the last backup in {out / 'backup'}")
+    assert "Detected at node" not in last and "Traceback" not in chief_log
     saved = _backup_step(out)
     assert 3 <= saved < STEPS
 

@@ -431,8 +431,10 @@ def _lost_peer(error) -> str:
     found = re.search(r"Task /job:\S+ [^.\n]*", str(error))
     if found:
         return found.group(0)
-    lines = [line for line in str(error).splitlines() if line.strip() and "Graph execution error" not in line]
-    return lines[0].strip() if lines else type(error).__name__
+    # Without it: the message's own lines, past TensorFlow's "Detected at node ... defined at" and its stack frames.
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and not line.startswith((" ", "\t", "Graph execution error", "Detected at node"))]
+    return lines[0].rstrip(".") if lines else type(error).__name__
 
 
 def _fit(model, config: Config, out: Path, train_ds, val_ds, validation_batch,

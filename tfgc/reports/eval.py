@@ -10,8 +10,8 @@ import numpy as np
 from tfgc import metrics
 from tfgc.models.store import model_label
 from tfgc.reports.measure import evaluate_model, inception_or_none, load_images, load_tfds, summarize
-from tfgc.reports.writer import command_line, environment, progress_bar, write_csv, write_json
-from tfgc.utils import refuse_existing
+from tfgc.reports.writer import command_line, environment, write_csv, write_json
+from tfgc.utils import progress_bar, refuse_existing
 
 
 def run_eval(args) -> int:

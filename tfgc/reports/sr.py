@@ -19,8 +19,9 @@ import numpy as np
 
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import crop_image_name, evaluate_model, load_images, measure, summarize, unique_model_labels
-from tfgc.reports.writer import (environment, finish_rd_plot, plot_panels, progress_bar, provenance, pyplot, Report,
+from tfgc.reports.writer import (environment, finish_rd_plot, plot_panels, provenance, pyplot, Report,
                                  require_matplotlib, results_links, training_summary)
+from tfgc.utils import progress_bar
 
 DEFAULT_QUALITIES = (30, 50, 75, 90)
 CLASSIC = ("lanczos", "bicubic")
