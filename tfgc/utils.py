@@ -110,6 +110,11 @@ def write_directory(destination, write, force: bool = False) -> Path:
     return destination
 
 
+def cache_home() -> Path:
+    """tfgc's folder of caches kept between runs: $XDG_CACHE_HOME/tfgc (~/.cache/tfgc)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfgc"
+
+
 def available_memory():
     """Bytes of memory this process can still take (Linux: MemAvailable, lowered by a cgroup's limit), or None where
     that is not known."""

@@ -176,8 +176,9 @@ def read_file(path, max_bytes: Optional[int] = None, error=TfgcError) -> bytes:
         # O_NONBLOCK: opening a FIFO without a writer returns at once, so it can be refused
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
-            check_regular(os.fstat(fd).st_mode, path, error)
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            check_regular(info.st_mode, path, error)
+            size = info.st_size
             if max_bytes is not None and size > max_bytes:
                 raise error(f"cannot read {path}: {size} bytes, more than the {max_bytes} tfgc reads of such a file")
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)

@@ -22,7 +22,9 @@ def default_base_cache() -> Path:
 
     if os.environ.get(BASE_CACHE_ENV):
         return Path(os.environ[BASE_CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfgc" / "bases"
+    from tfgc.utils import cache_home
+
+    return cache_home() / "bases"
 
 
 @dataclass(frozen=True)

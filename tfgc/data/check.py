@@ -17,7 +17,7 @@ from PIL import Image
 
 from tfgc.codec.io import DECODE_ERRORS
 from tfgc.errors import DataError, TfgcError
-from tfgc.utils import first_line, progress_bar, write_atomic
+from tfgc.utils import cache_home, first_line, progress_bar, write_atomic
 
 # Training keeps its images decoded in memory (float32): a larger one is refused, or skipped with --skip-bad-images.
 TRAINING_MAX_PIXELS = 40_000_000
@@ -30,7 +30,7 @@ def default_check_cache() -> Path:
     """$TFGC_CHECK_CACHE, else $XDG_CACHE_HOME/tfgc/checked-images.json (~/.cache/...)."""
     if os.environ.get(CHECK_CACHE_ENV):
         return Path(os.environ[CHECK_CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfgc" / "checked-images.json"
+    return cache_home() / "checked-images.json"
 
 
 def _problem(path: str) -> str:
