@@ -264,3 +264,111 @@ def test_pillows_bomb_warning_is_left_to_tfgcs_own_limit(tmp_path, monkeypatch, 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 - 1)  # Pillow warns above this, errs above twice it
     assert load_image(path).shape == (64, 64, 3)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+# ---- small files for large pictures ---------------------------------------------------------------------------------
+def _png(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, "L").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_a_png_label_map_or_mask_shorter_than_deflate_allows_is_refused_unread(monkeypatch):
+    import numpy as np
+
+    from tfgc.codec import bitstream, sc
+    from tfgc.errors import FormatError
+
+    one_class = np.zeros((256, 512), np.uint8)  # the smallest PNG a map of this size can be, or near it
+    assert sc.decode_label_map("png", _png(one_class), 256, 512, 20).shape == (256, 512)
+    assert len(_png(one_class)) >= sc.png_minimum(256, 512)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("decoded a map its bytes cannot hold")
+
+    monkeypatch.setattr(sc, "_read_lossless", unread)
+    with pytest.raises(FormatError, match=r"PNG holds \d+ bytes; a 8192x8192 map takes at least 16265$"):
+        sc.decode_label_map("png", _png(one_class), 8192, 8192, 20)
+    with pytest.raises(FormatError, match="mask holds 2 deflated bytes; .* needs at least 4$"):
+        sc.decode_mask(bitstream.MASK_DEFLATE, b"\x03\x00", 64, 512)  # 4,096 bytes of bits: 4 deflated at least
+
+
+def _jpeg(size=(64, 64)) -> bytes:
+    import numpy as np
+
+    from tfgc.codec import sr
+
+    return sr.encode_base(np.full(size + (3,), 90, np.uint8), 50)
+
+
+def _forge_frame(data: bytes, marker: int = None, height: int = None, width: int = None) -> bytes:
+    from tfgc.codec import sr
+
+    frame = data.index(bytes([0xFF, sr.jpeg_frame(data)]))
+    data = bytearray(data)
+    if marker is not None:
+        data[frame + 1] = marker
+    if height is not None:
+        data[frame + 5:frame + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_jpeg_base_too_short_for_its_size_or_not_huffman_coded_is_refused_before_its_pixels(monkeypatch, recwarn):
+    from PIL import ImageFile
+
+    from tfgc.codec import sr
+    from tfgc.errors import FormatError
+
+    assert sr.decode_base(_jpeg(), 64, 64).shape == (64, 64, 3)
+    solid = _jpeg((2048, 2048))  # a real file of one colour: above the floor
+    assert len(solid) >= 256 * 256 // 8 and sr.decode_base(solid, 2048, 2048).shape == (2048, 2048, 3)
+
+    def unread(self, *args, **kwargs):
+        raise AssertionError("decoded pixels its bytes cannot hold")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", unread)
+    with pytest.raises(FormatError, match=r"JPEG holds \d+ bytes; a 8000x12000 JPEG takes at least 187500$"):
+        sr.decode_base(_forge_frame(_jpeg(), height=12000, width=8000), 12000, 8000)
+    with pytest.raises(FormatError, match="not a baseline or progressive"):
+        sr.decode_base(_forge_frame(_jpeg(), marker=0xC9), 64, 64)  # arithmetic coded
+    assert not recwarn.list  # Pillow's bomb warning above 89 megapixels: the file's size is under tfgc's cap
+
+
+def test_a_whole_image_model_refuses_a_large_sc_file_before_decoding_its_map(photos, monkeypatch):
+    import numpy as np
+
+    from tfgc.codec import bitstream, sc, tiling
+    from tfgc.config import preset
+    from tfgc.errors import ImageError
+    from tfgc.models.registry import build_model
+
+    model = build_model(preset("sc-tiny"), for_training=False)
+    assert model.geometry.whole_image
+    image = photos["chelsea"][:64, :64]
+    data = api.encode(image, model, semantics=np.zeros((64, 64), np.uint8), preserve="none").data
+    header, payload = bitstream.unpack(data)
+    large = bitstream.pack(bitstream.Header(header.family, header.flags, header.fingerprint, 2048, 2048), payload)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("decoded the label map first")
+
+    monkeypatch.setattr(sc, "read_selective", unread)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 2**20)
+    with pytest.raises(ImageError, match="needs about .* GiB for this model"):
+        api.decode(large, model)
+
+
+@pytest.mark.parametrize("name", ["line\nbreak.tfgc", "tab\there.png", "\x1b[31mred.tfgc"])
+def test_a_path_that_would_not_print_is_quoted_in_its_one_line(tmp_path, name):
+    from tfgc.codec.io import load_image
+    from tfgc.errors import TfgcError
+
+    reader = load_image if name.endswith(".png") else api.decode
+    with pytest.raises(TfgcError) as raised:
+        reader(str(tmp_path / name))
+    message = str(raised.value)
+    assert "\n" not in message and "\x1b" not in message and "no such file" in message

@@ -41,6 +41,7 @@ def test_fuzzed_files_end_in_format_errors_or_valid_images(fuzz_models):
     seeds = fuzz.seed_files(models)
     fuzzer = fuzz.Fuzzer(models, directories, work)
     fuzzer.run_systematic({family: seeds[family] for family in ("gc", "sr")})
+    fuzzer.run_large_pictures(seeds)
     fuzzer.run_random(seeds, examples=300)
     summary = fuzzer.summary()
     assert summary["failures"] == 0, summary["failure_examples"]
@@ -51,6 +52,10 @@ def test_fuzzed_files_end_in_format_errors_or_valid_images(fuzz_models):
     assert summary["categories"]["header bit flip, checksum fixed"].get("api decoded", 0) > 0
     # Sizes up to tfgc's real pixel cap, forged on files of a few dozen bytes, are decoded under that cap: refused
     assert summary["categories"]["image size up to the pixel cap"].get("api refused", 0) > 10
+    # Valid files of a few hundred bytes decode to megapixels; files forged to claim more than their bytes can hold
+    # are refused (before anything is decoded: tests/test_edges.py)
+    assert summary["categories"]["small files for large pictures"]["api decoded"] == 2
+    assert summary["categories"]["small files for large pictures, forged"]["api refused"] == 4
 
 
 def test_the_fuzzer_catches_a_decoder_that_crashes(fuzz_models, monkeypatch):

@@ -9,6 +9,10 @@ fingerprints, image sizes and sc section lengths). Mutations that change the che
 checksum recomputed, so the parsers behind the checksum see them. Decoding runs with --max-pixels (default 2**20) as the
 pixel limit, so a forged image size costs at most a decode of that size; one category of forged sizes ("image size up
 to the pixel cap") is decoded with tfgc's real limit (tfgc.codec.bitstream.MAX_IMAGE_PIXELS), every size it admits.
+So are "small files for large pictures": valid files of a few hundred bytes that decode to megapixels (an sc file of
+one class and nothing preserved, an sr file whose base is of one colour), and files forged to look like them at up to
+the cap (a PNG label map or a JPEG base whose own header claims the large size its bytes cannot hold; an
+arithmetic-coded JPEG base).
 
     python -m tfgc.fuzz --examples 10000 --out fuzz.json        # the long run (a few minutes on 2 cores)
 
@@ -109,6 +113,58 @@ def seed_files(models: Dict[str, object]) -> Dict[str, bytes]:
     if "sr-heic" in models:
         seeds["sr-heic"] = api.encode(image, models["sr-heic"]).data
     return seeds
+
+
+def _png_claiming(array: np.ndarray, height: int, width: int) -> bytes:
+    """A greyscale PNG of `array` whose IHDR claims height x width (its CRC fixed)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, "L").save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR's fields follow the 8-byte signature and 8 chunk bytes
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def _jpeg_claiming(data: bytes, height: int, width: int, marker: Optional[int] = None) -> bytes:
+    """A JPEG whose start-of-frame claims height x width (and, given `marker`, another kind of frame)."""
+    from tfgc.codec.sr import jpeg_frame
+
+    frame = data.index(bytes([0xFF, jpeg_frame(data)]))
+    out = bytearray(data)
+    struct.pack_into(">HH", out, frame + 5, height, width)
+    if marker is not None:
+        out[frame + 1] = marker
+    return bytes(out)
+
+
+def large_pictures(models: Dict[str, object], seeds: Dict[str, bytes]) -> Iterator[Tuple[str, str, bytes, int]]:
+    """(category, family, data, pixel limit): small files that claim large pictures, decoded under the real cap."""
+    from tfgc.codec import api
+
+    cap = bitstream.MAX_IMAGE_PIXELS
+    category = "small files for large pictures"
+    height, width = 1024, 2048  # decodes in seconds, from a file of a few hundred bytes
+    one_class = np.full((height, width), 7, np.uint8)  # Cityscapes "road"
+    sc_file = api.encode(np.zeros((height, width, 3), np.uint8), models["sc"], semantics=one_class,
+                         preserve="none").data
+    yield category, "sc", sc_file, cap
+    header = bitstream.unpack(seeds["sc"])[0]
+    for claimed in [(4000, 4000), (12_000, 14_000)]:
+        forged = bitstream.SelectiveSections("png", _png_claiming(one_class[:40, :56], *claimed), bitstream.MASK_NONE,
+                                             b"", b"")
+        head = bitstream.Header("sc", header.flags, header.fingerprint, *claimed)
+        yield f"{category}, forged", "sc", bitstream.pack(head, bitstream.pack_selective(forged)), cap
+    yield category, "sr", api.encode(np.full((4 * height, 2 * width, 3), 90, np.uint8), models["sr"]).data, cap
+    header, payload = bitstream.unpack(seeds["sr"])
+    stored = bitstream.unpack_sr(payload)
+    scale = stored.scale
+    for claimed, marker in [((3000, 3000), None), ((10, 14), 0xC9)]:
+        base = _jpeg_claiming(stored.data, *claimed, marker)
+        head = bitstream.Header("sr", header.flags, header.fingerprint, claimed[0] * scale, claimed[1] * scale)
+        data = bitstream.pack(head, bitstream.pack_sr(bitstream.SRPayload(stored.base, scale, stored.quality, base)))
+        yield f"{category}, forged", "sr", data, cap
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
@@ -300,6 +356,13 @@ class Fuzzer:
             except FuzzFailure:
                 pass  # recorded; go on with the rest
 
+    def run_large_pictures(self, seeds) -> None:
+        for category, family, data, max_pixels in large_pictures(self.models, seeds):
+            try:
+                self.check(category, family, data, max_pixels)
+            except FuzzFailure:
+                pass
+
     def run_random(self, seeds, examples: int, seed: int = 0) -> None:
         hypothesis = _hypothesis()
 
@@ -335,6 +398,7 @@ def run(examples: int, max_pixels: int = FUZZ_MAX_PIXELS, timeout: float = 60.0,
         started = time.perf_counter()
         if include_systematic:
             fuzzer.run_systematic(seeds)
+            fuzzer.run_large_pictures(seeds)
             if progress:
                 progress(f"systematic: {fuzzer.seen} inputs, {len(fuzzer.failures)} failures, "
                          f"{time.perf_counter() - started:.0f} s")

@@ -48,6 +48,13 @@ def first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
+def shown(path) -> str:
+    """A path as an error message shows it: as is, or quoted with escapes when it holds a line break or another
+    character that would not print (a message is one line)."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def write_atomic(path, data: bytes, force: bool = False) -> None:
     """Write `data` to `path` through a temporary file and a rename, so a reader never sees half a file.
 

@@ -21,14 +21,19 @@ def analysis(model, pixels: np.ndarray, classes: Optional[np.ndarray] = None) ->
     """The model's symbols [h, w, C] of an image (and an sc model's classes), in tiles when it is large."""
     geometry = model.geometry
     down = geometry.downsampling
-    inputs = [(tiling.edge_pad(pixels[None], down), down)]
-    if classes is not None:
-        inputs.append((tiling.edge_pad(classes[None], down), down))
-    grid = (inputs[0][0].shape[1] // down, inputs[0][0].shape[2] // down)
+    inputs = [(pixels[None], down)] + ([(classes[None], down)] if classes is not None else [])
+    grid = (-(-pixels.shape[0] // down), -(-pixels.shape[1] // down))
     tile = tiling.tile_cells(down)
     if not tiling.needs_tiles(geometry, grid, tile, pixels.shape[0] * pixels.shape[1]):
-        return np.asarray(model.analysis(*[array for array, _ in inputs]))[0]
+        return np.asarray(model.analysis(*[tiling.edge_pad(array, down) for array, _ in inputs]))[0]
+    # Tiles pad at the image's end themselves: no padded copy of a large image.
     return tiling.run(model.analysis, inputs, grid, 1, geometry.analysis_halo, tile, geometry.shape_step)[0]
+
+
+def check_transform_size(model, grid, height: int, width: int) -> None:
+    """A clear error, before anything is decoded, for an image the model cannot transform here (whole-image models
+    only: tiled ones transform any size)."""
+    tiling.needs_tiles(model.geometry, tuple(grid), tiling.tile_cells(model.geometry.downsampling), height * width)
 
 
 def synthesis(model, inputs, height: int, width: int, transform) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfgc.errors import ImageError, TfgcError
-from tfgc.utils import first_line, write_atomic
+from tfgc.utils import first_line, shown, write_atomic
 
 # The largest image file read: MAX_IMAGE_PIXELS of 16-bit RGBA, uncompressed, is 1.4 GB.
 MAX_IMAGE_FILE_BYTES = 2 * 2**30
@@ -39,7 +39,9 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if image.mode != "RGB":  # convert copies even an RGB image: one copy fewer of a large one
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
 
 
 IMAGE_TYPES = ("a path, the bytes of an image file, a binary file object, a Pillow image, or an array or tf.Tensor "
@@ -63,7 +65,7 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
         source = source.tobytes()
     if not isinstance(source, (str, os.PathLike, bytes, bytearray)) and not hasattr(source, "read"):
         raise ImageError(f"an image must be {IMAGE_TYPES}; not {type(source).__name__}")
-    name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
+    name = "image bytes" if isinstance(source, (bytes, bytearray)) else shown(source)
     if isinstance(source, (str, os.PathLike)):
         _check_image_file(source)
     try:
@@ -92,20 +94,29 @@ def load_image(source, max_pixels: Optional[int] = None) -> np.ndarray:
         raise ImageError(f"cannot read {name}: {first_line(e)} (truncated or corrupt?)") from None
 
 
+def open_payload_image(data: bytes, formats=None) -> Image.Image:
+    """Pillow's image of an image stored in a .tfgc file (a base layer, a label map), opened without Pillow's bomb
+    warning: the file's declared size, which the stored image must match, is already under tfgc's pixel cap."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=formats)
+
+
 def _check_image_file(path) -> None:
     """Refuse, before Pillow opens it, a path that is no regular file (a FIFO would block, a device never end) or
     that is larger than MAX_IMAGE_FILE_BYTES."""
+    name = shown(path)
     if "\0" in os.fspath(path):
-        raise ImageError(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
+        raise ImageError(f"cannot read {name}: a path cannot hold a null byte")
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise ImageError(f"cannot read {path}: no such file") from None
+        raise ImageError(f"cannot read {name}: no such file") from None
     except OSError as e:
-        raise ImageError(f"cannot read {path}: {e.strerror or e}") from None
+        raise ImageError(f"cannot read {name}: {e.strerror or e}") from None
     check_regular(info.st_mode, path, ImageError)
     if info.st_size > MAX_IMAGE_FILE_BYTES:
-        raise ImageError(f"cannot read {path}: {info.st_size} bytes, more than the {MAX_IMAGE_FILE_BYTES} tfgc "
+        raise ImageError(f"cannot read {name}: {info.st_size} bytes, more than the {MAX_IMAGE_FILE_BYTES} tfgc "
                          "reads of an image file (tfgc.codec.io.MAX_IMAGE_FILE_BYTES)")
 
 
@@ -170,8 +181,9 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 def read_file(path, max_bytes: Optional[int] = None, error=TfgcError) -> bytes:
     """A regular file's bytes, at most `max_bytes` of them, or a one-line `error` saying why they cannot be read.
     A FIFO, a device or a socket is refused without waiting on it (it could block forever, or never end)."""
+    name = shown(path)
     if "\0" in os.fspath(path):  # the OS cannot name such a file; Python says so with a ValueError
-        raise error(f"cannot read {os.fspath(path)!r}: a path cannot hold a null byte")
+        raise error(f"cannot read {name}: a path cannot hold a null byte")
     try:
         # O_NONBLOCK: opening a FIFO without a writer returns at once, so it can be refused
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -180,16 +192,16 @@ def read_file(path, max_bytes: Optional[int] = None, error=TfgcError) -> bytes:
             check_regular(info.st_mode, path, error)
             size = info.st_size
             if max_bytes is not None and size > max_bytes:
-                raise error(f"cannot read {path}: {size} bytes, more than the {max_bytes} tfgc reads of such a file")
+                raise error(f"cannot read {name}: {size} bytes, more than the {max_bytes} tfgc reads of such a file")
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except FileNotFoundError:
-        raise error(f"cannot read {path}: no such file") from None
+        raise error(f"cannot read {name}: no such file") from None
     except IsADirectoryError:
-        raise error(f"cannot read {path}: it is a directory") from None
+        raise error(f"cannot read {name}: it is a directory") from None
     except OSError as e:
-        raise error(f"cannot read {path}: {e.strerror or e}") from None
+        raise error(f"cannot read {name}: {e.strerror or e}") from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise error(f"cannot read {path}: more than the {max_bytes} bytes tfgc reads of such a file")
+        raise error(f"cannot read {name}: more than the {max_bytes} bytes tfgc reads of such a file")
     return data
 
 
@@ -197,11 +209,12 @@ def check_regular(mode: int, path, error=TfgcError) -> None:
     """A one-line `error` unless `mode` (a stat's st_mode) is a regular file's."""
     if stat.S_ISREG(mode):
         return
+    name = shown(path)
     if stat.S_ISDIR(mode):
-        raise error(f"cannot read {path}: it is a directory")
+        raise error(f"cannot read {name}: it is a directory")
     kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    raise error(f"cannot read {path}: it is {kind}, not a regular file")
+    raise error(f"cannot read {name}: it is {kind}, not a regular file")
 
 
 def output_format(path) -> str:

@@ -8,6 +8,11 @@ pillow-jxl-plugin is installed; each file keeps the smallest and names its coder
 (one bit a latent cell) costs nothing when it preserves nothing or everything, and is otherwise its bits, deflated
 when that is shorter (a 1-bit PNG would add some 60 bytes of chunks to a mask of a few dozen).
 Only the latents the mask preserves are range coded, in raster order, exactly as GC codes a whole grid.
+
+A few bytes can hold a large picture: a map of one class takes a handful of bytes in the context coder, WebP or
+JPEG XL, and every size the pixel cap admits decodes in tiles. Where a coder does bound its size from below, the
+bound is checked before anything is decoded: deflate (PNG's, and the mask's) codes at most DEFLATE_MAX_RATIO bytes
+per byte, so a PNG map or a deflated mask shorter than its picture allows is refused unread.
 """
 
 from __future__ import annotations
@@ -22,12 +27,25 @@ from PIL import Image
 
 from tfgc.codec import bitstream, context_coder, gc
 from tfgc.codec.family import Described, EncodeResult, FamilyCodec, model_fingerprint
-from tfgc.codec.io import DECODE_ERRORS
+from tfgc.codec.io import DECODE_ERRORS, open_payload_image
 from tfgc.errors import FormatError, ModelError
 from tfgc.utils import first_line
 
 # WebP's own limit on a side.
 _WEBP_MAX_SIDE = 16383
+# Deflate's best case: a 258-byte match in two bits (a one-bit length code and a one-bit distance code).
+DEFLATE_MAX_RATIO = 1032
+
+
+def deflated_minimum(raw_bytes: int) -> int:
+    """The fewest bytes a deflate stream of `raw_bytes` can take."""
+    return -(-raw_bytes // DEFLATE_MAX_RATIO)
+
+
+def png_minimum(height: int, width: int) -> int:
+    """The fewest bytes of a greyscale PNG that Pillow reads as a label image (mode L: 2 bits a pixel at the least,
+    and a filter byte a row), for the compressed rows alone."""
+    return deflated_minimum(height * (-(-width // 4) + 1))
 
 
 def _jxl_available() -> bool:
@@ -73,6 +91,9 @@ def decode_label_map(coder: str, data: bytes, height: int, width: int, classes: 
         raise FormatError("this file's label map is WebP coded and this Pillow has no WebP support")
     if coder == "context":
         return context_coder.decode(data, height, width, classes)
+    if coder == "png" and len(data) < png_minimum(height, width):
+        raise FormatError(f"label map's PNG holds {len(data)} bytes; a {width}x{height} map takes at least "
+                          f"{png_minimum(height, width)}")
     array = _read_lossless(data, "label map", (width, height), {"png": "PNG", "webp": "WEBP", "jxl": "JXL"}[coder])
     if array.ndim == 3:  # WebP stores greyscale as RGB
         if not (np.all(array[..., 0] == array[..., 1]) and np.all(array[..., 0] == array[..., 2])):
@@ -103,6 +124,9 @@ def decode_mask(kind: int, data: bytes, height: int, width: int) -> np.ndarray:
         return np.ones((height, width), np.uint8)
     expected = -(-height * width // 8)
     if kind == bitstream.MASK_DEFLATE:
+        if len(data) < deflated_minimum(expected):
+            raise FormatError(f"mask holds {len(data)} deflated bytes; the {width}x{height} latent grid needs at least "
+                              f"{deflated_minimum(expected)}")
         inflater = zlib.decompressobj(-15)
         try:
             bits = inflater.decompress(data, expected + 1)  # never more than the grid needs, whatever the stream says
@@ -119,7 +143,7 @@ def decode_mask(kind: int, data: bytes, height: int, width: int) -> np.ndarray:
 
 def _read_lossless(data: bytes, what: str, size, image_format: str) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
+        with open_payload_image(data, formats=[image_format]) as image:
             if image.size != tuple(size):
                 raise FormatError(f"{what} is {image.size[0]}x{image.size[1]}, the file declares {size[0]}x{size[1]}")
             if image.mode not in ("L", "RGB"):
@@ -202,6 +226,7 @@ class SCCodec(FamilyCodec):
 
         m = model.config.model
         shape = gc.latent_shape(header, model.config)
+        gc.check_transform_size(model, shape[:2], header.height, header.width)  # before the map is decoded
         classes, mask, sections = read_selective(header, payload, m.classes)
         symbols = np.zeros(shape, np.int32)
         preserved = mask.astype(bool)

@@ -8,7 +8,6 @@ model, only the base codec and the scale: any decoder of those, learned or class
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,7 +17,7 @@ from PIL import Image
 from tfgc.codec import bitstream
 from tfgc.codec.bitstream import BASE_CODECS
 from tfgc.codec.family import Described, EncodeResult, FamilyCodec
-from tfgc.codec.io import DECODE_ERRORS, load_image
+from tfgc.codec.io import DECODE_ERRORS, load_image, open_payload_image
 from tfgc.config import SR_SCALES
 from tfgc.errors import FormatError, ModelMismatchError, TfgcError
 from tfgc.models.store import sr_fingerprint as fingerprint  # noqa: F401  (an sr file names its model's settings)
@@ -96,7 +95,8 @@ def downsample(image: np.ndarray, scale: int) -> np.ndarray:
         return image
     height, width = image.shape[:2]
     h, w = low_resolution_size(height, width, scale)
-    padded = np.pad(image, ((0, h * scale - height), (0, w * scale - width), (0, 0)), mode="edge")
+    padded = image if (h * scale, w * scale) == (height, width) else np.pad(
+        image, ((0, h * scale - height), (0, w * scale - width), (0, 0)), mode="edge")
     return np.asarray(Image.fromarray(padded, "RGB").resize((w, h), Image.BICUBIC))
 
 
@@ -105,13 +105,45 @@ def encode_base(image: np.ndarray, quality: int, base: str = "jpeg") -> bytes:
     return base_codec(base).encode(np.ascontiguousarray(image), quality)
 
 
+# JPEG frames coded with Huffman tables (baseline, extended, progressive: what libjpeg writes); arithmetic-coded
+# frames, which Pillow also reads, could hold a block in less than a bit.
+_JPEG_HUFFMAN_FRAMES = (0xC0, 0xC1, 0xC2)
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_frame(data: bytes) -> Optional[int]:
+    """The start-of-frame marker's second byte of a JPEG file (0xC0 for baseline), or None when there is none
+    before the scan."""
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _JPEG_FRAMES:
+            return marker
+        if marker == 0xDA:
+            return None
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    return None
+
+
+def check_jpeg_base(data: bytes, height: int, width: int) -> None:
+    """Refuse, before its pixels are decoded, a JPEG base that is not Huffman coded or too short for its size: in
+    any Huffman-coded scan each 8x8 block of the full-resolution component takes at least one bit."""
+    frame = jpeg_frame(data)
+    if frame not in _JPEG_HUFFMAN_FRAMES:
+        raise FormatError("sr payload's JPEG is not a baseline or progressive (Huffman-coded) JPEG")
+    minimum = -(-(-(-height // 8) * -(-width // 8)) // 8)
+    if len(data) < minimum:
+        raise FormatError(f"sr payload's JPEG holds {len(data)} bytes; a {width}x{height} JPEG takes at least "
+                          f"{minimum}")
+
+
 def decode_base(data: bytes, height: int, width: int, base: str = "jpeg") -> np.ndarray:
     """A stored base image as RGB uint8, checked to be a file of its codec and of the expected size before its pixels
     are decoded."""
     codec = base_codec(base)
     name = codec.pillow_format
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_payload_image(data) as image:
             if image.format != name:
                 raise FormatError(f"sr payload holds a {image.format} image, not a {name}")
             if image.size != (width, height):
@@ -119,6 +151,8 @@ def decode_base(data: bytes, height: int, width: int, base: str = "jpeg") -> np.
                                   f"{width}x{height}")
             if image.mode != "RGB":
                 raise FormatError(f"sr payload's {name} is {image.mode}, not RGB")
+            if base == "jpeg":
+                check_jpeg_base(data, height, width)
             image.load()
             return np.asarray(image)
     except DECODE_ERRORS as e:
@@ -249,6 +283,8 @@ class SRCodec(FamilyCodec):
     def decode(self, header, payload, model, alpha):
         from tfgc.codec import gc
 
+        gc.check_transform_size(model, low_resolution_size(header.height, header.width, model.config.model.scale),
+                                header.height, header.width)
         stored = read_stored(header, payload)
         return gc.synthesis(model, [(stored.low[None], 1)], header.height, header.width,
                             lambda low, h, w: model.synthesis(low, h, w, alpha=alpha))

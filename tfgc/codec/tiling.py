@@ -55,14 +55,15 @@ def run(transform: Callable, inputs: Sequence[Tuple[np.ndarray, int]], grid: Tup
     """transform(*windows) over the grid in tiles of `tile` cells; returns the output of the whole grid,
     [B, gh*scale, gw*scale, ...].
 
-    inputs: (array [B, gh*k, gw*k, ...], k) pairs, k the array's pixels per grid cell; `scale` is the output's.
-    `step`: the model's shape step (spans).
+    inputs: (array [B, H, W, ...], k) pairs, k the array's pixels per grid cell, H and W at most gh*k and gw*k: a
+    window that reaches past an array's end is edge-padded there (as edge_pad would pad the whole array, without its
+    copy of a large image); `scale` is the output's. `step`: the model's shape step (spans).
     """
     rows, columns = (spans(length, tile, halo, step) for length in grid)
     output = None
     for top, bottom, window_top, window_bottom in rows:
         for left, right, window_left, window_right in columns:
-            windows = [array[:, window_top * k:window_bottom * k, window_left * k:window_right * k]
+            windows = [_window(array, window_top * k, window_bottom * k, window_left * k, window_right * k)
                        for array, k in inputs]
             result = np.asarray(transform(*windows))
             if output is None:
@@ -71,6 +72,15 @@ def run(transform: Callable, inputs: Sequence[Tuple[np.ndarray, int]], grid: Tup
                 :, (top - window_top) * scale:(bottom - window_top) * scale,
                 (left - window_left) * scale:(right - window_left) * scale]
     return output
+
+
+def _window(array: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """array[:, top:bottom, left:right], edge-padded where it reaches past the array's end."""
+    window = array[:, top:bottom, left:right]
+    short = (bottom - top - window.shape[1], right - left - window.shape[2])
+    if not any(short):
+        return window
+    return np.pad(window, [(0, 0), (0, short[0]), (0, short[1])] + [(0, 0)] * (array.ndim - 3), mode="edge")
 
 
 def needs_tiles(geometry, grid: Tuple[int, int], tile: int, pixels: int) -> bool:
