@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -41,18 +42,20 @@ def measured(args) -> dict:
     return result
 
 
-def _street_labels(folder: Path, width: int, height: int) -> Path:
-    """A Cityscapes label-id map of the image's size: sky, buildings, a band of cars, road."""
+def _make_inputs(folder: Path, width: int, height: int) -> None:
+    """large.png (a bundled photograph resized) and labels.png, a Cityscapes label-id map of its size: sky,
+    buildings, a band of cars, road."""
     import numpy as np
     from PIL import Image
 
-    path = folder / "labels.png"
-    if not path.exists():
-        rows = np.empty(height, np.uint8)
-        for start, label in ((0, 23), (0.3, 11), (0.6, 26), (0.7, 7)):  # sky, building, car, road
-            rows[int(start * height):] = label
-        Image.fromarray(np.repeat(rows[:, None], width, axis=1), "L").save(path)
-    return path
+    from tfgc.data import bundled_images
+
+    with Image.open(bundled_images()[0]) as photo:
+        photo.convert("RGB").resize((width, height), Image.BICUBIC).save(folder / "large.png")
+    rows = np.empty(height, np.uint8)
+    for start, label in ((0, 23), (0.3, 11), (0.6, 26), (0.7, 7)):  # sky, building, car, road
+        rows[int(start * height):] = label
+    Image.fromarray(np.repeat(rows[:, None], width, axis=1), "L").save(folder / "labels.png")
 
 
 def main(argv=None) -> int:
@@ -60,24 +63,30 @@ def main(argv=None) -> int:
     p.add_argument("--model", nargs="+", required=True, help="model folders or installed names (gc, sc, sr)")
     p.add_argument("--width", type=int, default=6000)
     p.add_argument("--height", type=int, default=4000)
+    p.add_argument("--compress-only", action="store_true", help="measure compress alone (no decompress)")
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args(argv)
     from PIL import Image
 
-    from tfgc.data import bundled_images
     from tfgc.models.store import read_manifest
 
     with tempfile.TemporaryDirectory(prefix="tfgc-large-") as folder:
         folder = Path(folder)
         source = folder / "large.png"
-        with Image.open(bundled_images()[0]) as photo:
-            photo.convert("RGB").resize((args.width, args.height), Image.BICUBIC).save(source)
+        # Made in a process of its own: Linux starts a child's peak RSS at its parent's, so this process stays small
+        # for the measured ones.
+        maker = multiprocessing.get_context("spawn").Process(target=_make_inputs,
+                                                             args=(folder, args.width, args.height))
+        maker.start()
+        maker.join()
+        if maker.exitcode:
+            raise SystemExit(f"could not make the {args.width}x{args.height} image")
         pixels = args.width * args.height
         rows = []
         for model in args.model:
             manifest = read_manifest(model)  # a folder, a folder of versions or an installed name
             codec = {"sr": ["--codec", "sr"],
-                     "sc": ["--semantics", str(_street_labels(folder, args.width, args.height)),
+                     "sc": ["--semantics", str(folder / "labels.png"),
                             "--preserve-classes", "car"]}.get(manifest["family"], [])
             compressed, decoded = folder / "large.tfgc", folder / "decoded.png"
             for path in (compressed, decoded):
@@ -92,14 +101,20 @@ def main(argv=None) -> int:
                       flush=True)
                 continue
             baseline = measured(["info", str(compressed)])
+            row.update({"bytes": compressed.stat().st_size, "bpp": 8 * compressed.stat().st_size / pixels,
+                        "baseline": baseline})
+            if args.compress_only:
+                print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
+                      f"{row['bytes']} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
+                      f"{compress['peak_rss_mib']} MiB; baseline (info) {baseline['peak_rss_mib']} MiB", flush=True)
+                continue
             decompress = measured(["decompress", str(compressed), str(decoded), "--model", str(model), "--quiet"])
             if "refused" in decompress:
                 raise SystemExit(f"{model}: compressed, then refused to decompress: {decompress['refused']}")
             with Image.open(decoded) as image:
                 if image.size != (args.width, args.height):
                     raise SystemExit(f"decoded {image.size}, expected {(args.width, args.height)}")
-            row.update({"bytes": compressed.stat().st_size, "bpp": 8 * compressed.stat().st_size / pixels,
-                        "decompress": decompress, "baseline": baseline})
+            row["decompress"] = decompress
             print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
                   f"{row['bytes']} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
                   f"{compress['peak_rss_mib']} MiB; decompress {decompress['seconds']} s, peak "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -535,11 +536,13 @@ def _resolve_models(args) -> None:
     def resolved(model) -> str:
         # Relative to the working folder where it lies inside it, so that reports name saved_models/NAME/VERSION
         # rather than a path of the machine that made them.
-        folder = resolve_model(model).resolve()
+        # os.path.abspath, not Path.resolve: a model reached through a symbolic link inside the working folder is
+        # named by that link.
+        folder = Path(os.path.abspath(resolve_model(model)))
         try:
-            return str(folder.relative_to(Path.cwd().resolve()))
+            return str(folder.relative_to(os.path.abspath(os.getcwd())))
         except ValueError:
-            return str(folder)
+            return str(folder.resolve())
 
     args.model = [resolved(m) for m in args.model] if isinstance(args.model, list) else resolved(args.model)
 

@@ -33,7 +33,7 @@ def run_eval(args) -> int:
     if inception is not None:
         real_features = metrics.patch_features(inception, [im for _, im in images])
         summary.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
-    result = {"command": command_line(args), "model": {"directory": str(args.model), **model.manifest},
+    result = {"command": command_line(args), "model": {**model.manifest, "directory": str(args.model)},
               "alpha": alpha if model.config.model.fidelity_control else None,
               "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_json(out, result)

@@ -62,7 +62,7 @@ def run_fidelity(args) -> int:
                      args.crop_size, f"{label}: {crop_name}, centre {{size}}x{{size}} crop; one file, decoded at "
                      "each alpha", report.asset(crop_files[label]), columns=3)
     _plot_fidelity(summaries, report.asset("alpha.png"))
-    entries = [{"label": label, "model": {"directory": str(directory), **model.manifest},
+    entries = [{"label": label, "model": {**model.manifest, "directory": str(directory)},
                 "mean": {f"{a:g}": s for a, s in summaries[label].items()},
                 "monotonic": monotonic_counts(rows[label])} for label, directory, model in models]
     result = report.result(models=entries, environment=started_in,

@@ -130,7 +130,7 @@ def run_selective(args) -> int:
     if len(boxes) > 3:  # the figure keeps the smallest, middle and largest box
         boxes = [boxes[0], boxes[len(boxes) // 2], boxes[-1]]
     _plot_example(name, image, classes, boxes + by_class, m.label_set, report.asset("example.png"))
-    result = report.result(model={"directory": str(args.model), **model.manifest}, downscale=downscale,
+    result = report.result(model={**model.manifest, "directory": str(args.model)}, downscale=downscale,
                            environment=started_in, mean=summary, mean_not_in_training_set=unseen_summary, images=rows)
     table = _table(summary)
     if unseen_summary:

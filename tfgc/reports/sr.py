@@ -115,7 +115,7 @@ def run_superres(args) -> int:
     _plot_crops(dict(images)[crop_name], crop_name, crops, args.crop_size, report.asset("crops.png"))
     result = report.result(environment=started_in, base=base, scale=scale, table_quality=table_quality,
                            qualities=qualities,
-                           models={label: {"directory": str(d), **model.manifest}
+                           models={label: {**model.manifest, "directory": str(d)}
                                    for d, (label, model) in zip(args.model, models)},
                            bench=args.bench, compare=compared, table=table, differences=differences, sweep=sweep,
                            images=rows)
