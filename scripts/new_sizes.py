@@ -4,10 +4,11 @@
 
 After a warm-up (--warm-up files of random sizes, each encoded and decoded), it encodes --files files of new random
 sizes (--min-side to --max-side pixels), then decodes each of them twice: once when its size is new to the process,
-once when it is not. The resident set size is printed every 100 files of each phase, and with --trim also after
-glibc's malloc_trim(0), which returns the C heap's free pages: what malloc_trim gives back was the heap's free space,
-not live memory. Growth in the first pass alone is memory kept per size met; growth in both passes is a leak.
-Setting TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's oneDNN kernels and their allocator off) tells oneDNN's part apart.
+once when it is not. The resident set size is printed every 100 files of each phase, beside TensorFlow's CPU
+allocator's bytes in use and its peak so far, and with --trim also after glibc's malloc_trim(0), which returns the C
+heap's free pages (what it gives back was the heap's free space, not live memory). Growth in the first pass alone is
+memory kept per size met; growth in both passes is a leak. Setting TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's oneDNN
+kernels and their allocator off) tells oneDNN's part apart.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import numpy as np
+    import tensorflow as tf
 
     from tfgc.codec import api
     from tfgc.codec.io import load_image
@@ -64,6 +66,9 @@ def main(argv=None) -> int:
 
     def sample(phase: str, count: int) -> None:
         row = {"phase": phase, "files": count, "rss_mib": round(resident_mib(), 1)}
+        # TensorFlow's CPU allocator: bytes in use now and at most so far (its pool, which RSS holds, is not shown)
+        info = tf.config.experimental.get_memory_info("CPU:0")
+        row.update(tensorflow_mib=round(info["current"] / 2**20, 1), tensorflow_peak_mib=round(info["peak"] / 2**20, 1))
         if trim is not None:
             trim(0)
             row["rss_after_trim_mib"] = round(resident_mib(), 1)
