@@ -9,10 +9,10 @@ fingerprints, image sizes and sc section lengths). Mutations that change the che
 checksum recomputed, so the parsers behind the checksum see them. Decoding runs with --max-pixels (default 2**20) as the
 pixel limit, so a forged image size costs at most a decode of that size; one category of forged sizes ("image size up
 to the pixel cap") is decoded with tfgc's real limit (tfgc.codec.bitstream.MAX_IMAGE_PIXELS), every size it admits.
-So are "small files for large pictures": valid files of a few hundred bytes that decode to megapixels (an sc file of
-one class and nothing preserved, an sr file whose base is of one colour), and files forged to look like them at up to
-the cap (a PNG label map or a JPEG base whose own header claims the large size its bytes cannot hold; an
-arithmetic-coded JPEG base).
+So are "small files for large pictures": valid files that decode to megapixels from a few dozen bytes (an sc file
+of one class with nothing preserved) or a few kilobytes (an sr file whose base is of one colour), and files forged
+to look like them at up to the cap (a PNG label map or a JPEG base whose own header claims the large size its bytes
+cannot hold; an arithmetic-coded JPEG base).
 
     python -m tfgc.fuzz --examples 10000 --out fuzz.json        # the long run (a few minutes on 2 cores)
 
@@ -145,7 +145,7 @@ def large_pictures(models: Dict[str, object], seeds: Dict[str, bytes]) -> Iterat
 
     cap = bitstream.MAX_IMAGE_PIXELS
     category = "small files for large pictures"
-    height, width = 1024, 2048  # decodes in seconds, from a file of a few hundred bytes
+    height, width = 1024, 2048  # decodes in seconds
     one_class = np.full((height, width), 7, np.uint8)  # Cityscapes "road"
     sc_file = api.encode(np.zeros((height, width, 3), np.uint8), models["sc"], semantics=one_class,
                          preserve="none").data
@@ -361,7 +361,7 @@ class Fuzzer:
             try:
                 self.check(category, family, data, max_pixels)
             except FuzzFailure:
-                pass
+                pass  # recorded; go on with the rest
 
     def run_random(self, seeds, examples: int, seed: int = 0) -> None:
         hypothesis = _hypothesis()
