@@ -101,12 +101,14 @@ def main(argv=None) -> int:
                       flush=True)
                 continue
             baseline = measured(["info", str(compressed)])
-            row.update({"bytes": compressed.stat().st_size, "bpp": 8 * compressed.stat().st_size / pixels,
-                        "baseline": baseline})
+            size = compressed.stat().st_size
+            row.update({"bytes": size, "bpp": 8 * size / pixels, "baseline": baseline})
+            line = (f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
+                    f"{size} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
+                    f"{compress['peak_rss_mib']} MiB")
+            baseline_text = f"baseline (info) {baseline['peak_rss_mib']} MiB"
             if args.compress_only:
-                print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
-                      f"{row['bytes']} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
-                      f"{compress['peak_rss_mib']} MiB; baseline (info) {baseline['peak_rss_mib']} MiB", flush=True)
+                print(f"{line}; {baseline_text}", flush=True)
                 continue
             decompress = measured(["decompress", str(compressed), str(decoded), "--model", str(model), "--quiet"])
             if "refused" in decompress:
@@ -115,10 +117,8 @@ def main(argv=None) -> int:
                 if image.size != (args.width, args.height):
                     raise SystemExit(f"decoded {image.size}, expected {(args.width, args.height)}")
             row["decompress"] = decompress
-            print(f"{model} ({manifest['family']}): {args.width}x{args.height} = {pixels / 1e6:.1f} MP, "
-                  f"{row['bytes']} bytes ({row['bpp']:.4f} bpp); compress {compress['seconds']} s, peak "
-                  f"{compress['peak_rss_mib']} MiB; decompress {decompress['seconds']} s, peak "
-                  f"{decompress['peak_rss_mib']} MiB; baseline (info) {baseline['peak_rss_mib']} MiB", flush=True)
+            print(f"{line}; decompress {decompress['seconds']} s, peak {decompress['peak_rss_mib']} MiB; "
+                  f"{baseline_text}", flush=True)
     result = {"command": "python scripts/large_image.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "width": args.width, "height": args.height, "rows": rows}
     if args.out:

@@ -305,23 +305,12 @@ def _jpeg(size=(64, 64)) -> bytes:
     return sr.encode_base(np.full(size + (3,), 90, np.uint8), 50)
 
 
-def _forge_frame(data: bytes, marker: int = None, height: int = None, width: int = None) -> bytes:
-    from tfgc.codec import sr
-
-    frame = data.index(bytes([0xFF, sr.jpeg_frame(data)]))
-    data = bytearray(data)
-    if marker is not None:
-        data[frame + 1] = marker
-    if height is not None:
-        data[frame + 5:frame + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(data)
-
-
 def test_a_jpeg_base_too_short_for_its_size_or_not_huffman_coded_is_refused_before_its_pixels(monkeypatch, recwarn):
     from PIL import ImageFile
 
     from tfgc.codec import sr
     from tfgc.errors import FormatError
+    from tfgc.fuzz import jpeg_claiming
 
     assert sr.decode_base(_jpeg(), 64, 64).shape == (64, 64, 3)
     solid = _jpeg((2048, 2048))  # a real file of one colour: above the floor
@@ -332,9 +321,9 @@ def test_a_jpeg_base_too_short_for_its_size_or_not_huffman_coded_is_refused_befo
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", unread)
     with pytest.raises(FormatError, match=r"JPEG holds \d+ bytes; a 8000x12000 JPEG takes at least 187500$"):
-        sr.decode_base(_forge_frame(_jpeg(), height=12000, width=8000), 12000, 8000)
+        sr.decode_base(jpeg_claiming(_jpeg(), 12000, 8000), 12000, 8000)
     with pytest.raises(FormatError, match="not a baseline or progressive"):
-        sr.decode_base(_forge_frame(_jpeg(), marker=0xC9), 64, 64)  # arithmetic coded
+        sr.decode_base(jpeg_claiming(_jpeg(), 64, 64, marker=0xC9), 64, 64)  # arithmetic coded
     assert not recwarn.list  # Pillow's bomb warning above 89 megapixels: the file's size is under tfgc's cap
 
 

@@ -52,8 +52,8 @@ def test_fuzzed_files_end_in_format_errors_or_valid_images(fuzz_models):
     assert summary["categories"]["header bit flip, checksum fixed"].get("api decoded", 0) > 0
     # Sizes up to tfgc's real pixel cap, forged on files of a few dozen bytes, are decoded under that cap: refused
     assert summary["categories"]["image size up to the pixel cap"].get("api refused", 0) > 10
-    # Valid files of a few hundred bytes decode to megapixels; files forged to claim more than their bytes can hold
-    # are refused (before anything is decoded: tests/test_edges.py)
+    # Valid files of a few dozen bytes (sc) or kilobytes (sr) decode to megapixels; files forged to claim more than
+    # their bytes can hold are refused (before anything is decoded: tests/test_edges.py)
     assert summary["categories"]["small files for large pictures"]["api decoded"] == 2
     assert summary["categories"]["small files for large pictures, forged"]["api refused"] == 4
 

@@ -115,7 +115,7 @@ def seed_files(models: Dict[str, object]) -> Dict[str, bytes]:
     return seeds
 
 
-def _png_claiming(array: np.ndarray, height: int, width: int) -> bytes:
+def png_claiming(array: np.ndarray, height: int, width: int) -> bytes:
     """A greyscale PNG of `array` whose IHDR claims height x width (its CRC fixed)."""
     from PIL import Image
 
@@ -127,7 +127,7 @@ def _png_claiming(array: np.ndarray, height: int, width: int) -> bytes:
     return bytes(data)
 
 
-def _jpeg_claiming(data: bytes, height: int, width: int, marker: Optional[int] = None) -> bytes:
+def jpeg_claiming(data: bytes, height: int, width: int, marker: Optional[int] = None) -> bytes:
     """A JPEG whose start-of-frame claims height x width (and, given `marker`, another kind of frame)."""
     from tfgc.codec.sr import jpeg_frame
 
@@ -152,7 +152,7 @@ def large_pictures(models: Dict[str, object], seeds: Dict[str, bytes]) -> Iterat
     yield category, "sc", sc_file, cap
     header = bitstream.unpack(seeds["sc"])[0]
     for claimed in [(4000, 4000), (12_000, 14_000)]:
-        forged = bitstream.SelectiveSections("png", _png_claiming(one_class[:40, :56], *claimed), bitstream.MASK_NONE,
+        forged = bitstream.SelectiveSections("png", png_claiming(one_class[:40, :56], *claimed), bitstream.MASK_NONE,
                                              b"", b"")
         head = bitstream.Header("sc", header.flags, header.fingerprint, *claimed)
         yield f"{category}, forged", "sc", bitstream.pack(head, bitstream.pack_selective(forged)), cap
@@ -161,7 +161,7 @@ def large_pictures(models: Dict[str, object], seeds: Dict[str, bytes]) -> Iterat
     stored = bitstream.unpack_sr(payload)
     scale = stored.scale
     for claimed, marker in [((3000, 3000), None), ((10, 14), 0xC9)]:
-        base = _jpeg_claiming(stored.data, *claimed, marker)
+        base = jpeg_claiming(stored.data, *claimed, marker)
         head = bitstream.Header("sr", header.flags, header.fingerprint, claimed[0] * scale, claimed[1] * scale)
         data = bitstream.pack(head, bitstream.pack_sr(bitstream.SRPayload(stored.base, scale, stored.quality, base)))
         yield f"{category}, forged", "sr", data, cap

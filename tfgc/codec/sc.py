@@ -91,9 +91,9 @@ def decode_label_map(coder: str, data: bytes, height: int, width: int, classes: 
         raise FormatError("this file's label map is WebP coded and this Pillow has no WebP support")
     if coder == "context":
         return context_coder.decode(data, height, width, classes)
-    if coder == "png" and len(data) < png_minimum(height, width):
-        raise FormatError(f"label map's PNG holds {len(data)} bytes; a {width}x{height} map takes at least "
-                          f"{png_minimum(height, width)}")
+    minimum = png_minimum(height, width) if coder == "png" else 0
+    if len(data) < minimum:
+        raise FormatError(f"label map's PNG holds {len(data)} bytes; a {width}x{height} map takes at least {minimum}")
     array = _read_lossless(data, "label map", (width, height), {"png": "PNG", "webp": "WEBP", "jxl": "JXL"}[coder])
     if array.ndim == 3:  # WebP stores greyscale as RGB
         if not (np.all(array[..., 0] == array[..., 1]) and np.all(array[..., 0] == array[..., 2])):

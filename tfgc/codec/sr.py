@@ -131,7 +131,8 @@ def check_jpeg_base(data: bytes, height: int, width: int) -> None:
     frame = jpeg_frame(data)
     if frame not in _JPEG_HUFFMAN_FRAMES:
         raise FormatError("sr payload's JPEG is not a baseline or progressive (Huffman-coded) JPEG")
-    minimum = -(-(-(-height // 8) * -(-width // 8)) // 8)
+    blocks = -(-height // 8) * -(-width // 8)
+    minimum = -(-blocks // 8)  # bytes of one bit a block
     if len(data) < minimum:
         raise FormatError(f"sr payload's JPEG holds {len(data)} bytes; a {width}x{height} JPEG takes at least "
                           f"{minimum}")
