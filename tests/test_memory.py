@@ -18,11 +18,6 @@ from tfgc.models.store import save_model
 from tfgc.nn.layers import lower_bound
 
 
-def _resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _gradient_registrations() -> int:
     return len(ops._gradient_registry._registry)
 
