@@ -16,14 +16,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import os
 import random
 import sys
 
-
-def resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from tfgc.utils import resident_mib
 
 
 def main(argv=None) -> int:

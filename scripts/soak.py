@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from tfgc.utils import resident_mib
 
 
 def hostile(data: bytes, rng: random.Random):

@@ -103,10 +103,7 @@ from tfgc.codec.io import load_image
 from tfgc.data import bundled_images
 from tfgc.models import geometry
 from tfgc.models.store import load_model
-
-def resident_mib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from tfgc.utils import resident_mib
 
 directory = sys.argv[1]
 rng = np.random.default_rng(0)

@@ -91,10 +91,7 @@ def test_loading_gdn_models_again_and_again_keeps_memory_flat(tmp_path):
     """tensorflow-compression's GDN inside Keras' symbolic Sequential graph kept every built model alive (21 MiB per
     gc-tiny with GDN): tfgc's Sequentials run their layers eagerly instead."""
     from tfgc.models.store import save_model
-
-    def resident_mib():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    from tfgc.utils import resident_mib
 
     save_model(build_model(preset("gc-tiny").replace(normalization="gdn"), for_training=False), tmp_path / "gdn")
     for _ in range(3):  # allocator and tracing warm-up

@@ -142,6 +142,12 @@ def available_memory():
     return max(0, min(found)) if found else None
 
 
+def resident_mib() -> float:
+    """This process's resident set size now, in MiB (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

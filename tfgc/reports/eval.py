@@ -10,7 +10,7 @@ import numpy as np
 from tfgc import metrics
 from tfgc.models.store import model_label
 from tfgc.reports.measure import evaluate_model, inception_or_none, load_images, load_tfds, summarize
-from tfgc.reports.writer import command_line, environment, write_csv, write_json
+from tfgc.reports.writer import command_line, environment, model_record, write_csv, write_json
 from tfgc.utils import progress_bar, refuse_existing
 
 
@@ -33,7 +33,7 @@ def run_eval(args) -> int:
     if inception is not None:
         real_features = metrics.patch_features(inception, [im for _, im in images])
         summary.update(metrics.fid_kid(inception, real_features, reconstructions) or {})
-    result = {"command": command_line(args), "model": {**model.manifest, "directory": str(args.model)},
+    result = {"command": command_line(args), "model": model_record(args.model, model),
               "alpha": alpha if model.config.model.fidelity_control else None,
               "environment": started_in, "mean": summary, "images": [r.row() for r in rows]}
     write_json(out, result)

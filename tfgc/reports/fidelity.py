@@ -8,8 +8,8 @@ from typing import Dict, List
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import (crop_image_name, load_images, load_tfds, measure, Measurement, summarize,
                                  unique_model_labels)
-from tfgc.reports.writer import (environment, plot_panels, provenance, pyplot, Report, require_matplotlib,
-                                results_links, save_figure, training_summary)
+from tfgc.reports.writer import (environment, model_record, plot_panels, provenance, pyplot, Report,
+                                require_matplotlib, results_links, save_figure, training_summary)
 from tfgc.utils import progress_bar
 
 
@@ -62,7 +62,7 @@ def run_fidelity(args) -> int:
                      args.crop_size, f"{label}: {crop_name}, centre {{size}}x{{size}} crop; one file, decoded at "
                      "each alpha", report.asset(crop_files[label]), columns=3)
     _plot_fidelity(summaries, report.asset("alpha.png"))
-    entries = [{"label": label, "model": {**model.manifest, "directory": str(directory)},
+    entries = [{"label": label, "model": model_record(directory, model),
                 "mean": {f"{a:g}": s for a, s in summaries[label].items()},
                 "monotonic": monotonic_counts(rows[label])} for label, directory, model in models]
     result = report.result(models=entries, environment=started_in,

@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from tfgc.errors import TfgcError
-from tfgc.reports.writer import (environment, provenance, pyplot, Report, require_matplotlib, results_links,
-                                save_figure, training_summary)
+from tfgc.reports.writer import (environment, model_record, provenance, pyplot, Report, require_matplotlib,
+                                results_links, save_figure, training_summary)
 from tfgc.utils import progress_bar
 
 DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -130,7 +130,7 @@ def run_selective(args) -> int:
     if len(boxes) > 3:  # the figure keeps the smallest, middle and largest box
         boxes = [boxes[0], boxes[len(boxes) // 2], boxes[-1]]
     _plot_example(name, image, classes, boxes + by_class, m.label_set, report.asset("example.png"))
-    result = report.result(model={**model.manifest, "directory": str(args.model)}, downscale=downscale,
+    result = report.result(model=model_record(args.model, model), downscale=downscale,
                            environment=started_in, mean=summary, mean_not_in_training_set=unseen_summary, images=rows)
     table = _table(summary)
     if unseen_summary:

@@ -19,8 +19,8 @@ import numpy as np
 
 from tfgc.errors import TfgcError
 from tfgc.reports.measure import crop_image_name, evaluate_model, load_images, measure, summarize, unique_model_labels
-from tfgc.reports.writer import (environment, finish_rd_plot, plot_panels, provenance, pyplot, Report,
-                                 require_matplotlib, results_links, training_summary)
+from tfgc.reports.writer import (environment, finish_rd_plot, model_record, plot_panels, provenance, pyplot,
+                                 Report, require_matplotlib, results_links, training_summary)
 from tfgc.utils import progress_bar
 
 DEFAULT_QUALITIES = (30, 50, 75, 90)
@@ -115,7 +115,7 @@ def run_superres(args) -> int:
     _plot_crops(dict(images)[crop_name], crop_name, crops, args.crop_size, report.asset("crops.png"))
     result = report.result(environment=started_in, base=base, scale=scale, table_quality=table_quality,
                            qualities=qualities,
-                           models={label: {**model.manifest, "directory": str(d)}
+                           models={label: model_record(d, model)
                                    for d, (label, model) in zip(args.model, models)},
                            bench=args.bench, compare=compared, table=table, differences=differences, sweep=sweep,
                            images=rows)

@@ -174,6 +174,12 @@ def provenance(result) -> List[str]:
             f"Commit {env['commit']}."]
 
 
+def model_record(directory, model) -> dict:
+    """A report's record of a model: its manifest, then the folder as the command named it (last, so that no key of
+    a manifest can replace it)."""
+    return {**model.manifest, "directory": str(directory)}
+
+
 def write_json(path, data: dict) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), force=True)
 
